@@ -1,0 +1,260 @@
+//! `cairn-testenv`: the local test environment for people and the demo (`up`, `env`, `status`, `down`).
+//!
+//! `up` starts a detached supervisor (`serve`) that owns the processes, so they all stop together when it
+//! is told to (`down`) or dies.
+
+use std::{
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Command, ExitCode, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use futures::TryStreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Node};
+use kube::{Api, api::ListParams};
+use serde::Serialize;
+
+use cairn_tests::{EnvInfo, Environment, binaries::cache_dir, process::log_tail, shared::client_from};
+
+/// A local Kubernetes control plane and S3 server for Cairn's tests and demo.
+#[derive(Debug, Parser)]
+#[command(name = "cairn-testenv", version)]
+struct Cli {
+    /// The environment's state directory (certificates, kubeconfig, data, logs).
+    #[arg(long, global = true, env = "CAIRN_TESTENV_STATE")]
+    state: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Start the environment in the background and print how to reach it.
+    Up,
+    /// Stop the environment and remove its state.
+    Down,
+    /// Print the environment's KUBECONFIG, S3 endpoint and credentials.
+    Env {
+        /// `shell` prints export lines for `eval`.
+        #[arg(short = 'o', long, value_enum, default_value_t = EnvFormat::Shell)]
+        output: EnvFormat,
+    },
+    /// Show the cluster (version, nodes, namespaces) and the bucket's contents.
+    Status {
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t = StatusFormat::Table)]
+        output: StatusFormat,
+    },
+    /// Run the environment in the foreground until SIGTERM or SIGINT (what `up` starts).
+    #[command(hide = true)]
+    Serve,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum EnvFormat {
+    Shell,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum StatusFormat {
+    Table,
+    Json,
+}
+
+fn state_dir(cli: &Cli) -> PathBuf {
+    cli.state.clone().unwrap_or_else(|| cache_dir().join("env"))
+}
+
+fn serve_pid(state: &Path) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(state.join("serve.pid")).ok()?.trim().parse().ok()?;
+    Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+}
+
+fn up(state: &Path) -> anyhow::Result<()> {
+    if serve_pid(state).is_some() && state.join("env.json").exists() {
+        eprintln!("the environment in {} is already up", state.display());
+        return print_env(state, EnvFormat::Shell);
+    }
+    if state.exists() {
+        std::fs::remove_dir_all(state).with_context(|| format!("removing the old state in {}", state.display()))?;
+    }
+    std::fs::create_dir_all(state).with_context(|| format!("creating {}", state.display()))?;
+    let log_path = state.join("serve.log");
+    let log = std::fs::File::create(&log_path)?;
+    let mut command = Command::new(std::env::current_exe()?);
+    command.arg("--state").arg(state).arg("serve").stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+    detach(&mut command);
+    let mut child = command.spawn().context("starting the environment supervisor")?;
+    eprintln!("starting the test environment in {} ...", state.display());
+    let started = Instant::now();
+    while !state.join("env.json").exists() {
+        if let Some(status) = child.try_wait()? {
+            bail!("the environment did not start ({status}): {}", log_tail(&log_path, 3));
+        }
+        if started.elapsed() > Duration::from_secs(1800) {
+            bail!("the environment was not up after 30 min; see {}", log_path.display());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let info = EnvInfo::read(state)?;
+    eprintln!(
+        "up in {:.1} s (the control plane started in {:.1} s)",
+        started.elapsed().as_secs_f64(),
+        info.start_seconds
+    );
+    print_env(state, EnvFormat::Shell)
+}
+
+/// Puts the supervisor in a session of its own, so it outlives `up` and the terminal's Ctrl-C.
+#[allow(unsafe_code)]
+fn detach(command: &mut Command) {
+    // SAFETY: setsid is async-signal-safe and is the only call made between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+fn down(state: &Path) -> anyhow::Result<()> {
+    match serve_pid(state) {
+        Some(pid) => {
+            #[allow(unsafe_code)]
+            // SAFETY: kill(2) only sends a signal; it touches no memory of this process.
+            let sent = unsafe { libc::kill(pid, libc::SIGTERM) } == 0;
+            if sent {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            eprintln!("stopped the environment in {}", state.display());
+        }
+        None => eprintln!("no environment is running in {}", state.display()),
+    }
+    if state.exists() {
+        std::fs::remove_dir_all(state).with_context(|| format!("removing {}", state.display()))?;
+    }
+    Ok(())
+}
+
+fn serve(state: &Path) -> anyhow::Result<()> {
+    std::fs::write(state.join("serve.pid"), std::process::id().to_string())?;
+    let environment = Environment::start(state)?;
+    for (name, pid) in environment.processes() {
+        eprintln!("{name} running, pid {pid}");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        anyhow::Ok(())
+    })?;
+    eprintln!("stopping");
+    drop(environment);
+    Ok(())
+}
+
+fn print_env(state: &Path, format: EnvFormat) -> anyhow::Result<()> {
+    let info =
+        EnvInfo::read(state).with_context(|| format!("no environment is up in {}; run `up` first", state.display()))?;
+    match format {
+        EnvFormat::Json => println!("{}", serde_json::to_string_pretty(&info)?),
+        EnvFormat::Shell => {
+            let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+            for (key, value) in [
+                ("KUBECONFIG", info.kubeconfig.display().to_string()),
+                ("AWS_ACCESS_KEY_ID", info.s3_access_key_id.clone()),
+                ("AWS_SECRET_ACCESS_KEY", info.s3_secret_access_key.clone()),
+                ("AWS_REGION", info.s3_region.clone()),
+                ("CAIRN_S3_ENDPOINT", info.s3_endpoint.clone()),
+                ("CAIRN_S3_BUCKET", info.s3_bucket.clone()),
+                ("CAIRN_STORAGE", info.storage_url("")),
+                ("CAIRN_TESTENV", info.state_dir.display().to_string()),
+            ] {
+                println!("export {key}={}", quote(&value));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+struct Status {
+    kubernetes_version: String,
+    apiserver_url: String,
+    nodes: Vec<String>,
+    namespaces: Vec<String>,
+    bucket: String,
+    objects: Vec<String>,
+}
+
+async fn status(state: &Path, format: StatusFormat) -> anyhow::Result<()> {
+    let info =
+        EnvInfo::read(state).with_context(|| format!("no environment is up in {}; run `up` first", state.display()))?;
+    let client = client_from(&info.kubeconfig).await?;
+    let version = client.apiserver_version().await?;
+    let names = |items: Vec<kube::api::ObjectMeta>| items.into_iter().filter_map(|m| m.name).collect::<Vec<_>>();
+    let nodes = Api::<Node>::all(client.clone()).list_metadata(&ListParams::default()).await?;
+    let namespaces = Api::<Namespace>::all(client).list_metadata(&ListParams::default()).await?;
+    let store = info.open_bucket("")?;
+    let objects: Vec<String> = store
+        .objects()
+        .list(None)
+        .map_ok(|meta| format!("{} ({} bytes)", meta.location, meta.size))
+        .try_collect()
+        .await?;
+    let report = Status {
+        kubernetes_version: version.git_version,
+        apiserver_url: info.apiserver_url.clone(),
+        nodes: names(nodes.items.into_iter().map(|n| n.metadata).collect()),
+        namespaces: names(namespaces.items.into_iter().map(|n| n.metadata).collect()),
+        bucket: info.storage_url(""),
+        objects,
+    };
+    match format {
+        StatusFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        StatusFormat::Table => {
+            println!("Kubernetes {} at {}", report.kubernetes_version, report.apiserver_url);
+            println!("Nodes:      {}", if report.nodes.is_empty() { "none".into() } else { report.nodes.join(", ") });
+            println!("Namespaces: {}", report.namespaces.join(", "));
+            println!("Bucket {}: {} objects", report.bucket, report.objects.len());
+            for object in &report.objects {
+                println!("  {object}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let state = state_dir(&cli);
+    let result = match cli.command {
+        Cmd::Up => up(&state),
+        Cmd::Down => down(&state),
+        Cmd::Env { output } => print_env(&state, output),
+        Cmd::Status { output } => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(status(&state, output))),
+        Cmd::Serve => serve(&state),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("cairn-testenv: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The pinned component versions (`tests/env/versions.env`) and the cached binaries built from them.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use crate::EnvError;
+
+const VERSIONS_ENV: &str = include_str!("../env/versions.env");
+const BUILD_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/env/build-deps.sh");
+
+/// The versions of the components, as pinned in `tests/env/versions.env`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versions {
+    /// `k8s.io/kubernetes`, e.g. `v1.37.2`.
+    pub kubernetes: String,
+    /// `go.etcd.io/etcd/server/v3`, e.g. `v3.6.16`.
+    pub etcd: String,
+    /// The `s3s-fs` crate, e.g. `0.14.1`.
+    pub s3s_fs: String,
+}
+
+impl Versions {
+    /// The versions pinned in `tests/env/versions.env`.
+    pub fn pinned() -> Versions {
+        let value = |key: &str| {
+            VERSIONS_ENV
+                .lines()
+                .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+                .unwrap_or_else(|| panic!("tests/env/versions.env has no {key}"))
+                .trim()
+                .to_owned()
+        };
+        Versions {
+            kubernetes: value("KUBERNETES_VERSION"),
+            etcd: value("ETCD_VERSION"),
+            s3s_fs: value("S3S_FS_VERSION"),
+        }
+    }
+}
+
+/// The cache of built binaries: `$CAIRN_CACHE`, else `$XDG_CACHE_HOME/cairn`, else `~/.cache/cairn`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CAIRN_CACHE") {
+        return PathBuf::from(dir);
+    }
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("cairn")
+}
+
+/// Paths of the binaries the environment runs.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    /// kube-apiserver.
+    pub apiserver: PathBuf,
+    /// kube-controller-manager.
+    pub controller_manager: PathBuf,
+    /// kube-scheduler.
+    pub scheduler: PathBuf,
+    /// etcd.
+    pub etcd: PathBuf,
+    /// s3s-fs, the S3 server.
+    pub s3s_fs: PathBuf,
+}
+
+impl Binaries {
+    /// Where the binaries of `versions` are cached, built or not.
+    pub fn locate(versions: &Versions) -> Binaries {
+        let cache = cache_dir();
+        let kubernetes = cache.join(format!("kubernetes-{}/bin", versions.kubernetes));
+        Binaries {
+            apiserver: kubernetes.join("kube-apiserver"),
+            controller_manager: kubernetes.join("kube-controller-manager"),
+            scheduler: kubernetes.join("kube-scheduler"),
+            etcd: cache.join(format!("etcd-{}/bin/etcd", versions.etcd)),
+            s3s_fs: cache.join(format!("s3s-fs-{}/bin/s3s-fs", versions.s3s_fs)),
+        }
+    }
+
+    fn all(&self) -> [&Path; 5] {
+        [&self.apiserver, &self.controller_manager, &self.scheduler, &self.etcd, &self.s3s_fs]
+    }
+
+    /// The pinned binaries, built first by `tests/env/build-deps.sh` if any is missing from the cache.
+    pub fn ensure() -> Result<Binaries, EnvError> {
+        let binaries = Binaries::locate(&Versions::pinned());
+        if binaries.all().iter().all(|path| path.is_file()) {
+            return Ok(binaries);
+        }
+        let status = Command::new("bash")
+            .arg(BUILD_SCRIPT)
+            .status()
+            .map_err(|source| EnvError::Io { what: format!("running {BUILD_SCRIPT}"), source })?;
+        if !status.success() {
+            return Err(EnvError::Build { script: BUILD_SCRIPT, status });
+        }
+        if let Some(missing) = binaries.all().into_iter().find(|path| !path.is_file()) {
+            return Err(EnvError::Io {
+                what: format!("{BUILD_SCRIPT} succeeded but did not produce {}", missing.display()),
+                source: std::io::ErrorKind::NotFound.into(),
+            });
+        }
+        Ok(binaries)
+    }
+}
