@@ -1,7 +1,10 @@
 //! Storage locations: where backups live (an S3 bucket and prefix, or a local directory) and how to reach them.
 
+mod backups;
+mod layout;
 mod location;
 
+pub use layout::{BackupKeys, Compression, Layout};
 pub use location::{Location, S3Credentials, default_local_root};
 
 use std::sync::Arc;
@@ -29,6 +32,43 @@ pub enum StoreError {
         /// The client's reason.
         #[source]
         source: object_store::Error,
+    },
+    /// The location refused or failed a request.
+    #[error("storage location {location}: {problem}; {fix}")]
+    Access {
+        /// The location, as a URL.
+        location: String,
+        /// What went wrong, in words.
+        problem: &'static str,
+        /// What to do about it.
+        fix: &'static str,
+        /// The client's error.
+        #[source]
+        source: object_store::Error,
+    },
+    /// A key that must exist does not.
+    #[error("{key} does not exist in {location}")]
+    NotFound {
+        /// The key.
+        key: String,
+        /// The location.
+        location: String,
+    },
+    /// A create-only write found the key taken: nothing was overwritten.
+    #[error("{key} already exists in {location}; nothing was overwritten")]
+    AlreadyExists {
+        /// The key.
+        key: String,
+        /// The location.
+        location: String,
+    },
+    /// A stored file could not be parsed.
+    #[error("{key} is corrupt: {problem}")]
+    Corrupt {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        problem: String,
     },
     /// A local location's directory could not be created.
     #[error("cannot create the local storage directory {path}")]

@@ -1,0 +1,157 @@
+//! Listing objects page by page as raw JSON: each item's bytes are kept exactly as the API server sent them
+//! (with `apiVersion` and `kind` put back, which list responses leave out), and only the few fields that
+//! selection needs are parsed.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::discovery::ResourceType;
+
+/// Objects per LIST page (Velero's page size).
+pub const PAGE_SIZE: u32 = 500;
+
+/// One page of a LIST response, items unparsed.
+#[derive(Deserialize)]
+struct RawList<'a> {
+    #[serde(borrow, default)]
+    items: Vec<&'a RawValue>,
+    #[serde(default)]
+    metadata: ListMeta,
+}
+
+#[derive(Deserialize, Default)]
+struct ListMeta {
+    #[serde(rename = "continue", default)]
+    continue_token: Option<String>,
+}
+
+/// The fields of an object that selection and related-object discovery read.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Head {
+    api_version: Option<String>,
+    kind: Option<String>,
+    metadata: Meta,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Meta {
+    name: String,
+    namespace: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    deletion_timestamp: Option<String>,
+}
+
+/// One listed object.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// Its namespace, for namespaced types.
+    pub namespace: Option<String>,
+    /// Its name.
+    pub name: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Whether it is being deleted.
+    pub deleting: bool,
+    /// Its compact JSON, with `apiVersion` and `kind`.
+    pub json: Vec<u8>,
+}
+
+/// A parsed page.
+#[derive(Debug)]
+pub struct Page {
+    /// The objects.
+    pub items: Vec<Listed>,
+    /// Where the next page starts, if there is one.
+    pub continue_token: Option<String>,
+}
+
+/// The URL of one page of `resource_type` in `namespace` (or all), with an optional label selector.
+pub fn page_url(
+    resource_type: &ResourceType,
+    namespace: Option<&str>,
+    label_selector: Option<&str>,
+    continue_token: Option<&str>,
+) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("limit", &PAGE_SIZE.to_string());
+    if let Some(selector) = label_selector {
+        query.append_pair("labelSelector", selector);
+    }
+    if let Some(token) = continue_token {
+        query.append_pair("continue", token);
+    }
+    format!("{}?{}", resource_type.list_path(namespace), query.finish())
+}
+
+/// Parses a LIST response body.
+pub fn parse_page(resource_type: &ResourceType, body: &str) -> Result<Page, serde_json::Error> {
+    let list: RawList<'_> = serde_json::from_str(body)?;
+    let items = list.items.into_iter().map(|raw| parse_object(resource_type, raw.get())).collect::<Result<_, _>>()?;
+    Ok(Page { items, continue_token: list.metadata.continue_token.filter(|t| !t.is_empty()) })
+}
+
+/// Parses one object's JSON (from a list or a GET).
+pub fn parse_object(resource_type: &ResourceType, raw: &str) -> Result<Listed, serde_json::Error> {
+    let head: Head = serde_json::from_str(raw)?;
+    let json = if head.api_version.is_some() && head.kind.is_some() {
+        raw.as_bytes().to_vec()
+    } else {
+        // List items of built-in types carry neither; restore needs both. `raw` is a JSON object: `{...}`.
+        let body = raw.trim_start().strip_prefix('{').unwrap_or(raw);
+        let body = body.trim_start();
+        let separator = if body.starts_with('}') { "" } else { "," };
+        let head = serde_json::json!({"apiVersion": resource_type.api_version(), "kind": resource_type.kind}).to_string();
+        format!("{}{separator}{body}", &head[..head.len() - 1]).into_bytes()
+    };
+    Ok(Listed {
+        namespace: head.metadata.namespace,
+        name: head.metadata.name,
+        labels: head.metadata.labels,
+        deleting: head.metadata.deletion_timestamp.is_some(),
+        json,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn configmaps() -> ResourceType {
+        ResourceType {
+            group: String::new(),
+            version: "v1".into(),
+            resource: "configmaps".into(),
+            singular: "configmap".into(),
+            kind: "ConfigMap".into(),
+            namespaced: true,
+            short_names: vec!["cm".into()],
+        }
+    }
+
+    #[test]
+    fn list_items_get_api_version_and_kind_and_keep_their_bytes() {
+        let body = r#"{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"9","continue":"abc"},"items":[{"metadata":{"name":"a","namespace":"ns","labels":{"x":"y"}},"data":{"k":"v"}}]}"#;
+        let page = parse_page(&configmaps(), body).unwrap();
+        assert_eq!(page.continue_token.as_deref(), Some("abc"));
+        let item = &page.items[0];
+        assert_eq!((item.namespace.as_deref(), item.name.as_str()), (Some("ns"), "a"));
+        assert_eq!(item.labels["x"], "y");
+        assert_eq!(
+            std::str::from_utf8(&item.json).unwrap(),
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"ns","labels":{"x":"y"}},"data":{"k":"v"}}"#
+        );
+    }
+
+    #[test]
+    fn objects_that_carry_their_kind_are_untouched() {
+        let raw = r#"{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w","deletionTimestamp":"2026-01-01T00:00:00Z"}}"#;
+        let item = parse_object(&configmaps(), raw).unwrap();
+        assert_eq!(item.json, raw.as_bytes());
+        assert!(item.deleting);
+    }
+}

@@ -1,0 +1,18 @@
+//! Backups: collect the selected objects at their preferred versions and stream them into an archive in a
+//! storage location, then write the record that makes the backup exist.
+
+mod collect;
+mod engine;
+mod log;
+mod record;
+mod related;
+mod sink;
+
+pub use engine::{BackupError, BackupOutcome, BackupProgress, BackupRequest, run_backup, validate_name};
+pub use log::BackupLog;
+pub use record::{
+    API_VERSION, BackupRecord, BackupResults, BackupSpec, BackupStatus, Phase, Problem, Progress, RecordMeta,
+};
+
+/// Default TTL (Velero's): 30 days.
+pub const DEFAULT_TTL: &str = "720h0m0s";

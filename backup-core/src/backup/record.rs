@@ -1,0 +1,173 @@
+//! The backup record (`cairn-backup.json`): a Backup object in the shape of `cairn.dev/v1`, field names as in
+//! Velero's `velero.io/v1` Backup, plus what Cairn adds (the archive's checksums, the run id).
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::{archive::ArchiveSummary, selection::SelectionSpec, store::Compression};
+
+/// The record's apiVersion.
+pub const API_VERSION: &str = "cairn.dev/v1";
+
+/// A backup's lifecycle phase (Velero's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    /// Running.
+    InProgress,
+    /// Every selected object was saved.
+    Completed,
+    /// Saved, but some objects or types failed (see the errors).
+    PartiallyFailed,
+    /// Nothing usable was saved (see the failure reason).
+    Failed,
+}
+
+impl Phase {
+    /// The phase as shown to people.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::InProgress => "InProgress",
+            Phase::Completed => "Completed",
+            Phase::PartiallyFailed => "PartiallyFailed",
+            Phase::Failed => "Failed",
+        }
+    }
+}
+
+/// What to back up and how.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSpec {
+    /// Which objects.
+    #[serde(flatten)]
+    pub selection: SelectionSpec,
+    /// How long the backup is kept, as a Go duration (`720h0m0s`).
+    pub ttl: String,
+    /// The storage location, as a URL.
+    pub storage_location: String,
+    /// The archive's compression.
+    pub compression: Option<Compression>,
+}
+
+/// Object counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    /// Objects selected.
+    pub total_items: u64,
+    /// Objects written to the archive.
+    pub items_backed_up: u64,
+}
+
+/// Where a backup stands and what it produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStatus {
+    /// The phase.
+    pub phase: Phase,
+    /// The archive format version.
+    pub format_version: String,
+    /// The Cairn version that wrote the backup.
+    pub cairn_version: String,
+    /// Identifies this attempt's files (see `store::Layout::backup_keys`).
+    pub run: String,
+    /// When the backup started.
+    pub start_timestamp: Timestamp,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_timestamp: Option<Timestamp>,
+    /// When it may be garbage-collected: start + TTL.
+    pub expiration: Timestamp,
+    /// Counts.
+    pub progress: Progress,
+    /// Number of warnings.
+    pub warnings: u64,
+    /// Number of errors.
+    pub errors: u64,
+    /// Why the backup failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    /// The archive's size and checksums (absent when it failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<ArchiveSummary>,
+}
+
+/// Record metadata.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecordMeta {
+    /// The backup's name.
+    pub name: String,
+    /// Labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The stored record of one backup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupRecord {
+    /// Always [`API_VERSION`].
+    pub api_version: String,
+    /// Always `Backup`.
+    pub kind: String,
+    /// Name and labels.
+    pub metadata: RecordMeta,
+    /// What was asked for.
+    pub spec: BackupSpec,
+    /// What happened.
+    pub status: BackupStatus,
+}
+
+impl BackupRecord {
+    /// The backup's name.
+    pub fn name(&self) -> &str {
+        &self.metadata.name
+    }
+
+    /// The archive's compression.
+    pub fn compression(&self) -> Compression {
+        self.spec.compression.unwrap_or(Compression::Zstd)
+    }
+}
+
+/// A warning or error, with the object it concerns when there is one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Problem {
+    /// The resource type (`deployments.apps`), if the problem concerns one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// The namespace, if the problem concerns a namespaced object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The object's name, if the problem concerns one object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// What happened.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.resource, &self.namespace, &self.name) {
+            (Some(r), Some(ns), Some(n)) => write!(f, "{r} {ns}/{n}: {}", self.reason),
+            (Some(r), None, Some(n)) => write!(f, "{r} {n}: {}", self.reason),
+            (Some(r), _, None) => write!(f, "{r}: {}", self.reason),
+            _ => f.write_str(&self.reason),
+        }
+    }
+}
+
+/// The results file: counts per type, warnings and errors.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupResults {
+    /// Objects saved per resource type (`group-resource`).
+    pub counts: BTreeMap<String, u64>,
+    /// Warnings: something was left out but the backup is usable.
+    pub warnings: Vec<Problem>,
+    /// Errors: something selected could not be saved.
+    pub errors: Vec<Problem>,
+}

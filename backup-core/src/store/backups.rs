@@ -1,0 +1,173 @@
+//! Reading and writing backups in a location: records (create-only), streamed uploads, side files, listing
+//! and deletion. Keys come from [`Layout`].
+
+use std::io::Write;
+
+use bytes::Bytes;
+use flate2::{Compression as GzLevel, write::GzEncoder};
+use futures::{StreamExt, TryStreamExt};
+use object_store::{ObjectStoreExt, PutMode, PutOptions, buffered::BufWriter, path::Path};
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::{Layout, Store, StoreError};
+use crate::backup::BackupRecord;
+
+/// Part size of streamed uploads: S3's minimum, so memory stays small.
+const UPLOAD_PART_SIZE: usize = 5 * 1024 * 1024;
+/// Parts of one upload in flight at once.
+const UPLOAD_CONCURRENCY: usize = 2;
+/// Deletions in flight at once.
+const DELETE_CONCURRENCY: usize = 8;
+
+impl Store {
+    /// Turns an object-store error into one that names the location, the problem and the fix.
+    pub fn explain(&self, key: &Path, error: object_store::Error) -> StoreError {
+        let location = self.location().to_string();
+        let text = error.to_string();
+        let (problem, fix) = match &error {
+            object_store::Error::NotFound { .. } => return StoreError::NotFound { key: key.to_string(), location },
+            object_store::Error::AlreadyExists { .. } => {
+                return StoreError::AlreadyExists { key: key.to_string(), location };
+            }
+            object_store::Error::Unauthenticated { .. } | object_store::Error::PermissionDenied { .. } => {
+                ("access was denied", "check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or AWS_PROFILE)")
+            }
+            _ if text.contains("NoSuchBucket") => ("the bucket does not exist", "create the bucket or fix the URL"),
+            _ if text.contains("SignatureDoesNotMatch") || text.contains("InvalidAccessKeyId") => {
+                ("the credentials were refused", "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+            }
+            _ if text.contains("error sending request") || text.contains("connect") => {
+                ("the server cannot be reached", "check the endpoint and that the server is running")
+            }
+            _ => ("the request failed", "see the cause above and check the location"),
+        };
+        StoreError::Access { location, problem, fix, source: error }
+    }
+
+    /// Checks that the location answers (bucket present, credentials accepted) by listing its backups folder.
+    pub async fn check_reachable(&self) -> Result<(), StoreError> {
+        let dir = Layout.backups_dir();
+        self.objects().list_with_delimiter(Some(&dir)).await.map(drop).map_err(|e| self.explain(&dir, e))
+    }
+
+    /// The record of `name`, or `None` when no such backup exists.
+    pub async fn read_backup(&self, name: &str) -> Result<Option<BackupRecord>, StoreError> {
+        let key = Layout.backup_record(name);
+        match self.get_json(&key).await {
+            Ok(record) => Ok(Some(record)),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every backup's record, sorted by name. Folders without a readable record are skipped (a backup
+    /// exists only once its record does).
+    pub async fn list_backups(&self) -> Result<Vec<BackupRecord>, StoreError> {
+        let dir = Layout.backups_dir();
+        let listing = self.objects().list_with_delimiter(Some(&dir)).await.map_err(|e| self.explain(&dir, e))?;
+        let names: Vec<String> = listing.common_prefixes.iter().filter_map(|p| Layout.backup_of(p)).collect();
+        let records: Vec<Option<BackupRecord>> =
+            futures::stream::iter(names).map(|name| async move { self.read_backup(&name).await }).buffered(8).try_collect().await?;
+        let mut records: Vec<BackupRecord> = records.into_iter().flatten().collect();
+        records.sort_by(|a, b| a.name().cmp(b.name()));
+        Ok(records)
+    }
+
+    /// Writes `record` only if no record of that name exists: stored backups are never overwritten.
+    pub async fn create_record(&self, record: &BackupRecord) -> Result<(), StoreError> {
+        let key = Layout.backup_record(record.name());
+        let body = serde_json::to_vec_pretty(record).expect("records serialize");
+        let options = PutOptions { mode: PutMode::Create, ..Default::default() };
+        self.objects().put_opts(&key, body.into(), options).await.map(drop).map_err(|e| self.explain(&key, e))
+    }
+
+    /// A streamed upload to `key`: parts go up as they fill; `shutdown` completes it, `abort` cancels it.
+    pub fn upload(&self, key: &Path) -> BufWriter {
+        BufWriter::with_capacity(self.objects().clone(), key.clone(), UPLOAD_PART_SIZE)
+            .with_max_concurrency(UPLOAD_CONCURRENCY)
+    }
+
+    /// Writes `value` as gzip-compressed JSON.
+    pub async fn put_gzip_json<T: Serialize>(&self, key: &Path, value: &T) -> Result<(), StoreError> {
+        let mut encoder = GzEncoder::new(Vec::new(), GzLevel::default());
+        serde_json::to_writer(&mut encoder, value).expect("side files serialize");
+        let body = encoder.finish().expect("writing to memory cannot fail");
+        self.objects().put(key, body.into()).await.map(drop).map_err(|e| self.explain(key, e))
+    }
+
+    /// Writes gzip-compressed text.
+    pub async fn put_gzip_text(&self, key: &Path, text: &str) -> Result<(), StoreError> {
+        let mut encoder = GzEncoder::new(Vec::new(), GzLevel::default());
+        encoder.write_all(text.as_bytes()).expect("writing to memory cannot fail");
+        let body = encoder.finish().expect("writing to memory cannot fail");
+        self.objects().put(key, body.into()).await.map(drop).map_err(|e| self.explain(key, e))
+    }
+
+    /// Reads a whole object (for small files: records, side files).
+    pub async fn get_bytes(&self, key: &Path) -> Result<Bytes, StoreError> {
+        let result = self.objects().get(key).await.map_err(|e| self.explain(key, e))?;
+        result.bytes().await.map_err(|e| self.explain(key, e))
+    }
+
+    /// Reads and parses a JSON object.
+    pub async fn get_json<T: DeserializeOwned>(&self, key: &Path) -> Result<T, StoreError> {
+        let bytes = self.get_bytes(key).await?;
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt { key: key.to_string(), problem: e.to_string() })
+    }
+
+    /// Reads and parses a gzip-compressed JSON object.
+    pub async fn get_gzip_json<T: DeserializeOwned>(&self, key: &Path) -> Result<T, StoreError> {
+        let bytes = self.get_bytes(key).await?;
+        serde_json::from_reader(flate2::read::GzDecoder::new(bytes.as_ref()))
+            .map_err(|e| StoreError::Corrupt { key: key.to_string(), problem: e.to_string() })
+    }
+
+    /// Reads a gzip-compressed text object.
+    pub async fn get_gzip_text(&self, key: &Path) -> Result<String, StoreError> {
+        let bytes = self.get_bytes(key).await?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(bytes.as_ref()), &mut text)
+            .map_err(|e| StoreError::Corrupt { key: key.to_string(), problem: e.to_string() })?;
+        Ok(text)
+    }
+
+    /// An object's content as a stream of chunks.
+    pub async fn get_stream(
+        &self,
+        key: &Path,
+    ) -> Result<impl futures::Stream<Item = Result<Bytes, std::io::Error>> + use<>, StoreError> {
+        let result = self.objects().get(key).await.map_err(|e| self.explain(key, e))?;
+        Ok(result.into_stream().map_err(std::io::Error::other))
+    }
+
+    /// Deletes the given keys (missing ones are fine).
+    pub async fn delete_keys(&self, keys: &[Path]) -> Result<(), StoreError> {
+        futures::stream::iter(keys)
+            .map(|key| async move {
+                match self.objects().delete(key).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(self.explain(key, e)),
+                }
+            })
+            .buffer_unordered(DELETE_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    /// Deletes everything stored for backup `name`, the record last, and returns how many keys went.
+    pub async fn delete_backup(&self, name: &str) -> Result<usize, StoreError> {
+        let dir = Layout.backup_dir(name);
+        let record = Layout.backup_record(name);
+        let keys: Vec<Path> = self
+            .objects()
+            .list(Some(&dir))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(|e| self.explain(&dir, e))?;
+        let (records, data): (Vec<Path>, Vec<Path>) = keys.into_iter().partition(|k| *k == record);
+        self.delete_keys(&data).await?;
+        self.delete_keys(&records).await?;
+        Ok(data.len() + records.len())
+    }
+}
