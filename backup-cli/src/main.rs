@@ -1,24 +1,33 @@
 //! `cairn`: the command-line front end. Argument parsing and presentation only; the work is in `backup-core`.
 
+mod backup;
+mod connect;
 mod output;
+mod progress;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
+use connect::Connection;
 use output::OutputFormat;
 
 /// Kubernetes backup, restore and cluster maintenance.
 #[derive(Debug, Parser)]
 #[command(name = "cairn", version = backup_core::VERSION, about, propagate_version = true)]
 struct Cli {
+    #[command(flatten)]
+    connection: Connection,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create, list, inspect, verify and delete backups.
+    #[command(subcommand)]
+    Backup(Box<backup::BackupCommand>),
     /// Print the client's version.
     Version {
         /// Output format.
@@ -38,18 +47,26 @@ struct ClientVersion {
     version: &'static str,
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
+        Command::Backup(command) => backup::run(*command, &cli.connection).await,
         Command::Version { output } => {
             let report = VersionReport { client: ClientVersion { version: backup_core::VERSION } };
-            output.print(&report, |r| format!("Client:\n\tVersion: {}\n", r.client.version))
+            output.print(&report, |r| format!("Client:\n\tVersion: {}\n", r.client.version))?;
+            Ok(true)
         }
     }
 }
 
-fn main() -> ExitCode {
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG").unwrap_or_else(|_| "off".into()))
+        .init();
+    match run(Cli::parse()).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE

@@ -27,3 +27,24 @@ impl OutputFormat {
         Ok(())
     }
 }
+
+/// Rows aligned in columns, kubectl style.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let mut writer = tabwriter::TabWriter::new(Vec::new()).padding(3);
+    for row in rows {
+        let _ = writeln!(writer, "{}", row.join("\t"));
+    }
+    String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+/// A byte count for people: `512 B`, `3.2 KiB`, `41.0 MiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}

@@ -17,6 +17,7 @@ use crate::{
     binaries::{Binaries, Versions},
     pki::Pki,
     process::{Component, accepts_connections, free_port},
+    s3::S3Server,
 };
 
 /// The bucket every environment's S3 server starts with.
@@ -88,6 +89,7 @@ impl EnvInfo {
 pub struct Environment {
     info: EnvInfo,
     components: Vec<Component>,
+    s3: S3Server,
 }
 
 impl Environment {
@@ -98,7 +100,9 @@ impl Environment {
 
     /// Name and process id of every component, in start order.
     pub fn processes(&self) -> Vec<(&'static str, u32)> {
-        self.components.iter().map(|c| (c.name(), c.pid())).collect()
+        let mut processes: Vec<_> = self.components.iter().map(|c| (c.name(), c.pid())).collect();
+        processes.push(("s3s-fs", self.s3.pid()));
+        processes
     }
 
     /// Starts a fresh environment with its state in `state_dir` (which must not hold another environment's
@@ -113,15 +117,13 @@ impl Environment {
             let dir = state_dir.join(dir);
             std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
         }
-        let bucket_dir = state_dir.join("s3").join(BUCKET);
-        std::fs::create_dir_all(&bucket_dir).map_err(io(format!("creating {}", bucket_dir.display())))?;
         let pki = Pki::generate(&state_dir.join("pki"))?;
         let log = |name: &str| state_dir.join("logs").join(format!("{name}.log"));
         let path = |p: &Path| p.display().to_string();
         let mut components = Vec::new();
 
         // etcd and the S3 server need nothing else: start both, then wait for both.
-        let (etcd_port, peer_port, s3_port) = (free_port()?, free_port()?, free_port()?);
+        let (etcd_port, peer_port) = (free_port()?, free_port()?);
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
         let etcd_args = vec![
@@ -137,18 +139,9 @@ impl Environment {
             "--log-level=warn".into(),
         ];
         let mut etcd = Component::start("etcd", &binaries.etcd, &etcd_args, log("etcd"), vec![etcd_port, peer_port])?;
-        let secret_key = random_hex(20);
-        let s3_args = vec![
-            "--host=127.0.0.1".into(),
-            format!("--port={s3_port}"),
-            format!("--access-key={ACCESS_KEY_ID}"),
-            format!("--secret-key={secret_key}"),
-            path(&state_dir.join("s3")),
-        ];
-        let mut s3 = Component::start("s3s-fs", &binaries.s3s_fs, &s3_args, log("s3s-fs"), vec![s3_port])?;
+        let s3 = S3Server::start(&binaries, &state_dir.join("s3"), log("s3s-fs"), None)?;
         etcd.wait_until(Duration::from_secs(30), || etcd_healthy(etcd_port))?;
-        s3.wait_until(Duration::from_secs(30), || accepts_connections(s3_port))?;
-        components.extend([etcd, s3]);
+        components.push(etcd);
 
         let apiserver_port = free_port()?;
         let apiserver_url = format!("https://127.0.0.1:{apiserver_port}");
@@ -236,18 +229,18 @@ impl Environment {
             kubeconfig,
             apiserver_url,
             kubernetes_version: versions.kubernetes,
-            s3_endpoint: format!("http://127.0.0.1:{s3_port}"),
+            s3_endpoint: s3.endpoint.clone(),
             s3_bucket: BUCKET.into(),
             s3_region: REGION.into(),
             s3_access_key_id: ACCESS_KEY_ID.into(),
-            s3_secret_access_key: secret_key,
+            s3_secret_access_key: s3.secret_access_key.clone(),
             state_dir: state_dir.to_path_buf(),
             start_seconds: started.elapsed().as_secs_f64(),
         };
         let env_json = state_dir.join("env.json");
         let json = serde_json::to_vec_pretty(&info).expect("EnvInfo serializes");
         std::fs::write(&env_json, json).map_err(io(format!("writing {}", env_json.display())))?;
-        Ok(Environment { info, components })
+        Ok(Environment { info, components, s3 })
     }
 }
 
@@ -303,7 +296,7 @@ fn write_kubeconfig(path: &Path, server: &str, pki: &Pki) -> Result<(), EnvError
 }
 
 /// `bytes` random bytes from the kernel, as lowercase hex.
-pub(crate) fn random_hex(bytes: usize) -> String {
+pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)).expect("/dev/urandom is readable");
     buf.iter().map(|b| format!("{b:02x}")).collect()

@@ -8,10 +8,13 @@
 //! so tests run in parallel. People use the same code through the `cairn-testenv` binary
 //! (`tests/env/cairn-env up|env|status|down`).
 
+pub mod apply;
+pub mod archive_read;
 pub mod binaries;
 pub mod environment;
 pub mod pki;
 pub mod process;
+pub mod s3;
 pub mod shared;
 
 pub use environment::{EnvInfo, Environment};

@@ -85,7 +85,10 @@ mod tests {
     #[test]
     fn item_paths_follow_velero_layout() {
         assert_eq!(item_path("pods", Some("web"), "a"), "resources/pods/namespaces/web/a.json");
-        assert_eq!(item_path("clusterroles.rbac.authorization.k8s.io", None, "admin"), "resources/clusterroles.rbac.authorization.k8s.io/cluster/admin.json");
+        assert_eq!(
+            item_path("clusterroles.rbac.authorization.k8s.io", None, "admin"),
+            "resources/clusterroles.rbac.authorization.k8s.io/cluster/admin.json"
+        );
         assert_eq!(
             preferred_version_path("deployments.apps", "v1", Some("web"), "d"),
             "resources/deployments.apps/v1-preferredversion/namespaces/web/d.json"

@@ -130,7 +130,8 @@ impl<A: Write, M: Write> ArchiveWriter<A, M> {
         header.set_mtime(self.mtime);
         header.set_entry_type(tar::EntryType::Regular);
         self.tar.append_data(&mut header, path, data)?;
-        let entry = ManifestEntry { path: path.to_owned(), size: data.len() as u64, sha256: hex(&Sha256::digest(data)) };
+        let entry =
+            ManifestEntry { path: path.to_owned(), size: data.len() as u64, sha256: hex(&Sha256::digest(data)) };
         serde_json::to_writer(&mut self.manifest, &entry)?;
         self.manifest.write_all(b"\n")?;
         self.entries += 1;

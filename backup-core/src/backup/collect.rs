@@ -105,7 +105,8 @@ pub fn parse_object(resource_type: &ResourceType, raw: &str) -> Result<Listed, s
         let body = raw.trim_start().strip_prefix('{').unwrap_or(raw);
         let body = body.trim_start();
         let separator = if body.starts_with('}') { "" } else { "," };
-        let head = serde_json::json!({"apiVersion": resource_type.api_version(), "kind": resource_type.kind}).to_string();
+        let head =
+            serde_json::json!({"apiVersion": resource_type.api_version(), "kind": resource_type.kind}).to_string();
         format!("{}{separator}{body}", &head[..head.len() - 1]).into_bytes()
     };
     Ok(Listed {

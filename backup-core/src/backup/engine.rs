@@ -140,7 +140,14 @@ struct Shared<'a> {
 }
 
 impl Shared<'_> {
-    fn problem(&self, error: bool, resource_type: &ResourceType, namespace: Option<&str>, name: Option<&str>, reason: String) {
+    fn problem(
+        &self,
+        error: bool,
+        resource_type: &ResourceType,
+        namespace: Option<&str>,
+        name: Option<&str>,
+        reason: String,
+    ) {
         let problem = Problem {
             resource: Some(resource_type.group_resource()),
             namespace: namespace.map(str::to_owned),
@@ -219,7 +226,7 @@ fn not_found(error: &kube::Error) -> bool {
 }
 
 /// Lists one task page by page into the sink. False when the sink is gone.
-async fn run_list(client: &Client, shared: &Shared<'_>, task: ListTask<'_>) -> bool {
+async fn run_list(client: &Client, shared: &Shared<'_>, task: &ListTask<'_>) -> bool {
     let resource_type = task.resource_type;
     let selector = if is_namespace_type(resource_type) { None } else { shared.selection.server_label_selector() };
     let mut token: Option<String> = None;
@@ -299,21 +306,29 @@ async fn add_related(client: &Client, shared: &Shared<'_>, discovery: &Discovery
     };
     // Pods -> PVCs, then PVCs -> PVs (the new PVCs add volumes).
     if let Some(pvc) = type_of(kinds::PVC).filter(|t| selection.includes_resource(t)) {
-        let claims: Vec<_> =
-            shared.related.lock().expect("related lock").claims.iter().map(|(ns, n)| (Some(ns.clone()), n.clone())).collect();
+        let claims: Vec<_> = shared
+            .related
+            .lock()
+            .expect("related lock")
+            .claims
+            .iter()
+            .map(|(ns, n)| (Some(ns.clone()), n.clone()))
+            .collect();
         if !fetch_related(client, shared, pvc, pending(pvc, claims)).await {
             return false;
         }
     }
     if let Some(pv) = type_of(kinds::PV).filter(|t| selection.includes_related(t)) {
-        let volumes: Vec<_> = shared.related.lock().expect("related lock").volumes.iter().map(|n| (None, n.clone())).collect();
+        let volumes: Vec<_> =
+            shared.related.lock().expect("related lock").volumes.iter().map(|n| (None, n.clone())).collect();
         if !fetch_related(client, shared, pv, pending(pv, volumes)).await {
             return false;
         }
     }
     // ServiceAccounts -> ClusterRoleBindings naming them -> their ClusterRoles.
     let accounts = shared.related.lock().expect("related lock").service_accounts.clone();
-    if let (Some(crb), Some(role), false) = (type_of(kinds::CLUSTER_ROLE_BINDING), type_of(kinds::CLUSTER_ROLE), accounts.is_empty())
+    if let (Some(crb), Some(role), false) =
+        (type_of(kinds::CLUSTER_ROLE_BINDING), type_of(kinds::CLUSTER_ROLE), accounts.is_empty())
         && selection.includes_related(crb)
     {
         let mut roles = BTreeSet::new();
@@ -321,10 +336,20 @@ async fn add_related(client: &Client, shared: &Shared<'_>, discovery: &Discovery
         let mut token: Option<String> = None;
         loop {
             let url = page_url(crb, None, None, token.as_deref());
-            let page = match get_text(client, &url).await.map_err(|e| e.to_string()).and_then(|b| parse_page(crb, &b).map_err(|e| e.to_string())) {
+            let page = match get_text(client, &url)
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|b| parse_page(crb, &b).map_err(|e| e.to_string()))
+            {
                 Ok(page) => page,
                 Err(e) => {
-                    shared.problem(true, crb, None, None, format!("listing bindings of backed-up service accounts failed: {e}"));
+                    shared.problem(
+                        true,
+                        crb,
+                        None,
+                        None,
+                        format!("listing bindings of backed-up service accounts failed: {e}"),
+                    );
                     break;
                 }
             };
@@ -346,7 +371,9 @@ async fn add_related(client: &Client, shared: &Shared<'_>, discovery: &Discovery
         if !shared.send(crb, bindings).await {
             return false;
         }
-        if selection.includes_related(role) && !fetch_related(client, shared, role, pending(role, roles.into_iter().map(|r| (None, r)).collect())).await {
+        if selection.includes_related(role)
+            && !fetch_related(client, shared, role, pending(role, roles.into_iter().map(|r| (None, r)).collect())).await
+        {
             return false;
         }
     }
@@ -391,7 +418,10 @@ pub async fn run_backup(
     let selection = Selection::compile(&request.spec.selection, &discovery)?;
     let mut results = BackupResults::default();
     for warning in &discovery.warnings {
-        let reason = format!("API group {} could not be read; its types are not backed up: {}", warning.group_version, warning.reason);
+        let reason = format!(
+            "API group {} could not be read; its types are not backed up: {}",
+            warning.group_version, warning.reason
+        );
         log.warn(&reason);
         results.warnings.push(Problem { resource: None, namespace: None, name: None, reason });
     }
@@ -406,11 +436,18 @@ pub async fn run_backup(
     if let Some(namespaces) = discovery.by_group_resource("namespaces") {
         let mut token = None;
         loop {
-            let body = get_text(client, &page_url(namespaces, None, None, token.as_deref()))
-                .await
-                .map_err(|e| BackupError::Failed { name: name.clone(), reason: format!("listing namespaces failed: {e}"), recorded: false })?;
-            let page = parse_page(namespaces, &body)
-                .map_err(|e| BackupError::Failed { name: name.clone(), reason: format!("unreadable namespace list: {e}"), recorded: false })?;
+            let body = get_text(client, &page_url(namespaces, None, None, token.as_deref())).await.map_err(|e| {
+                BackupError::Failed {
+                    name: name.clone(),
+                    reason: format!("listing namespaces failed: {e}"),
+                    recorded: false,
+                }
+            })?;
+            let page = parse_page(namespaces, &body).map_err(|e| BackupError::Failed {
+                name: name.clone(),
+                reason: format!("unreadable namespace list: {e}"),
+                recorded: false,
+            })?;
             excluded_namespaces.extend(page.items.into_iter().filter(|n| excluded_by_label(&n.labels)).map(|n| n.name));
             match page.continue_token {
                 Some(next) => token = Some(next),
@@ -473,11 +510,13 @@ pub async fn run_backup(
         })
     };
     let collected = {
-        let lists = stream::iter(tasks)
-            .map(|task| async {
-                let alive = run_list(client, &shared, task).await;
+        // Indices, not tasks, go through the stream: closures over borrowed tasks would not be provably Send.
+        let (tasks, shared, report) = (&tasks, &shared, &report);
+        let lists = stream::iter(0..tasks.len())
+            .map(|index| async move {
+                let alive = run_list(client, shared, &tasks[index]).await;
                 shared.lists_done.fetch_add(1, Ordering::Relaxed);
-                report(&shared);
+                report(shared);
                 alive
             })
             .buffer_unordered(CONCURRENT_LISTS)
@@ -485,11 +524,11 @@ pub async fn run_backup(
         let ticker = async {
             loop {
                 tokio::time::sleep(Duration::from_millis(250)).await;
-                report(&shared);
+                report(shared);
             }
         };
         let alive = tokio::select! { alive = lists => alive, () = ticker => unreachable!("the ticker never ends") };
-        alive && add_related(client, &shared, &discovery).await
+        alive && add_related(client, shared, &discovery).await
     };
     let Shared { sender, results, log, items, .. } = shared;
     drop(sender);
@@ -585,7 +624,13 @@ fn report_final(progress: &watch::Sender<BackupProgress>, items: u64, bytes: u64
 }
 
 fn attempt_keys(keys: &crate::store::BackupKeys) -> Vec<object_store::path::Path> {
-    vec![keys.archive.clone(), keys.manifest.clone(), keys.results.clone(), keys.resource_list.clone(), keys.log.clone()]
+    vec![
+        keys.archive.clone(),
+        keys.manifest.clone(),
+        keys.results.clone(),
+        keys.resource_list.clone(),
+        keys.log.clone(),
+    ]
 }
 
 /// Ends a started backup as Failed: removes this attempt's data, keeps its log, and writes a Failed

@@ -3,12 +3,17 @@
 
 mod collect;
 mod engine;
+mod inspect;
 mod log;
 mod record;
 mod related;
 mod sink;
 
 pub use engine::{BackupError, BackupOutcome, BackupProgress, BackupRequest, run_backup, validate_name};
+pub use inspect::{
+    InspectError, Verification, archive_stream, backup_keys, download_archive, find_backup, read_log,
+    read_resource_list, read_results, verify_backup,
+};
 pub use log::BackupLog;
 pub use record::{
     API_VERSION, BackupRecord, BackupResults, BackupSpec, BackupStatus, Phase, Problem, Progress, RecordMeta,

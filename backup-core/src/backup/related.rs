@@ -119,7 +119,8 @@ impl Related {
                 }
             }
             kinds::PVC => {
-                if let Ok(ClaimLike { spec: ClaimSpecLike { volume_name: Some(volume) } }) = serde_json::from_slice(json)
+                if let Ok(ClaimLike { spec: ClaimSpecLike { volume_name: Some(volume) } }) =
+                    serde_json::from_slice(json)
                     && !volume.is_empty()
                 {
                     self.volumes.insert(volume);
@@ -136,9 +137,9 @@ impl Related {
 
     /// Whether an object of a tracked type is already in the archive.
     pub fn is_written(&self, group_resource: &str, namespace: Option<&str>, name: &str) -> bool {
-        Related::tracks(group_resource).and_then(|k| self.written.get(k)).is_some_and(|set| {
-            set.contains(&(namespace.map(str::to_owned), name.to_owned()))
-        })
+        Related::tracks(group_resource)
+            .and_then(|k| self.written.get(k))
+            .is_some_and(|set| set.contains(&(namespace.map(str::to_owned), name.to_owned())))
     }
 }
 

@@ -10,7 +10,8 @@ use super::SelectionError;
 
 /// Parses kubectl's selector syntax into a `LabelSelector`.
 pub fn parse_label_selector(text: &str) -> Result<LabelSelector, SelectionError> {
-    let invalid = |problem: &str| SelectionError::LabelSelector { selector: text.to_owned(), problem: problem.to_owned() };
+    let invalid =
+        |problem: &str| SelectionError::LabelSelector { selector: text.to_owned(), problem: problem.to_owned() };
     let mut match_labels = BTreeMap::new();
     let mut expressions = Vec::new();
     for term in split_terms(text) {
@@ -21,7 +22,11 @@ pub fn parse_label_selector(text: &str) -> Result<LabelSelector, SelectionError>
         let requirement = |key: &str, operator: &str, values: Option<Vec<String>>| {
             let key = key.trim();
             check_key(key).map_err(|p| invalid(&p))?;
-            Ok::<_, SelectionError>(LabelSelectorRequirement { key: key.to_owned(), operator: operator.to_owned(), values })
+            Ok::<_, SelectionError>(LabelSelectorRequirement {
+                key: key.to_owned(),
+                operator: operator.to_owned(),
+                values,
+            })
         };
         if let Some(key) = term.strip_prefix('!') {
             expressions.push(requirement(key, "DoesNotExist", None)?);
@@ -35,7 +40,9 @@ pub fn parse_label_selector(text: &str) -> Result<LabelSelector, SelectionError>
             let values = values.split(',').map(|v| v.trim().to_owned()).collect();
             expressions.push(requirement(key, operator, Some(values))?);
         } else if term.contains(['(', ')', ' ']) {
-            return Err(invalid(&format!("cannot read {term:?}; use key=value, key!=value, key in (a,b), key notin (a,b), key or !key")));
+            return Err(invalid(&format!(
+                "cannot read {term:?}; use key=value, key!=value, key in (a,b), key notin (a,b), key or !key"
+            )));
         } else {
             expressions.push(requirement(term, "Exists", None)?);
         }

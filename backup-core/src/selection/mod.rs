@@ -83,10 +83,8 @@ impl NamespaceFilter {
             patterns
                 .iter()
                 .map(|p| {
-                    Pattern::new(p.trim()).map_err(|e| SelectionError::NamespacePattern {
-                        pattern: p.clone(),
-                        problem: e.msg.to_owned(),
-                    })
+                    Pattern::new(p.trim())
+                        .map_err(|e| SelectionError::NamespacePattern { pattern: p.clone(), problem: e.msg.to_owned() })
                 })
                 .collect::<Result<Vec<_>, _>>()
         };
@@ -326,7 +324,8 @@ mod tests {
 
     #[test]
     fn unknown_resources_are_reported_not_fatal() {
-        let selection = select(SelectionSpec { included_resources: vec!["pods".into(), "widgets".into()], ..Default::default() });
+        let selection =
+            select(SelectionSpec { included_resources: vec!["pods".into(), "widgets".into()], ..Default::default() });
         assert_eq!(selection.unknown_resources, ["widgets"]);
         assert!(selection.includes_type(&named(&discovery(), "pods")));
         assert!(!selection.includes_type(&named(&discovery(), "deployments.apps")));

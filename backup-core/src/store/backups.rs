@@ -41,7 +41,7 @@ impl Store {
             }
             _ => ("the request failed", "see the cause above and check the location"),
         };
-        StoreError::Access { location, problem, fix, source: error }
+        StoreError::Access { location, problem, fix, source: Box::new(error) }
     }
 
     /// Checks that the location answers (bucket present, credentials accepted) by listing its backups folder.
@@ -66,8 +66,11 @@ impl Store {
         let dir = Layout.backups_dir();
         let listing = self.objects().list_with_delimiter(Some(&dir)).await.map_err(|e| self.explain(&dir, e))?;
         let names: Vec<String> = listing.common_prefixes.iter().filter_map(|p| Layout.backup_of(p)).collect();
-        let records: Vec<Option<BackupRecord>> =
-            futures::stream::iter(names).map(|name| async move { self.read_backup(&name).await }).buffered(8).try_collect().await?;
+        let records: Vec<Option<BackupRecord>> = futures::stream::iter(names)
+            .map(|name| async move { self.read_backup(&name).await })
+            .buffered(8)
+            .try_collect()
+            .await?;
         let mut records: Vec<BackupRecord> = records.into_iter().flatten().collect();
         records.sort_by(|a, b| a.name().cmp(b.name()));
         Ok(records)
@@ -142,11 +145,11 @@ impl Store {
 
     /// Deletes the given keys (missing ones are fine).
     pub async fn delete_keys(&self, keys: &[Path]) -> Result<(), StoreError> {
-        futures::stream::iter(keys)
+        futures::stream::iter(keys.iter().cloned())
             .map(|key| async move {
-                match self.objects().delete(key).await {
+                match self.objects().delete(&key).await {
                     Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                    Err(e) => Err(self.explain(key, e)),
+                    Err(e) => Err(self.explain(&key, e)),
                 }
             })
             .buffer_unordered(DELETE_CONCURRENCY)

@@ -1,8 +1,8 @@
 //! Storage location URLs (`s3://bucket/prefix?endpoint=..&region=..`, `file:///path`) and opening them.
 
-use std::{fmt, path::PathBuf, str::FromStr, sync::Arc};
+use std::{fmt, path::PathBuf, str::FromStr, sync::Arc, time::Duration};
 
-use object_store::{ObjectStore, aws::AmazonS3Builder, local::LocalFileSystem, prefix::PrefixStore};
+use object_store::{ObjectStore, RetryConfig, aws::AmazonS3Builder, local::LocalFileSystem, prefix::PrefixStore};
 use url::Url;
 
 use super::{Store, StoreError};
@@ -61,6 +61,12 @@ pub fn default_local_root() -> PathBuf {
     data.join("cairn/storage")
 }
 
+/// Retries of failed S3 requests: a few quick ones, so an outage fails a backup in seconds rather than
+/// minutes (the backup is then recorded as Failed, never half-written).
+fn retry_config() -> RetryConfig {
+    RetryConfig { max_retries: 3, retry_timeout: Duration::from_secs(30), ..RetryConfig::default() }
+}
+
 impl Location {
     /// The embedded default: a local directory (see [`default_local_root`]).
     pub fn default_local() -> Self {
@@ -72,7 +78,7 @@ impl Location {
     pub fn open(&self, credentials: Option<&S3Credentials>) -> Result<Store, StoreError> {
         let objects: Arc<dyn ObjectStore> = match self {
             Location::S3 { bucket, prefix, endpoint, region } => {
-                let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+                let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket).with_retry(retry_config());
                 if let Some(endpoint) = endpoint {
                     builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
                 }
@@ -87,13 +93,15 @@ impl Location {
                         .with_access_key_id(&credentials.access_key_id)
                         .with_secret_access_key(&credentials.secret_access_key);
                 }
-                let s3 = builder.build().map_err(|source| StoreError::Open { location: self.to_string(), source })?;
+                let s3 = builder
+                    .build()
+                    .map_err(|source| StoreError::Open { location: self.to_string(), source: Box::new(source) })?;
                 if prefix.is_empty() { Arc::new(s3) } else { Arc::new(PrefixStore::new(s3, prefix.as_str())) }
             }
             Location::Local { root } => {
                 std::fs::create_dir_all(root).map_err(|source| StoreError::CreateDir { path: root.clone(), source })?;
                 let local = LocalFileSystem::new_with_prefix(root)
-                    .map_err(|source| StoreError::Open { location: self.to_string(), source })?;
+                    .map_err(|source| StoreError::Open { location: self.to_string(), source: Box::new(source) })?;
                 Arc::new(local)
             }
         };

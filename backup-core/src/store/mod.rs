@@ -31,7 +31,7 @@ pub enum StoreError {
         location: String,
         /// The client's reason.
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     /// The location refused or failed a request.
     #[error("storage location {location}: {problem}; {fix}")]
@@ -44,7 +44,7 @@ pub enum StoreError {
         fix: &'static str,
         /// The client's error.
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     /// A key that must exist does not.
     #[error("{key} does not exist in {location}")]

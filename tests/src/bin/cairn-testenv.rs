@@ -17,7 +17,9 @@ use k8s_openapi::api::core::v1::{Namespace, Node};
 use kube::{Api, api::ListParams};
 use serde::Serialize;
 
-use cairn_tests::{EnvInfo, Environment, binaries::cache_dir, process::log_tail, shared::client_from};
+use cairn_tests::{
+    EnvInfo, Environment, apply::apply_manifests, binaries::cache_dir, process::log_tail, shared::client_from,
+};
 
 /// A local Kubernetes control plane and S3 server for Cairn's tests and demo.
 #[derive(Debug, Parser)]
@@ -47,6 +49,15 @@ enum Cmd {
         /// Output format.
         #[arg(short = 'o', long, value_enum, default_value_t = StatusFormat::Table)]
         output: StatusFormat,
+    },
+    /// Apply manifests (multi-document YAML) to the cluster, CRDs first, like `kubectl apply -f`.
+    Apply {
+        /// The manifest file; `-` reads standard input.
+        #[arg(short = 'f', long)]
+        file: PathBuf,
+        /// Replace the word NAMESPACE in the manifests with this namespace.
+        #[arg(long)]
+        namespace: Option<String>,
     },
     /// Run the environment in the foreground until SIGTERM or SIGINT (what `up` starts).
     #[command(hide = true)]
@@ -236,6 +247,28 @@ async fn status(state: &Path, format: StatusFormat) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn apply(state: &Path, file: &Path, namespace: Option<&str>) -> anyhow::Result<()> {
+    let info =
+        EnvInfo::read(state).with_context(|| format!("no environment is up in {}; run `up` first", state.display()))?;
+    let mut yaml = if file == Path::new("-") {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
+    };
+    if let Some(namespace) = namespace {
+        yaml = yaml.replace("NAMESPACE", namespace);
+    }
+    let client = client_from(&info.kubeconfig).await?;
+    for applied in apply_manifests(&client, &yaml).await? {
+        let name = match &applied.namespace {
+            Some(ns) => format!("{ns}/{}", applied.name),
+            None => applied.name.clone(),
+        };
+        println!("{} {name} applied", applied.kind);
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let state = state_dir(&cli);
@@ -249,6 +282,11 @@ fn main() -> ExitCode {
             .map_err(anyhow::Error::from)
             .and_then(|runtime| runtime.block_on(status(&state, output))),
         Cmd::Serve => serve(&state),
+        Cmd::Apply { file, namespace } => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(apply(&state, &file, namespace.as_deref()))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,195 @@
+//! Reading stored backups back: their files, verification of the archive against the record and the
+//! manifest, and download of the archive.
+
+use std::collections::BTreeMap;
+
+use futures::{Stream, TryStreamExt};
+use tokio::io::AsyncWrite;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use super::{BackupRecord, BackupResults, Phase};
+use crate::{
+    archive::{VerifyProblem, VerifyReport, verify},
+    store::{BackupKeys, Layout, Store, StoreError},
+};
+
+/// Why a stored backup could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    /// No record of that name.
+    #[error("no backup named {name:?} in {location}; `cairn backup get` lists the backups there")]
+    NotFound {
+        /// The name.
+        name: String,
+        /// The location.
+        location: String,
+    },
+    /// The backup failed and has no archive.
+    #[error("backup {name:?} is {phase}; it has no archive{}", reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default())]
+    NoArchive {
+        /// The name.
+        name: String,
+        /// Its phase.
+        phase: &'static str,
+        /// Its failure reason.
+        reason: Option<String>,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Reading the archive failed.
+    #[error("reading the archive failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The record of `name`, or a NotFound error that says how to list backups.
+pub async fn find_backup(store: &Store, name: &str) -> Result<BackupRecord, InspectError> {
+    store
+        .read_backup(name)
+        .await?
+        .ok_or_else(|| InspectError::NotFound { name: name.to_owned(), location: store.location().to_string() })
+}
+
+/// The keys of a backup's files.
+pub fn backup_keys(record: &BackupRecord) -> BackupKeys {
+    Layout.backup_keys(record.name(), &record.status.run, record.compression())
+}
+
+fn require_archive(record: &BackupRecord) -> Result<(), InspectError> {
+    if record.status.archive.is_some() {
+        return Ok(());
+    }
+    Err(InspectError::NoArchive {
+        name: record.name().to_owned(),
+        phase: record.status.phase.as_str(),
+        reason: record.status.failure_reason.clone(),
+    })
+}
+
+/// The backup's log.
+pub async fn read_log(store: &Store, record: &BackupRecord) -> Result<String, InspectError> {
+    Ok(store.get_gzip_text(&backup_keys(record).log).await?)
+}
+
+/// The backup's results (counts, warnings, errors).
+pub async fn read_results(store: &Store, record: &BackupRecord) -> Result<BackupResults, InspectError> {
+    if record.status.phase == Phase::Failed {
+        return Ok(BackupResults::default());
+    }
+    Ok(store.get_gzip_json(&backup_keys(record).results).await?)
+}
+
+/// The backup's resource list: `{"<apiVersion>/<Kind>": ["ns/name", ...]}`.
+pub async fn read_resource_list(
+    store: &Store,
+    record: &BackupRecord,
+) -> Result<BTreeMap<String, Vec<String>>, InspectError> {
+    require_archive(record)?;
+    Ok(store.get_gzip_json(&backup_keys(record).resource_list).await?)
+}
+
+/// The outcome of `cairn backup verify`.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verification {
+    /// The backup.
+    pub name: String,
+    /// What the archive read showed.
+    pub report: VerifyReport,
+    /// Every mismatch: the record's checksums, then the entries.
+    pub problems: Vec<VerifyProblem>,
+}
+
+impl Verification {
+    /// Whether the archive is exactly what was written.
+    pub fn is_sound(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Streams the archive and its manifest once and checks them against the record's checksums and each
+/// other, entry by entry. Memory stays flat whatever the archive's size.
+pub async fn verify_backup(store: &Store, name: &str) -> Result<Verification, InspectError> {
+    let record = find_backup(store, name).await?;
+    require_archive(&record)?;
+    let expected = record.status.archive.clone().expect("checked above");
+    let keys = backup_keys(&record);
+    let mut problems = Vec::new();
+    let archive = store.get_stream(&keys.archive).await;
+    let manifest = store.get_stream(&keys.manifest).await;
+    let (archive, manifest) = match (archive, manifest) {
+        (Ok(a), Ok(m)) => (a, m),
+        (a, m) => {
+            for (result, key) in [(a.err(), &keys.archive), (m.err(), &keys.manifest)] {
+                if let Some(error) = result {
+                    problems.push(VerifyProblem { path: key.to_string(), problem: error.to_string() });
+                }
+            }
+            let report = VerifyReport {
+                entries_checked: 0,
+                archive_size: 0,
+                archive_sha256: String::new(),
+                manifest_sha256: String::new(),
+                problems: vec![],
+            };
+            return Ok(Verification { name: name.to_owned(), report, problems });
+        }
+    };
+    let compression = record.compression();
+    let report = tokio::task::spawn_blocking(move || {
+        verify(
+            SyncIoBridge::new(StreamReader::new(archive)),
+            SyncIoBridge::new(StreamReader::new(manifest)),
+            compression,
+        )
+    })
+    .await
+    .map_err(std::io::Error::other)?
+    .map_err(|e| std::io::Error::other(e.to_string()))?;
+    if report.archive_size != expected.size || report.archive_sha256 != expected.sha256 {
+        problems.push(VerifyProblem {
+            path: keys.archive.to_string(),
+            problem: format!(
+                "the stored archive is {} bytes with SHA-256 {}, the record says {} bytes with {}",
+                report.archive_size, report.archive_sha256, expected.size, expected.sha256
+            ),
+        });
+    }
+    if report.manifest_sha256 != expected.manifest_sha256 {
+        problems.push(VerifyProblem {
+            path: keys.manifest.to_string(),
+            problem: format!(
+                "the manifest's SHA-256 is {}, the record says {}",
+                report.manifest_sha256, expected.manifest_sha256
+            ),
+        });
+    }
+    if report.entries_checked != expected.entries && report.problems.is_empty() {
+        problems.push(VerifyProblem {
+            path: keys.archive.to_string(),
+            problem: format!("{} entries read, the record says {}", report.entries_checked, expected.entries),
+        });
+    }
+    problems.extend(report.problems.iter().cloned());
+    Ok(Verification { name: name.to_owned(), report, problems })
+}
+
+/// The archive's content as a byte stream, for downloads.
+pub async fn archive_stream(
+    store: &Store,
+    record: &BackupRecord,
+) -> Result<impl Stream<Item = Result<bytes::Bytes, std::io::Error>> + use<>, InspectError> {
+    require_archive(record)?;
+    Ok(store.get_stream(&backup_keys(record).archive).await?)
+}
+
+/// Copies the archive into `out` and returns the bytes copied.
+pub async fn download_archive(
+    store: &Store,
+    record: &BackupRecord,
+    out: &mut (impl AsyncWrite + Unpin),
+) -> Result<u64, InspectError> {
+    let stream = archive_stream(store, record).await?;
+    let mut reader = StreamReader::new(stream.map_err(std::io::Error::other));
+    Ok(tokio::io::copy(&mut reader, out).await?)
+}
