@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Cairn's main job, end to end, on a throwaway local cluster: brings up a real control plane and S3 server
-# on loopback, shows the cluster and the (empty) bucket, and takes everything down again at the end.
-# With --keep the environment stays up; stop it with: tests/env/cairn-env --state DIR down
+# Cairn's main job, end to end, on a throwaway local cluster: brings up a real control plane (etcd,
+# kube-apiserver, kube-controller-manager, kube-scheduler) on loopback, loads the seed's sample workloads,
+# backs them up into the embedded default storage (a local directory) and shows what was saved.
+# Everything but the backup goes away at the end; with --keep the cluster stays up too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 keep=false
@@ -11,18 +12,32 @@ bash tests/env/build-deps.sh
 echo "== building cairn"
 cargo build --quiet -p backup-cli -p cairn-tests --bin cairn --bin cairn-testenv
 testenv=target/debug/cairn-testenv
+cairn=target/debug/cairn
 state=$(mktemp -d -t cairn-demo.XXXXXX)
 if [ "$keep" = false ]; then
   trap '"$testenv" --state "$state" down' EXIT
 fi
 
-echo "== starting a local cluster (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) and an S3 server"
+echo "== starting a local cluster and an S3 server on loopback"
 "$testenv" --state "$state" up >/dev/null
 eval "$("$testenv" --state "$state" env)"
-echo "== the cluster and the bucket"
+# The demo uses the embedded default storage, not the environment's S3 bucket.
+unset CAIRN_STORAGE
 "$testenv" --state "$state" status
-echo "== cairn"
-target/debug/cairn version
+
+echo "== loading the sample workloads into namespace shop"
+"$testenv" --state "$state" apply -f tests/fixtures/sample-workloads.yaml --namespace shop
+
+name="demo-$(date -u +%Y%m%d%H%M%S)"
+echo "== cairn backup create $name --include-namespaces shop"
+"$cairn" backup create "$name" --include-namespaces shop
+echo "== cairn backup describe $name --details"
+"$cairn" backup describe "$name" --details
+echo "== cairn backup verify $name"
+"$cairn" backup verify "$name"
+echo "== cairn backup get"
+"$cairn" backup get
+echo "== the backup is stored in the embedded default storage: ${CAIRN_STORAGE_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/cairn/storage}"
 if [ "$keep" = true ]; then
   echo "== the environment stays up; to use it: eval \"\$($testenv --state $state env)\""
   echo "   to stop it: $testenv --state $state down"

@@ -203,6 +203,9 @@ async fn create(args: CreateArgs, connection: &Connection) -> anyhow::Result<boo
             archive.map(|a| human_bytes(a.size)).unwrap_or_default(),
             r.backup.spec.storage_location,
         );
+        let mut rows = vec![vec!["RESOURCE".to_owned(), "OBJECTS".to_owned()]];
+        rows.extend(r.results.counts.iter().map(|(kind, n)| vec![format!("  {kind}"), n.to_string()]));
+        text.push_str(&table(&rows));
         text.push_str(&problems_text(&r.results.warnings, "Warnings"));
         text.push_str(&problems_text(&r.results.errors, "Errors"));
         text

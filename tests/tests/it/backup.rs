@@ -111,8 +111,35 @@ async fn every_object_appears_once_at_its_layout_path_with_its_preferred_version
     let crd = item_path("customresourcedefinitions.apiextensions.k8s.io", None, "widgets.demo.cairn.dev");
     let crd: serde_json::Value = serde_json::from_slice(&by_path[&crd]).unwrap();
     assert_eq!(crd["apiVersion"], "apiextensions.k8s.io/v1");
-    // Other cluster-scoped objects stay out when only some namespaces are selected.
-    assert!(!by_path.keys().any(|p| p.starts_with("resources/clusterroles.")), "cluster roles leaked in");
+    // Related cluster-scoped objects come along: the PVC's PV, the ServiceAccount's ClusterRoleBinding and
+    // its ClusterRole; no other cluster-scoped object does when only some namespaces are selected.
+    for (group_resource, name) in [
+        ("persistentvolumes", format!("pv-{namespace}")),
+        ("clusterrolebindings.rbac.authorization.k8s.io", format!("{namespace}-shop-runner-view")),
+        ("clusterroles.rbac.authorization.k8s.io", "view".to_owned()),
+    ] {
+        assert!(by_path.contains_key(&item_path(group_resource, None, &name)), "{group_resource} {name} missing");
+    }
+    let cluster_scoped: BTreeSet<&str> = by_path
+        .keys()
+        .filter(|p| p.contains("/cluster/") && !p.contains("-preferredversion/"))
+        .filter_map(|p| p.strip_prefix("resources/")?.split('/').next())
+        .collect();
+    assert_eq!(
+        cluster_scoped,
+        BTreeSet::from([
+            "clusterrolebindings.rbac.authorization.k8s.io",
+            "clusterroles.rbac.authorization.k8s.io",
+            "customresourcedefinitions.apiextensions.k8s.io",
+            "namespaces",
+            "persistentvolumes",
+        ])
+    );
+    assert_eq!(
+        by_path.keys().filter(|p| p.starts_with("resources/clusterroles.")).count(),
+        2,
+        "only view and its copy"
+    );
     assert_eq!(outcome.record.status.progress.items_backed_up as usize * 2 + 1, by_path.len());
 }
 

@@ -1,0 +1,102 @@
+//! The `cairn` binary against the real control plane and S3 server: what a person types, what they read,
+//! and the exit codes scripts rely on.
+
+use std::process::{Command, Output};
+
+use cairn_tests::{
+    TestEnv,
+    apply::{SAMPLE_WORKLOADS, apply_manifests},
+};
+
+fn cairn(env: &TestEnv, storage: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .env("KUBECONFIG", &env.info().kubeconfig)
+        .env("CAIRN_STORAGE", storage)
+        .env("AWS_ACCESS_KEY_ID", &env.info().s3_access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &env.info().s3_secret_access_key)
+        .output()
+        .expect("cairn runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn backup_lifecycle_through_the_cli() {
+    let env = TestEnv::get();
+    let client = env.client().await;
+    let namespace = env.namespace("cli-backup").await;
+    apply_manifests(&client, &SAMPLE_WORKLOADS.replace("NAMESPACE", &namespace)).await.unwrap();
+    let storage = env.info().storage_url(&env.bucket_prefix("cli"));
+
+    let created =
+        cairn(&env, &storage, &["backup", "create", "nightly", "--include-namespaces", &namespace, "-o", "json"]);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    assert_eq!(report["backup"]["status"]["phase"], "Completed");
+    assert_eq!(report["results"]["counts"]["configmaps"], 3);
+
+    let listed = cairn(&env, &storage, &["backup", "get"]);
+    let listed = text(&listed.stdout);
+    assert!(listed.starts_with("NAME") && listed.contains("nightly") && listed.contains("Completed"), "{listed}");
+    let yaml = cairn(&env, &storage, &["backup", "describe", "nightly", "--details", "-o", "yaml"]);
+    assert!(text(&yaml.stdout).contains(&format!("{namespace}/shop-config")));
+    let verified = cairn(&env, &storage, &["backup", "verify", "nightly"]);
+    assert!(verified.status.success() && text(&verified.stdout).contains("verified"), "{}", text(&verified.stdout));
+    let logs = cairn(&env, &storage, &["backup", "logs", "nightly"]);
+    assert!(text(&logs.stdout).contains("backup nightly Completed"), "{}", text(&logs.stdout));
+
+    let dir = std::env::temp_dir().join(env.unique_name("cli-download"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("nightly.tar.zst");
+    let downloaded = cairn(&env, &storage, &["backup", "download", "nightly", "-f", file.to_str().unwrap()]);
+    assert!(downloaded.status.success(), "{}", text(&downloaded.stderr));
+    assert!(std::fs::metadata(&file).unwrap().len() > 0);
+    let again = cairn(&env, &storage, &["backup", "download", "nightly", "-f", file.to_str().unwrap()]);
+    assert!(!again.status.success() && text(&again.stderr).contains("--force"));
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let duplicate = cairn(&env, &storage, &["backup", "create", "nightly"]);
+    assert_eq!(duplicate.status.code(), Some(1));
+    assert!(text(&duplicate.stderr).contains("already exists"), "{}", text(&duplicate.stderr));
+
+    let unconfirmed = cairn(&env, &storage, &["backup", "delete", "nightly"]);
+    assert!(!unconfirmed.status.success() && text(&unconfirmed.stderr).contains("--confirm"));
+    let deleted = cairn(&env, &storage, &["backup", "delete", "nightly", "--confirm"]);
+    assert!(deleted.status.success(), "{}", text(&deleted.stderr));
+    let gone = cairn(&env, &storage, &["backup", "describe", "nightly"]);
+    assert!(!gone.status.success() && text(&gone.stderr).contains("no backup named \"nightly\""));
+}
+
+#[test]
+fn bad_input_gets_one_clear_line_and_writes_nothing() {
+    let env = TestEnv::get();
+    let storage = env.info().storage_url(&env.bucket_prefix("cli-bad"));
+    let cases: [(&[&str], &str, &str); 6] = [
+        (
+            &["backup", "create", "x"],
+            "s3://cairn-test?endpoint=http://127.0.0.1:9&region=us-east-1",
+            "cannot be reached",
+        ),
+        (&["backup", "create", "Bad_Name"], &storage, "invalid backup name"),
+        (&["backup", "create", "x", "-l", "a=b", "--or-selector", "c=d"], &storage, "cannot be combined"),
+        (&["backup", "create", "x", "--ttl", "3 days"], &storage, "invalid duration"),
+        (&["backup", "create", "x"], "gs://bucket", "unsupported scheme"),
+        (
+            &["backup", "create", "x", "--kubeconfig", "/nonexistent/kubeconfig"],
+            &storage,
+            "cannot read the kubeconfig /nonexistent/kubeconfig",
+        ),
+    ];
+    for (args, storage, message) in cases {
+        let output = cairn(&env, storage, args);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error: ") && stderr.contains(message), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: not one line: {stderr}");
+    }
+    let listed = cairn(&env, &storage, &["backup", "get", "-o", "json"]);
+    assert_eq!(text(&listed.stdout).trim(), "[]");
+}
