@@ -36,11 +36,11 @@ impl Connection {
     pub async fn client(&self) -> anyhow::Result<kube::Client> {
         let config = match &self.kubeconfig {
             Some(path) => from_file(path).await?,
-            None => kube::Config::infer()
-                .await
-                .context("no cluster configured: set KUBECONFIG, pass --kubeconfig PATH, or run in a pod")?,
+            None => kube::Config::infer().await.map_err(|_| {
+                anyhow::anyhow!("no cluster configured: set KUBECONFIG, pass --kubeconfig PATH, or run in a pod")
+            })?,
         };
-        kube::Client::try_from(config).context("cannot build a Kubernetes client from the kubeconfig")
+        backup_core::apiclient::client(config).context("cannot build a Kubernetes client from the kubeconfig")
     }
 }
 

@@ -24,7 +24,7 @@ async fn client(args: &Args) -> anyhow::Result<kube::Client> {
         }
         None => kube::Config::infer().await.context("no cluster found: run in a pod or pass --kubeconfig PATH")?,
     };
-    Ok(kube::Client::try_from(config)?)
+    Ok(backup_core::apiclient::client(config)?)
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

@@ -24,6 +24,7 @@ use super::{
     sink::{SinkObject, spawn_sink},
 };
 use crate::{
+    apiclient::{describe, get_text},
     archive::FORMAT_VERSION,
     discovery::{Discovery, DiscoveryError, ResourceType},
     duration::{DurationError, format_duration, parse_duration},
@@ -216,11 +217,6 @@ impl Shared<'_> {
     }
 }
 
-async fn get_text(client: &Client, path: &str) -> Result<String, kube::Error> {
-    let request = http::Request::get(path).body(Vec::new()).expect("a GET request builds");
-    client.request_text(request).await
-}
-
 fn not_found(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 404)
 }
@@ -239,7 +235,7 @@ async fn run_list(client: &Client, shared: &Shared<'_>, task: &ListTask<'_>) -> 
                 let reason = if missing {
                     "the type is no longer served; skipped".to_owned()
                 } else {
-                    format!("listing failed, objects of this type are missing from the backup: {error}")
+                    format!("listing failed, objects of this type are missing from the backup: {}", describe(&error))
                 };
                 shared.problem(!missing, resource_type, task.namespace.as_deref(), None, reason);
                 return true;
@@ -287,7 +283,9 @@ async fn fetch_related(
                 Some(&name),
                 "referenced by a backed-up object but not found".into(),
             ),
-            Err(e) => shared.problem(true, resource_type, ns.as_deref(), Some(&name), format!("GET failed: {e}")),
+            Err(e) => {
+                shared.problem(true, resource_type, ns.as_deref(), Some(&name), format!("GET failed: {}", describe(&e)))
+            }
         }
     }
     shared.send(resource_type, objects).await

@@ -136,9 +136,10 @@ impl Discovery {
         for (group, version, listed) in results {
             match listed {
                 Ok(list) => discovery.types.extend(usable_types(&group, &version, &list)),
-                Err(error) => discovery
-                    .warnings
-                    .push(DiscoveryWarning { group_version: format!("{group}/{version}"), reason: error.to_string() }),
+                Err(error) => discovery.warnings.push(DiscoveryWarning {
+                    group_version: format!("{group}/{version}"),
+                    reason: crate::apiclient::describe(&error),
+                }),
             }
         }
         Ok(discovery)

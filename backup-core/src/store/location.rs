@@ -7,7 +7,8 @@ use url::Url;
 
 use super::{Store, StoreError};
 
-const URL_FORMS: &str = "use s3://BUCKET[/PREFIX][?endpoint=URL&region=REGION] or file:///ABSOLUTE/PATH";
+const URL_FORMS: &str =
+    "use s3://BUCKET[/PREFIX][?endpoint=URL&region=REGION&credentials=FILE&profile=NAME] or file:///ABSOLUTE/PATH";
 
 /// Where backups are stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,10 @@ pub enum Location {
         endpoint: Option<String>,
         /// The region; `None` takes it from the environment, else `us-east-1`.
         region: Option<String>,
+        /// An AWS credentials file (INI, as `~/.aws/credentials`) to take the keys from.
+        credentials_file: Option<PathBuf>,
+        /// The profile in that file (default: `$AWS_PROFILE`, else `default`).
+        profile: Option<String>,
     },
     /// A directory on the local file system.
     Local {
@@ -77,7 +82,7 @@ impl Location {
     /// `AWS_*` environment variables. A local location's directory is created if missing.
     pub fn open(&self, credentials: Option<&S3Credentials>) -> Result<Store, StoreError> {
         let objects: Arc<dyn ObjectStore> = match self {
-            Location::S3 { bucket, prefix, endpoint, region } => {
+            Location::S3 { bucket, prefix, endpoint, region, credentials_file, profile } => {
                 let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket).with_retry(retry_config());
                 if let Some(endpoint) = endpoint {
                     builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
@@ -88,7 +93,11 @@ impl Location {
                     .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
                     .unwrap_or_else(|| "us-east-1".to_owned());
                 builder = builder.with_region(region);
-                if let Some(credentials) = credentials {
+                let from_file = match credentials {
+                    Some(_) => None,
+                    None => shared_credentials(credentials_file.as_deref(), profile.as_deref())?,
+                };
+                if let Some(credentials) = credentials.or(from_file.as_ref()) {
                     builder = builder
                         .with_access_key_id(&credentials.access_key_id)
                         .with_secret_access_key(&credentials.secret_access_key);
@@ -120,7 +129,7 @@ impl FromStr for Location {
                 let bucket =
                     url.host_str().filter(|b| !b.is_empty()).ok_or_else(|| invalid("no bucket name".into()))?;
                 let prefix = url.path().trim_matches('/').to_owned();
-                let (mut endpoint, mut region) = (None, None);
+                let (mut endpoint, mut region, mut credentials_file, mut profile) = (None, None, None, None);
                 for (key, value) in url.query_pairs() {
                     match key.as_ref() {
                         "endpoint" => {
@@ -131,10 +140,16 @@ impl FromStr for Location {
                             endpoint = Some(value.trim_end_matches('/').to_owned());
                         }
                         "region" => region = Some(value.into_owned()),
-                        other => return Err(invalid(format!("unknown parameter {other:?} (known: endpoint, region)"))),
+                        "credentials" => credentials_file = Some(PathBuf::from(value.into_owned())),
+                        "profile" => profile = Some(value.into_owned()),
+                        other => {
+                            return Err(invalid(format!(
+                                "unknown parameter {other:?} (known: endpoint, region, credentials, profile)"
+                            )));
+                        }
                     }
                 }
-                Ok(Location::S3 { bucket: bucket.to_owned(), prefix, endpoint, region })
+                Ok(Location::S3 { bucket: bucket.to_owned(), prefix, endpoint, region, credentials_file, profile })
             }
             "file" => {
                 if url.host_str().is_some_and(|h| !h.is_empty()) {
@@ -151,15 +166,17 @@ impl FromStr for Location {
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Location::S3 { bucket, prefix, endpoint, region } => {
+            Location::S3 { bucket, prefix, endpoint, region, credentials_file, profile } => {
                 write!(f, "s3://{bucket}")?;
                 if !prefix.is_empty() {
                     write!(f, "/{prefix}")?;
                 }
-                let params: Vec<String> = [("endpoint", endpoint), ("region", region)]
-                    .into_iter()
-                    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
-                    .collect();
+                let file = credentials_file.as_ref().map(|p| p.display().to_string());
+                let params: Vec<String> =
+                    [("endpoint", endpoint), ("region", region), ("credentials", &file), ("profile", profile)]
+                        .into_iter()
+                        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+                        .collect();
                 if !params.is_empty() {
                     write!(f, "?{}", params.join("&"))?;
                 }
@@ -168,6 +185,60 @@ impl fmt::Display for Location {
             Location::Local { root } => write!(f, "file://{}", root.display()),
         }
     }
+}
+
+/// Static keys from an AWS shared credentials file: the one named in the location, else (only when the
+/// environment has no `AWS_ACCESS_KEY_ID`) `$AWS_SHARED_CREDENTIALS_FILE` or `~/.aws/credentials` if it
+/// exists. The profile is the location's, else `$AWS_PROFILE`, else `default`.
+fn shared_credentials(
+    named: Option<&std::path::Path>,
+    profile: Option<&str>,
+) -> Result<Option<S3Credentials>, StoreError> {
+    let path = match named {
+        Some(path) => path.to_path_buf(),
+        None => {
+            if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+                return Ok(None);
+            }
+            let default = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".aws/credentials")));
+            match default {
+                Some(path) if path.is_file() => path,
+                _ => return Ok(None),
+            }
+        }
+    };
+    let profile =
+        profile.map(str::to_owned).or_else(|| std::env::var("AWS_PROFILE").ok()).unwrap_or_else(|| "default".into());
+    let problem = |problem: String| StoreError::Credentials { path: path.clone(), problem };
+    let text = std::fs::read_to_string(&path).map_err(|e| problem(format!("cannot read it: {e}")))?;
+    let keys = ini_section(&text, &profile).ok_or_else(|| problem(format!("it has no [{profile}] profile")))?;
+    let key = |name: &str| keys.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    match (key("aws_access_key_id"), key("aws_secret_access_key")) {
+        (Some(access_key_id), Some(secret_access_key)) => Ok(Some(S3Credentials { access_key_id, secret_access_key })),
+        _ => Err(problem(format!("profile [{profile}] needs aws_access_key_id and aws_secret_access_key"))),
+    }
+}
+
+/// The `key = value` pairs of `[section]` in INI text (`[profile name]` also matches, as in AWS config files).
+fn ini_section(text: &str, section: &str) -> Option<Vec<(String, String)>> {
+    let mut current: Option<String> = None;
+    let mut found = None;
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with(['#', ';'])) {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            let name = name.trim();
+            current = Some(name.strip_prefix("profile ").unwrap_or(name).trim().to_owned());
+            if current.as_deref() == Some(section) {
+                found.get_or_insert_with(Vec::new);
+            }
+        } else if current.as_deref() == Some(section)
+            && let Some((key, value)) = line.split_once('=')
+        {
+            found.get_or_insert_with(Vec::new).push((key.trim().to_owned(), value.trim().to_owned()));
+        }
+    }
+    found
 }
 
 #[cfg(test)]
@@ -185,9 +256,27 @@ mod tests {
                 prefix: "team/a".into(),
                 endpoint: Some("http://127.0.0.1:9000".into()),
                 region: Some("eu-west-1".into()),
+                credentials_file: None,
+                profile: None,
             }
         );
         assert_eq!(location.to_string(), "s3://backups/team/a?endpoint=http://127.0.0.1:9000&region=eu-west-1");
+    }
+
+    #[test]
+    fn credentials_files_give_the_profile_keys() {
+        let text = "[default]\naws_access_key_id = A\naws_secret_access_key = B\n\n[profile backup]\naws_access_key_id=C\naws_secret_access_key=D\n";
+        let dir = std::env::temp_dir().join(format!("cairn-credentials-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("credentials");
+        std::fs::write(&path, text).unwrap();
+        let keys = shared_credentials(Some(&path), Some("backup")).unwrap().unwrap();
+        assert_eq!((keys.access_key_id.as_str(), keys.secret_access_key.as_str()), ("C", "D"));
+        let missing = shared_credentials(Some(&path), Some("nope")).unwrap_err().to_string();
+        assert!(missing.contains("no [nope] profile"), "{missing}");
+        let url: Location = format!("s3://b?credentials={}&profile=backup", path.display()).parse().unwrap();
+        assert!(url.to_string().contains("profile=backup"));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -70,6 +70,14 @@ pub enum StoreError {
         /// What is wrong.
         problem: String,
     },
+    /// An AWS credentials file could not be used.
+    #[error("AWS credentials file {}: {problem}; fix the file or the location's credentials= and profile=", path.display())]
+    Credentials {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
     /// A local location's directory could not be created.
     #[error("cannot create the local storage directory {path}")]
     CreateDir {

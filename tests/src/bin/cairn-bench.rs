@@ -1,0 +1,289 @@
+//! `cairn-bench`: measures Cairn against a baseline taken in the same run, on the local test environment.
+//! It prints figures; it asserts nothing (see docs/benchmarks.md).
+//!
+//! `cairn-bench backup --sizes 5000,20000 --cairn target/release/cairn` loads objects (ConfigMaps and Secrets
+//! of realistic sizes plus Deployments and Services, across 50 namespaces) and for each size measures
+//! (a) the floor: a paged LIST of every resource type with the same client, discarding the results, once
+//! one type at a time and once with the backup's concurrency; (b) `cairn backup create` of everything, as a
+//! separate process whose peak RSS is read from the kernel.
+
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use backup_core::discovery::{Discovery, ResourceType};
+use cairn_tests::{TestEnv, environment::random_hex};
+use clap::{Parser, Subcommand};
+use futures::{StreamExt, TryStreamExt, stream};
+use k8s_openapi::api::{
+    apps::v1::{Deployment, DeploymentSpec},
+    core::v1::{ConfigMap, Container, PodSpec, PodTemplateSpec, Secret, Service, ServicePort, ServiceSpec},
+};
+use k8s_openapi::{ByteString, apimachinery::pkg::apis::meta::v1::LabelSelector};
+use kube::{
+    Api, Client,
+    api::{ObjectMeta, PostParams},
+};
+
+const NAMESPACES: usize = 50;
+const DEPLOYMENTS: usize = 250;
+const SERVICES: usize = 250;
+/// List tasks the backup runs at once (backup-core's CONCURRENT_LISTS).
+const BACKUP_CONCURRENCY: usize = 4;
+const CREATE_CONCURRENCY: usize = 32;
+
+#[derive(Debug, Parser)]
+#[command(name = "cairn-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Bench,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// Backup throughput and memory against the LIST floor.
+    Backup {
+        /// Object counts to measure, ascending (objects are added between sizes).
+        #[arg(long, value_delimiter = ',', default_value = "5000,20000")]
+        sizes: Vec<usize>,
+        /// The cairn binary to measure (build it with --release).
+        #[arg(long, default_value = "target/release/cairn")]
+        cairn: PathBuf,
+    },
+}
+
+fn labels(app: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([("app".to_owned(), app.to_owned())])
+}
+
+fn meta(name: String, app: &str) -> ObjectMeta {
+    ObjectMeta { name: Some(name), labels: Some(labels(app)), ..Default::default() }
+}
+
+/// Creates objects number `from..to` of the mix; object `i` lives in namespace `i % 50`.
+async fn load(client: &Client, namespaces: &[String], from: usize, to: usize, total: usize) -> anyhow::Result<()> {
+    let fixed = DEPLOYMENTS + SERVICES;
+    stream::iter(from..to)
+        .map(|i| {
+            let client = client.clone();
+            let ns = namespaces[i % NAMESPACES].clone();
+            async move {
+                let pp = PostParams::default();
+                // The first objects of the mix are the Deployments and Services; the rest ConfigMaps (60%,
+                // 1-4 KiB) and Secrets (40%, 0.5-2 KiB).
+                if i < DEPLOYMENTS && total >= fixed {
+                    let app = format!("app-{i}");
+                    let deployment = Deployment {
+                        metadata: meta(app.clone(), &app),
+                        spec: DeploymentSpec {
+                            replicas: Some(1),
+                            selector: LabelSelector { match_labels: Some(labels(&app)), ..Default::default() },
+                            template: PodTemplateSpec {
+                                metadata: Some(ObjectMeta { labels: Some(labels(&app)), ..Default::default() }),
+                                spec: Some(PodSpec {
+                                    containers: vec![Container {
+                                        name: "app".into(),
+                                        image: Some("registry.example/app:1.0".into()),
+                                        ..Default::default()
+                                    }],
+                                    ..Default::default()
+                                }),
+                            },
+                            ..Default::default()
+                        },
+                        ..Default::default()
+                    };
+                    Api::<Deployment>::namespaced(client, &ns).create(&pp, &deployment).await.map(drop)
+                } else if i < fixed && total >= fixed {
+                    let app = format!("app-{}", i - DEPLOYMENTS);
+                    let service = Service {
+                        metadata: meta(app.clone(), &app),
+                        spec: Some(ServiceSpec {
+                            selector: Some(labels(&app)),
+                            ports: Some(vec![ServicePort { port: 80, ..Default::default() }]),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    };
+                    Api::<Service>::namespaced(client, &ns).create(&pp, &service).await.map(drop)
+                } else if i % 5 < 3 {
+                    let size = 1024 + (i * 7919) % 3072;
+                    let data = BTreeMap::from([("config.json".to_owned(), random_hex(size / 2))]);
+                    let configmap = ConfigMap {
+                        metadata: meta(format!("config-{i}"), "bench"),
+                        data: Some(data),
+                        ..Default::default()
+                    };
+                    Api::<ConfigMap>::namespaced(client, &ns).create(&pp, &configmap).await.map(drop)
+                } else {
+                    let size = 512 + (i * 7919) % 1536;
+                    let data = BTreeMap::from([("token".to_owned(), ByteString(random_hex(size / 2).into_bytes()))]);
+                    let secret = Secret {
+                        metadata: meta(format!("secret-{i}"), "bench"),
+                        data: Some(data),
+                        ..Default::default()
+                    };
+                    Api::<Secret>::namespaced(client, &ns).create(&pp, &secret).await.map(drop)
+                }
+            }
+        })
+        .buffer_unordered(CREATE_CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await
+        .context("loading objects")?;
+    Ok(())
+}
+
+/// Paged LIST of every type, results discarded; returns the objects seen.
+async fn list_everything(client: &Client, types: &[ResourceType], concurrency: usize) -> anyhow::Result<u64> {
+    let counts: Vec<u64> = stream::iter(types)
+        .map(|t| async move {
+            let mut token: Option<String> = None;
+            let mut seen = 0u64;
+            loop {
+                let mut url = format!("{}?limit=500", t.list_path(None));
+                if let Some(token) = &token {
+                    url.push_str(&format!(
+                        "&continue={}",
+                        form_urlencoded::byte_serialize(token.as_bytes()).collect::<String>()
+                    ));
+                }
+                let body = client.request_text(http::Request::get(url).body(Vec::new())?).await?;
+                let page: serde_json::Value = serde_json::from_str(&body)?;
+                seen += page["items"].as_array().map_or(0, |i| i.len() as u64);
+                match page["metadata"]["continue"].as_str().filter(|t| !t.is_empty()) {
+                    Some(next) => token = Some(next.to_owned()),
+                    None => return anyhow::Ok(seen),
+                }
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await?;
+    Ok(counts.iter().sum())
+}
+
+/// Runs `command`, returning its wall time, peak RSS in KiB and output.
+fn run_measured(mut command: Command) -> anyhow::Result<(Duration, u64, std::process::Output)> {
+    let started = Instant::now();
+    let child = command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn()?;
+    let pid = child.id() as libc::pid_t;
+    // Drain the pipes on threads so the child never blocks on a full pipe.
+    let mut child = child;
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut buf).map(|_| buf)
+    });
+    let err = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut buf).map(|_| buf)
+    });
+    let (status, max_rss_kib) = wait_with_rusage(pid)?;
+    let elapsed = started.elapsed();
+    let output = std::process::Output {
+        status,
+        stdout: out.join().expect("reader thread")?,
+        stderr: err.join().expect("reader thread")?,
+    };
+    std::mem::forget(child); // already reaped by wait4
+    Ok((elapsed, max_rss_kib, output))
+}
+
+#[allow(unsafe_code)]
+fn wait_with_rusage(pid: libc::pid_t) -> anyhow::Result<(std::process::ExitStatus, u64)> {
+    use std::os::unix::process::ExitStatusExt;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain data, zero is a valid value, and wait4 only writes into the two out-pointers.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: see above; pid is our own unreaped child.
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if reaped != pid {
+        bail!("wait4 failed: {}", std::io::Error::last_os_error());
+    }
+    Ok((std::process::ExitStatus::from_raw(status), usage.ru_maxrss as u64))
+}
+
+async fn backup_bench(sizes: Vec<usize>, cairn: PathBuf) -> anyhow::Result<()> {
+    if !cairn.is_file() {
+        bail!("{} not found: build it first with `cargo build --release -p backup-cli`", cairn.display());
+    }
+    let env = TestEnv::get();
+    let client = env.client().await;
+    let mut namespaces = Vec::new();
+    for i in 0..NAMESPACES {
+        namespaces.push(env.namespace(&format!("bench-{i:02}")).await);
+    }
+    println!(
+        "cairn backup benchmark: Kubernetes {}, S3 s3s-fs, {} cores",
+        env.info().kubernetes_version,
+        std::thread::available_parallelism()?
+    );
+    println!(
+        "{:>7} {:>9} {:>10} {:>10} {:>10} {:>9} {:>9} {:>10} {:>10} {:>9}",
+        "N", "objects", "floor-seq", "floor-x4", "backup", "b/a-seq", "b/a-x4", "objects/s", "archive", "peak RSS"
+    );
+    let mut loaded = 0;
+    let mut first_rss = None;
+    for size in sizes {
+        load(&client, &namespaces, loaded, size, size).await?;
+        loaded = size;
+        // Let the controllers settle (ReplicaSets and Pods of the Deployments).
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let discovery = Discovery::run(&client).await?;
+        let started = Instant::now();
+        let listed = list_everything(&client, &discovery.types, 1).await?;
+        let floor_sequential = started.elapsed();
+        let started = Instant::now();
+        list_everything(&client, &discovery.types, BACKUP_CONCURRENCY).await?;
+        let floor_concurrent = started.elapsed();
+
+        let prefix = env.bucket_prefix(&format!("bench-{size}"));
+        let mut command = Command::new(&cairn);
+        command
+            .args(["backup", "create", &format!("bench-{size}"), "-o", "json"])
+            .env("KUBECONFIG", &env.info().kubeconfig)
+            .env("CAIRN_STORAGE", env.info().storage_url(&prefix))
+            .env("AWS_ACCESS_KEY_ID", &env.info().s3_access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &env.info().s3_secret_access_key);
+        let (wall, rss_kib, output) = run_measured(command)?;
+        if !output.status.success() {
+            bail!("cairn backup create failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+        let objects = report["backup"]["status"]["progress"]["itemsBackedUp"].as_u64().unwrap_or(0);
+        let archive = report["backup"]["status"]["archive"]["size"].as_u64().unwrap_or(0);
+        let rss_mib = rss_kib as f64 / 1024.0;
+        println!(
+            "{:>7} {:>9} {:>9.2}s {:>9.2}s {:>9.2}s {:>9.2} {:>9.2} {:>10.0} {:>8.1}MiB {:>7.1}MiB",
+            size,
+            objects,
+            floor_sequential.as_secs_f64(),
+            floor_concurrent.as_secs_f64(),
+            wall.as_secs_f64(),
+            wall.as_secs_f64() / floor_sequential.as_secs_f64(),
+            wall.as_secs_f64() / floor_concurrent.as_secs_f64(),
+            objects as f64 / wall.as_secs_f64(),
+            archive as f64 / 1048576.0,
+            rss_mib,
+        );
+        eprintln!("  (the floor listed {listed} objects in {} types)", discovery.types.len());
+        match first_rss {
+            None => first_rss = Some(rss_mib),
+            Some(first) => println!("{:>7} peak RSS vs the first size: {:+.1}%", "", (rss_mib / first - 1.0) * 100.0),
+        }
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Bench::Backup { sizes, cairn } => backup_bench(sizes, cairn).await,
+    }
+}
