@@ -119,19 +119,24 @@ impl<A: Write, M: Write> ArchiveWriter<A, M> {
         name: &str,
         json: &[u8],
     ) -> io::Result<()> {
-        self.append(&item_path(group_resource, namespace, name), json)?;
-        self.append(&preferred_version_path(group_resource, version, namespace, name), json)
+        // Both entries hold the same bytes: hash them once.
+        let sha256 = hex(&Sha256::digest(json));
+        self.append_hashed(&item_path(group_resource, namespace, name), json, &sha256)?;
+        self.append_hashed(&preferred_version_path(group_resource, version, namespace, name), json, &sha256)
     }
 
     fn append(&mut self, path: &str, data: &[u8]) -> io::Result<()> {
+        self.append_hashed(path, data, &hex(&Sha256::digest(data)))
+    }
+
+    fn append_hashed(&mut self, path: &str, data: &[u8], sha256: &str) -> io::Result<()> {
         let mut header = tar::Header::new_gnu();
         header.set_size(data.len() as u64);
         header.set_mode(0o644);
         header.set_mtime(self.mtime);
         header.set_entry_type(tar::EntryType::Regular);
         self.tar.append_data(&mut header, path, data)?;
-        let entry =
-            ManifestEntry { path: path.to_owned(), size: data.len() as u64, sha256: hex(&Sha256::digest(data)) };
+        let entry = ManifestEntry { path: path.to_owned(), size: data.len() as u64, sha256: sha256.to_owned() };
         serde_json::to_writer(&mut self.manifest, &entry)?;
         self.manifest.write_all(b"\n")?;
         self.entries += 1;
