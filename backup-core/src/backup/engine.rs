@@ -261,6 +261,27 @@ async fn run_list(client: &Client, shared: &Shared<'_>, task: &ListTask<'_>) -> 
     }
 }
 
+/// Lists every object of a type that is small by nature (namespaces, cluster role bindings), keeping those
+/// `keep` accepts.
+async fn list_filtered(
+    client: &Client,
+    resource_type: &ResourceType,
+    keep: impl Fn(&Listed) -> bool,
+) -> Result<Vec<Listed>, String> {
+    let mut kept = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let body =
+            get_text(client, &page_url(resource_type, None, None, token.as_deref())).await.map_err(|e| describe(&e))?;
+        let page = parse_page(resource_type, &body).map_err(|e| format!("unreadable list: {e}"))?;
+        kept.extend(page.items.into_iter().filter(|o| keep(o)));
+        match page.continue_token {
+            Some(next) => token = Some(next),
+            None => return Ok(kept),
+        }
+    }
+}
+
 /// GETs the given objects and sends them to the sink. False when the sink is gone.
 async fn fetch_related(
     client: &Client,
@@ -329,39 +350,13 @@ async fn add_related(client: &Client, shared: &Shared<'_>, discovery: &Discovery
         (type_of(kinds::CLUSTER_ROLE_BINDING), type_of(kinds::CLUSTER_ROLE), accounts.is_empty())
         && selection.includes_related(crb)
     {
-        let mut roles = BTreeSet::new();
-        let mut bindings = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let url = page_url(crb, None, None, token.as_deref());
-            let page = match get_text(client, &url)
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|b| parse_page(crb, &b).map_err(|e| e.to_string()))
-            {
-                Ok(page) => page,
-                Err(e) => {
-                    shared.problem(
-                        true,
-                        crb,
-                        None,
-                        None,
-                        format!("listing bindings of backed-up service accounts failed: {e}"),
-                    );
-                    break;
-                }
-            };
-            for object in page.items {
-                if let Some(role_name) = binding_role_for(&object.json, &accounts) {
-                    roles.insert(role_name);
-                    bindings.push(object);
-                }
-            }
-            match page.continue_token {
-                Some(next) => token = Some(next),
-                None => break,
-            }
-        }
+        let listed = list_filtered(client, crb, |b| binding_role_for(&b.json, &accounts).is_some()).await;
+        let bindings = listed.unwrap_or_else(|e| {
+            let reason = format!("listing bindings of backed-up service accounts failed: {e}");
+            shared.problem(true, crb, None, None, reason);
+            Vec::new()
+        });
+        let roles: BTreeSet<String> = bindings.iter().filter_map(|b| binding_role_for(&b.json, &accounts)).collect();
         let bindings: Vec<Listed> = {
             let related = shared.related.lock().expect("related lock");
             bindings.into_iter().filter(|b| !related.is_written(kinds::CLUSTER_ROLE_BINDING, None, &b.name)).collect()
@@ -432,26 +427,14 @@ pub async fn run_backup(
     // Namespaces carrying the exclude label take all their objects out.
     let mut excluded_namespaces = BTreeSet::new();
     if let Some(namespaces) = discovery.by_group_resource("namespaces") {
-        let mut token = None;
-        loop {
-            let body = get_text(client, &page_url(namespaces, None, None, token.as_deref())).await.map_err(|e| {
-                BackupError::Failed {
-                    name: name.clone(),
-                    reason: format!("listing namespaces failed: {e}"),
-                    recorded: false,
-                }
-            })?;
-            let page = parse_page(namespaces, &body).map_err(|e| BackupError::Failed {
+        let labelled = list_filtered(client, namespaces, |n| excluded_by_label(&n.labels)).await.map_err(|e| {
+            BackupError::Failed {
                 name: name.clone(),
-                reason: format!("unreadable namespace list: {e}"),
+                reason: format!("listing namespaces failed: {e}"),
                 recorded: false,
-            })?;
-            excluded_namespaces.extend(page.items.into_iter().filter(|n| excluded_by_label(&n.labels)).map(|n| n.name));
-            match page.continue_token {
-                Some(next) => token = Some(next),
-                None => break,
             }
-        }
+        })?;
+        excluded_namespaces.extend(labelled.into_iter().map(|n| n.name));
     }
     let custom_types: BTreeSet<String> = discovery
         .types
