@@ -106,15 +106,27 @@ pub struct Discovery {
     pub types: Vec<ResourceType>,
     /// Groups that could not be read.
     pub warnings: Vec<DiscoveryWarning>,
+    /// Every version each group serves (`""` is the core group), preferred first.
+    pub group_versions: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl Discovery {
     /// Reads the server's groups and their preferred versions' resources.
     pub async fn run(client: &Client) -> Result<Discovery, DiscoveryError> {
         let core = client.list_core_api_resources("v1").await.map_err(DiscoveryError::Core)?;
-        let mut discovery = Discovery { types: usable_types("", "v1", &core), warnings: Vec::new() };
+        let mut discovery = Discovery { types: usable_types("", "v1", &core), ..Default::default() };
+        discovery.group_versions.insert(String::new(), vec!["v1".to_owned()]);
 
         let groups = client.list_api_groups().await.map_err(DiscoveryError::Groups)?;
+        for group in &groups.groups {
+            let mut versions: Vec<String> = group.preferred_version.iter().map(|v| v.version.clone()).collect();
+            for version in &group.versions {
+                if !versions.contains(&version.version) {
+                    versions.push(version.version.clone());
+                }
+            }
+            discovery.group_versions.insert(group.name.clone(), versions);
+        }
         let mut preferred: Vec<(String, String)> = groups
             .groups
             .into_iter()

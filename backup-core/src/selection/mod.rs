@@ -194,8 +194,18 @@ impl Selection {
 
     /// Whether the resource filters allow `resource_type`, leaving scope aside.
     pub fn includes_resource(&self, resource_type: &ResourceType) -> bool {
-        let name = resource_type.group_resource();
-        self.included_types.as_ref().is_none_or(|set| set.contains(&name)) && !self.excluded_types.contains(&name)
+        self.includes_group_resource(&resource_type.group_resource())
+    }
+
+    /// Whether the resource filters allow the type named `group_resource` (`deployments.apps`).
+    pub fn includes_group_resource(&self, group_resource: &str) -> bool {
+        self.included_types.as_ref().is_none_or(|set| set.contains(group_resource))
+            && !self.excluded_types.contains(group_resource)
+    }
+
+    /// The cluster-scope tri-state as given.
+    pub fn include_cluster_resources(&self) -> Option<bool> {
+        self.include_cluster_resources
     }
 
     /// Whether every object of `resource_type` is a candidate: the resource filters allow it, and a
@@ -300,7 +310,7 @@ mod tests {
                 resource_type("apps", "deployments", "Deployment", true, &["deploy"]),
                 resource_type("rbac.authorization.k8s.io", "clusterroles", "ClusterRole", false, &[]),
             ],
-            warnings: vec![],
+            ..Default::default()
         }
     }
 

@@ -17,6 +17,8 @@ use object_store::path::Path;
 
 /// The top-level folder of backups.
 const BACKUPS: &str = "backups";
+/// The top-level folder of restores.
+const RESTORES: &str = "restores";
 /// The record's file name inside a backup's folder.
 const RECORD: &str = "cairn-backup.json";
 
@@ -56,6 +58,19 @@ pub struct BackupKeys {
     pub resource_list: Path,
 }
 
+/// The keys of one restore's files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreKeys {
+    /// The record.
+    pub record: Path,
+    /// The log.
+    pub log: Path,
+    /// Results: warnings, errors, counts.
+    pub results: Path,
+    /// Every item with its outcome: `{"<apiVersion>/<Kind>": ["ns/name(created)", ...]}`.
+    pub resource_list: Path,
+}
+
 /// Builds keys relative to a location's prefix.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Layout;
@@ -87,6 +102,39 @@ impl Layout {
             results: file("-results.json.gz"),
             resource_list: file("-resource-list.json.gz"),
         }
+    }
+
+    /// Velero's record of `backup` (`velero-backup.json`), for backups Velero wrote.
+    pub fn velero_record(&self, backup: &str) -> Path {
+        Path::from_iter([BACKUPS, backup, "velero-backup.json"])
+    }
+
+    /// Velero's archive of `backup` (`<backup>.tar.gz`).
+    pub fn velero_archive(&self, backup: &str) -> Path {
+        Path::from_iter([BACKUPS, backup, &format!("{backup}.tar.gz")])
+    }
+
+    /// The files of restore `restore`: record, log, results and per-item list.
+    pub fn restore_keys(&self, restore: &str) -> RestoreKeys {
+        let file = |name: String| Path::from_iter([RESTORES, restore, &name]);
+        RestoreKeys {
+            record: file("cairn-restore.json".into()),
+            log: file(format!("restore-{restore}-logs.gz")),
+            results: file(format!("restore-{restore}-results.json.gz")),
+            resource_list: file(format!("restore-{restore}-resource-list.json.gz")),
+        }
+    }
+
+    /// The folder that holds every restore.
+    pub fn restores_dir(&self) -> Path {
+        Path::from(RESTORES)
+    }
+
+    /// The restore a key under [`Layout::restores_dir`] belongs to, if any.
+    pub fn restore_of(&self, key: &Path) -> Option<String> {
+        let mut parts = key.parts();
+        (parts.next()?.as_ref() == RESTORES).then_some(())?;
+        Some(parts.next()?.as_ref().to_owned())
     }
 
     /// The backup a key under [`Layout::backups_dir`] belongs to, if any.

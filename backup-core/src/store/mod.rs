@@ -4,7 +4,7 @@ mod backups;
 mod layout;
 mod location;
 
-pub use layout::{BackupKeys, Compression, Layout};
+pub use layout::{BackupKeys, Compression, Layout, RestoreKeys};
 pub use location::{Location, S3Credentials, default_local_root};
 
 use std::sync::Arc;

@@ -1,0 +1,89 @@
+//! Restores: read a backup back (Cairn's, checked first, or Velero's), and create its objects in dependency
+//! order, remapping namespaces, never deleting anything. `--dry-run` computes the same per-object
+//! decisions, checked by the API server's dry run, and changes nothing.
+
+mod engine;
+mod order;
+mod record;
+mod source;
+mod transform;
+
+pub use engine::{RestoreProgress, RestoreRequest, default_restore_name, run_restore};
+pub use order::{CRDS, HIGH_PRIORITY, LOW_PRIORITY, NEVER_RESTORED, WAVES, wave_of};
+pub use record::{
+    ExistingResourcePolicy, ItemOutcome, ItemResult, RestoreOutcome, RestorePhase, RestoreRecord, RestoreSpec,
+    RestoreStatus,
+};
+pub use source::{BackupSource, IndexEntry, SourceFormat, parse_item_path};
+pub use transform::{
+    BACKUP_NAME_LABEL, RESTORE_NAME_LABEL, Transform, changed_fields, label_value, merge_patch, strip,
+};
+
+use crate::{discovery::DiscoveryError, selection::SelectionError, store::StoreError};
+
+/// Why a restore did not run; nothing was applied.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// No backup of that name.
+    #[error("no backup named {name:?} in {location}; `cairn backup get` lists the backups there")]
+    BackupNotFound {
+        /// The name.
+        name: String,
+        /// The location.
+        location: String,
+    },
+    /// The backup exists but cannot be restored.
+    #[error("backup {name:?} cannot be restored: {reason}")]
+    NotRestorable {
+        /// The name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// The archive does not match its manifest or record.
+    #[error(
+        "backup {name:?} is damaged, nothing was restored: {item}: {problem}; run `cairn backup verify {name}` for every problem"
+    )]
+    Corrupt {
+        /// The backup.
+        name: String,
+        /// The first bad item.
+        item: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// An archive entry's path leaves the archive.
+    #[error(
+        "the archive holds an entry whose path escapes it ({path:?}); refusing the whole backup, nothing was restored"
+    )]
+    UnsafePath {
+        /// The path.
+        path: String,
+    },
+    /// The archive's format version is not one Cairn reads.
+    #[error("the archive's format version {version:?} is not supported (Cairn reads 1.x); nothing was restored")]
+    FormatVersion {
+        /// The version found.
+        version: String,
+    },
+    /// The archive could not be read.
+    #[error("reading the archive failed: {0}")]
+    Archive(String),
+    /// A namespace mapping is malformed.
+    #[error(
+        "invalid namespace mapping {0:?}: write old:new pairs of namespace names, comma-separated (e.g. shop:shop-copy)"
+    )]
+    Mapping(String),
+    /// The restore's name is taken or invalid.
+    #[error("{0}")]
+    Name(String),
+    /// The selection could not be used.
+    #[error(transparent)]
+    Selection(#[from] SelectionError),
+    /// Discovery failed.
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    /// The storage location failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

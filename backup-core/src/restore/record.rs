@@ -1,0 +1,176 @@
+//! The restore record and per-object results, in the shape of `cairn.dev/v1` Restore (Velero's field names).
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::{backup::Problem, selection::SelectionSpec};
+
+/// What to do with objects that already exist.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExistingResourcePolicy {
+    /// Never touch them; warn when they differ (the default).
+    #[default]
+    None,
+    /// Merge-patch the difference into them.
+    Update,
+}
+
+/// What to restore and how.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreSpec {
+    /// The backup to read.
+    pub backup_name: String,
+    /// Which objects.
+    #[serde(flatten)]
+    pub selection: SelectionSpec,
+    /// Old namespace -> new namespace.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub namespace_mapping: BTreeMap<String, String>,
+    /// Existing objects: none or update.
+    #[serde(default)]
+    pub existing_resource_policy: ExistingResourcePolicy,
+    /// Keep Services' node ports.
+    #[serde(default)]
+    pub preserve_node_ports: bool,
+}
+
+/// A restore's phase (Velero's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RestorePhase {
+    /// Every selected object was restored, found unchanged, or skipped by policy.
+    Completed,
+    /// Some objects failed (see the errors).
+    PartiallyFailed,
+    /// A preview: nothing was changed.
+    DryRun,
+}
+
+impl RestorePhase {
+    /// The phase as shown to people.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestorePhase::Completed => "Completed",
+            RestorePhase::PartiallyFailed => "PartiallyFailed",
+            RestorePhase::DryRun => "DryRun",
+        }
+    }
+}
+
+/// Where a restore stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreStatus {
+    /// The phase.
+    pub phase: RestorePhase,
+    /// When it started.
+    pub start_timestamp: Timestamp,
+    /// When it ended.
+    pub completion_timestamp: Timestamp,
+    /// Objects selected from the backup.
+    pub total_items: u64,
+    /// Objects created or updated.
+    pub items_restored: u64,
+    /// Number of warnings.
+    pub warnings: u64,
+    /// Number of errors.
+    pub errors: u64,
+}
+
+/// The stored record of one restore.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreRecord {
+    /// `cairn.dev/v1`.
+    pub api_version: String,
+    /// `Restore`.
+    pub kind: String,
+    /// Name and labels.
+    pub metadata: crate::backup::RecordMeta,
+    /// What was asked for.
+    pub spec: RestoreSpec,
+    /// What happened.
+    pub status: RestoreStatus,
+}
+
+/// What happened to one object (or, in a dry run, what would).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ItemOutcome {
+    /// Created (dry run: would be created).
+    Created,
+    /// Merge-patched (dry run: would be).
+    Updated,
+    /// Already there, equal.
+    Unchanged,
+    /// Left alone: exists and differs under policy none, or not restorable by rule.
+    Skipped,
+    /// Could not be applied; the reason says why.
+    Failed,
+}
+
+impl ItemOutcome {
+    /// Lowercase, as in resource lists: `created`, `updated`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemOutcome::Created => "created",
+            ItemOutcome::Updated => "updated",
+            ItemOutcome::Unchanged => "unchanged",
+            ItemOutcome::Skipped => "skipped",
+            ItemOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// One object's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemResult {
+    /// `deployments.apps`.
+    pub resource: String,
+    /// The version it was restored at.
+    pub api_version: String,
+    /// Its kind.
+    pub kind: String,
+    /// Its namespace in the cluster (after mapping).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Its name.
+    pub name: String,
+    /// What happened.
+    pub outcome: ItemOutcome,
+    /// Why, for skipped and failed objects (and notes on others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Fields that differ from the cluster's version (updated, or skipped because they differ).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+}
+
+/// A finished restore.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreOutcome {
+    /// The record (stored unless this was a dry run).
+    pub restore: RestoreRecord,
+    /// Every object's result, in the order applied.
+    pub items: Vec<ItemResult>,
+    /// Warnings.
+    pub warnings: Vec<Problem>,
+    /// Errors.
+    pub errors: Vec<Problem>,
+}
+
+impl RestoreOutcome {
+    /// Counts per outcome.
+    pub fn counts(&self) -> BTreeMap<ItemOutcome, u64> {
+        let mut counts = BTreeMap::new();
+        for item in &self.items {
+            *counts.entry(item.outcome).or_default() += 1;
+        }
+        counts
+    }
+}

@@ -1,0 +1,359 @@
+//! What happens to an object between the archive and the API server, and how it is compared with what is
+//! already there. Pure functions over JSON: no I/O.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::archive::hex;
+
+/// Label naming the backup an object was restored from.
+pub const BACKUP_NAME_LABEL: &str = "cairn.dev/backup-name";
+/// Label naming the restore that created or updated an object.
+pub const RESTORE_NAME_LABEL: &str = "cairn.dev/restore-name";
+
+/// Metadata the server owns; never sent on create, never compared.
+const SERVER_METADATA: &[&str] = &[
+    "generateName",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "ownerReferences",
+    "managedFields",
+];
+
+/// How objects are changed on their way in.
+#[derive(Debug, Clone, Copy)]
+pub struct Transform<'a> {
+    /// Old namespace -> new namespace.
+    pub namespace_mapping: &'a BTreeMap<String, String>,
+    /// The backup's name (a label value).
+    pub backup_name: &'a str,
+    /// The restore's name (a label value).
+    pub restore_name: &'a str,
+    /// Keep Services' node ports.
+    pub preserve_node_ports: bool,
+}
+
+/// A label value of at most 63 characters: longer values become their first 57 characters and 6 hex
+/// characters of their SHA-256 (Velero's rule).
+pub fn label_value(value: &str) -> String {
+    if value.len() <= 63 {
+        return value.to_owned();
+    }
+    let digest = hex(&Sha256::digest(value.as_bytes()));
+    let mut cut = 57;
+    while !value.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{}", &value[..cut], &digest[..6])
+}
+
+/// Why an object is not restored at all, if it is not: finished pods and jobs, mirror pods.
+pub fn skip_reason(group_resource: &str, object: &Value) -> Option<String> {
+    match group_resource {
+        "pods" => {
+            let phase = object.pointer("/status/phase").and_then(Value::as_str).unwrap_or_default();
+            if matches!(phase, "Succeeded" | "Failed") {
+                return Some(format!("the pod has finished ({phase})"));
+            }
+            object
+                .pointer("/metadata/annotations/kubernetes.io~1config.mirror")
+                .map(|_| "a mirror pod belongs to its node's kubelet".to_owned())
+        }
+        "jobs.batch" => {
+            let finished = object.pointer("/status/completionTime").is_some()
+                || object.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|conditions| {
+                    conditions.iter().any(|c| {
+                        matches!(c["type"].as_str(), Some("Complete" | "Failed"))
+                            && c["status"].as_str() == Some("True")
+                    })
+                });
+            finished.then(|| "the job has finished".to_owned())
+        }
+        _ => None,
+    }
+}
+
+/// Removes what the server owns or assigns: server metadata, status, a Pod's node and service-account
+/// token volumes, a Service's cluster IPs and (unless preserved) node ports. Applied alike to archived and
+/// live objects, so they compare equal when only such fields differ.
+pub fn strip(group_resource: &str, object: &mut Value, preserve_node_ports: bool) {
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in SERVER_METADATA {
+            metadata.remove(*field);
+        }
+        if let Some(labels) = metadata.get_mut("labels").and_then(Value::as_object_mut) {
+            labels.remove(BACKUP_NAME_LABEL);
+            labels.remove(RESTORE_NAME_LABEL);
+            if labels.is_empty() {
+                metadata.remove("labels");
+            }
+        }
+    }
+    if let Some(map) = object.as_object_mut() {
+        map.remove("status");
+    }
+    match group_resource {
+        "pods" => strip_pod(object),
+        "services" => strip_service(object, preserve_node_ports),
+        _ => {}
+    }
+}
+
+fn strip_pod(pod: &mut Value) {
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else { return };
+    spec.remove("nodeName");
+    let token_volume = |v: &Value| {
+        v["name"].as_str().is_some_and(|n| n.starts_with("kube-api-access-")) && v.get("projected").is_some()
+    };
+    let mut removed = Vec::new();
+    if let Some(volumes) = spec.get_mut("volumes").and_then(Value::as_array_mut) {
+        volumes.retain(|v| {
+            let drop = token_volume(v);
+            if drop {
+                removed.push(v["name"].as_str().unwrap_or_default().to_owned());
+            }
+            !drop
+        });
+        if volumes.is_empty() {
+            spec.remove("volumes");
+        }
+    }
+    for kind in ["containers", "initContainers", "ephemeralContainers"] {
+        for container in spec.get_mut(kind).and_then(Value::as_array_mut).into_iter().flatten() {
+            let Some(container) = container.as_object_mut() else { continue };
+            if let Some(mounts) = container.get_mut("volumeMounts").and_then(Value::as_array_mut) {
+                mounts.retain(|m| !removed.iter().any(|r| m["name"].as_str() == Some(r.as_str())));
+                if mounts.is_empty() {
+                    container.remove("volumeMounts");
+                }
+            }
+        }
+    }
+}
+
+fn strip_service(service: &mut Value, preserve_node_ports: bool) {
+    let Some(spec) = service.get_mut("spec").and_then(Value::as_object_mut) else { return };
+    let headless = spec.get("clusterIP").and_then(Value::as_str) == Some("None");
+    if !headless {
+        spec.remove("clusterIP");
+        spec.remove("clusterIPs");
+    }
+    if !preserve_node_ports {
+        spec.remove("healthCheckNodePort");
+        for port in spec.get_mut("ports").and_then(Value::as_array_mut).into_iter().flatten() {
+            if let Some(port) = port.as_object_mut() {
+                port.remove("nodePort");
+            }
+        }
+    }
+}
+
+impl Transform<'_> {
+    /// The namespace objects of `namespace` go to.
+    pub fn target_namespace<'n>(&'n self, namespace: &'n str) -> &'n str {
+        self.namespace_mapping.get(namespace).map_or(namespace, String::as_str)
+    }
+
+    /// The object as it will be sent: stripped, moved to its mapped namespace (with the references that
+    /// point into it), and labelled with the backup and restore names.
+    pub fn apply(&self, group_resource: &str, object: &mut Value) {
+        strip(group_resource, object, self.preserve_node_ports);
+        self.map_namespaces(group_resource, object);
+        let labels = object
+            .as_object_mut()
+            .and_then(|o| o.entry("metadata").or_insert_with(|| Value::Object(Map::new())).as_object_mut())
+            .map(|m| m.entry("labels").or_insert_with(|| Value::Object(Map::new())));
+        if let Some(Value::Object(labels)) = labels {
+            labels.insert(BACKUP_NAME_LABEL.into(), Value::String(label_value(self.backup_name)));
+            labels.insert(RESTORE_NAME_LABEL.into(), Value::String(label_value(self.restore_name)));
+        }
+    }
+
+    fn map(&self, field: Option<&mut Value>) {
+        if let Some(Value::String(namespace)) = field
+            && let Some(target) = self.namespace_mapping.get(namespace.as_str())
+        {
+            *namespace = target.clone();
+        }
+    }
+
+    fn map_namespaces(&self, group_resource: &str, object: &mut Value) {
+        if self.namespace_mapping.is_empty() {
+            return;
+        }
+        self.map(object.pointer_mut("/metadata/namespace"));
+        match group_resource {
+            "namespaces" => self.map(object.pointer_mut("/metadata/name")),
+            "persistentvolumes" => self.map(object.pointer_mut("/spec/claimRef/namespace")),
+            "rolebindings.rbac.authorization.k8s.io" | "clusterrolebindings.rbac.authorization.k8s.io" => {
+                if let Some(subjects) = object.get_mut("subjects").and_then(Value::as_array_mut) {
+                    for subject in subjects {
+                        self.map(subject.get_mut("namespace"));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A JSON merge patch (RFC 7386) that turns `live` into `desired`, or `None` when they are equal. Keys of
+/// `live` missing from `desired` are removed (null).
+pub fn merge_patch(live: &Value, desired: &Value) -> Option<Value> {
+    match (live, desired) {
+        (Value::Object(live), Value::Object(desired)) => {
+            let mut patch = Map::new();
+            for (key, want) in desired {
+                match live.get(key) {
+                    Some(have) if have == want => {}
+                    Some(have) if have.is_object() && want.is_object() => {
+                        if let Some(inner) = merge_patch(have, want) {
+                            patch.insert(key.clone(), inner);
+                        }
+                    }
+                    _ => {
+                        patch.insert(key.clone(), want.clone());
+                    }
+                }
+            }
+            for key in live.keys().filter(|k| !desired.contains_key(*k)) {
+                patch.insert(key.clone(), Value::Null);
+            }
+            (!patch.is_empty()).then_some(Value::Object(patch))
+        }
+        _ if live == desired => None,
+        _ => Some(desired.clone()),
+    }
+}
+
+/// The dotted paths a merge patch changes (`spec.replicas`, `data.LOG_LEVEL`), for previews and warnings.
+pub fn changed_fields(patch: &Value) -> Vec<String> {
+    fn walk(prefix: &str, value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) if !map.is_empty() => {
+                for (key, inner) in map {
+                    let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                    walk(&path, inner, out);
+                }
+            }
+            _ => out.push(prefix.to_owned()),
+        }
+    }
+    let mut out = Vec::new();
+    walk("", patch, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn transform<'a>(mapping: &'a BTreeMap<String, String>) -> Transform<'a> {
+        Transform { namespace_mapping: mapping, backup_name: "b", restore_name: "r", preserve_node_ports: false }
+    }
+
+    #[test]
+    fn server_fields_status_node_and_token_volumes_are_stripped() {
+        let mut pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "a", "uid": "u", "resourceVersion": "7", "ownerReferences": [{}], "managedFields": []},
+            "spec": {"nodeName": "n1",
+                "volumes": [{"name": "kube-api-access-x1", "projected": {}}, {"name": "data", "emptyDir": {}}],
+                "containers": [{"name": "c", "volumeMounts": [{"name": "kube-api-access-x1"}, {"name": "data"}]}]},
+            "status": {"phase": "Running"}
+        });
+        let mapping = BTreeMap::new();
+        transform(&mapping).apply("pods", &mut pod);
+        assert_eq!(
+            pod["metadata"],
+            json!({"name": "p", "namespace": "a", "labels": {BACKUP_NAME_LABEL: "b", RESTORE_NAME_LABEL: "r"}})
+        );
+        assert_eq!(
+            pod["spec"],
+            json!({"volumes": [{"name": "data", "emptyDir": {}}], "containers": [{"name": "c", "volumeMounts": [{"name": "data"}]}]})
+        );
+        assert!(pod.get("status").is_none());
+    }
+
+    #[test]
+    fn services_lose_cluster_ips_and_node_ports_unless_headless_or_preserved() {
+        let service = json!({"spec": {"clusterIP": "10.0.0.9", "clusterIPs": ["10.0.0.9"], "type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}});
+        let mut plain = service.clone();
+        strip("services", &mut plain, false);
+        assert_eq!(plain["spec"], json!({"type": "NodePort", "ports": [{"port": 80}]}));
+        let mut preserved = service;
+        strip("services", &mut preserved, true);
+        assert_eq!(preserved["spec"]["ports"][0]["nodePort"], 30080);
+        let mut headless = json!({"spec": {"clusterIP": "None"}});
+        strip("services", &mut headless, false);
+        assert_eq!(headless["spec"]["clusterIP"], "None");
+    }
+
+    #[test]
+    fn namespace_mapping_reaches_subjects_claim_refs_and_namespace_objects() {
+        let mapping = BTreeMap::from([("a".to_owned(), "b".to_owned())]);
+        let t = transform(&mapping);
+        let mut binding = json!({"metadata": {"name": "rb", "namespace": "a"}, "subjects": [{"kind": "ServiceAccount", "name": "s", "namespace": "a"}, {"kind": "ServiceAccount", "name": "o", "namespace": "other"}]});
+        t.apply("rolebindings.rbac.authorization.k8s.io", &mut binding);
+        assert_eq!(
+            (
+                binding["metadata"]["namespace"].as_str(),
+                binding["subjects"][0]["namespace"].as_str(),
+                binding["subjects"][1]["namespace"].as_str()
+            ),
+            (Some("b"), Some("b"), Some("other"))
+        );
+        let mut pv = json!({"metadata": {"name": "pv"}, "spec": {"claimRef": {"namespace": "a", "name": "c"}}});
+        t.apply("persistentvolumes", &mut pv);
+        assert_eq!(pv["spec"]["claimRef"]["namespace"], "b");
+        let mut ns = json!({"metadata": {"name": "a", "labels": {"team": "x"}}});
+        t.apply("namespaces", &mut ns);
+        assert_eq!(
+            (ns["metadata"]["name"].as_str(), ns["metadata"]["labels"]["team"].as_str()),
+            (Some("b"), Some("x"))
+        );
+    }
+
+    #[test]
+    fn long_label_values_are_shortened_like_velero() {
+        let long = "x".repeat(70);
+        let short = label_value(&long);
+        assert_eq!(short.len(), 63);
+        assert!(short.starts_with(&"x".repeat(57)));
+        assert_eq!(label_value("short"), "short");
+    }
+
+    #[test]
+    fn merge_patch_carries_exactly_the_difference() {
+        let live = json!({"metadata": {"name": "c"}, "data": {"a": "1", "b": "2"}});
+        let desired = json!({"metadata": {"name": "c"}, "data": {"a": "1", "b": "3", "c": "4"}, "immutable": false});
+        let patch = merge_patch(&live, &desired).unwrap();
+        assert_eq!(patch, json!({"data": {"b": "3", "c": "4"}, "immutable": false}));
+        assert_eq!(changed_fields(&patch), ["data.b", "data.c", "immutable"]);
+        assert_eq!(merge_patch(&live, &live), None);
+        assert_eq!(merge_patch(&json!({"data": {"x": "1"}}), &json!({"data": {}})), Some(json!({"data": {"x": null}})));
+    }
+
+    #[test]
+    fn finished_pods_and_jobs_and_mirror_pods_are_skipped() {
+        assert!(skip_reason("pods", &json!({"status": {"phase": "Succeeded"}})).is_some());
+        assert!(skip_reason("pods", &json!({"status": {"phase": "Running"}})).is_none());
+        assert!(
+            skip_reason("pods", &json!({"metadata": {"annotations": {"kubernetes.io/config.mirror": "x"}}})).is_some()
+        );
+        assert!(
+            skip_reason("jobs.batch", &json!({"status": {"conditions": [{"type": "Complete", "status": "True"}]}}))
+                .is_some()
+        );
+        assert!(skip_reason("jobs.batch", &json!({"status": {}})).is_none());
+    }
+}
