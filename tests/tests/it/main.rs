@@ -4,3 +4,4 @@
 mod backup;
 mod control_plane;
 mod object_store;
+mod restore;

@@ -1,0 +1,344 @@
+//! Restores against the real control plane, controller manager and S3 server: round trips after the
+//! namespace is gone, namespace remapping, both existing-object policies, dry runs that change nothing,
+//! Velero's archives, and archives that must be refused.
+
+use std::{collections::BTreeMap, io::Write, time::Duration};
+
+use backup_core::{
+    archive::item_path,
+    backup::{BackupProgress, BackupRecord, BackupRequest, BackupSpec, run_backup},
+    discovery::Discovery,
+    restore::{
+        ExistingResourcePolicy, ItemOutcome, RestoreError, RestoreOutcome, RestorePhase, RestoreProgress,
+        RestoreRequest, RestoreSpec, run_restore, strip,
+    },
+    selection::SelectionSpec,
+    store::{Compression, Store},
+};
+use cairn_tests::{
+    TestEnv,
+    apply::{SAMPLE_WORKLOADS, apply_manifests},
+    archive_read::archive_entries,
+};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::{
+    Api, Client,
+    api::{DeleteParams, DynamicObject, PostParams},
+};
+use object_store::ObjectStoreExt;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+async fn backup_namespace(client: &Client, store: &Store, name: &str, namespace: &str) -> BackupRecord {
+    let request = BackupRequest {
+        name: name.to_owned(),
+        spec: BackupSpec {
+            selection: SelectionSpec { included_namespaces: vec![namespace.to_owned()], ..Default::default() },
+            ttl: "1h".into(),
+            storage_location: String::new(),
+            compression: Some(Compression::Zstd),
+        },
+        labels: BTreeMap::new(),
+    };
+    let (progress, _) = watch::channel(BackupProgress::default());
+    run_backup(client, store, request, &progress).await.expect("the backup completes").record
+}
+
+fn restore_request(name: &str, backup: &str) -> RestoreRequest {
+    RestoreRequest {
+        name: name.to_owned(),
+        spec: RestoreSpec { backup_name: backup.to_owned(), ..Default::default() },
+        dry_run: false,
+    }
+}
+
+async fn restore(client: &Client, store: &Store, request: RestoreRequest) -> Result<RestoreOutcome, RestoreError> {
+    let (progress, _) = watch::channel(RestoreProgress::default());
+    run_restore(client, store, request, &progress).await
+}
+
+async fn wait_gone(client: &Client, namespace: &str) {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces.delete(namespace, &DeleteParams::default()).await.unwrap();
+    for _ in 0..600 {
+        if namespaces.get_opt(namespace).await.unwrap().is_none() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("namespace {namespace} was not deleted within 60 s");
+}
+
+/// The live object at the archived object's version, or None.
+async fn live_object(client: &Client, discovery: &Discovery, archived: &Value, group_resource: &str) -> Option<Value> {
+    let base = discovery.by_group_resource(group_resource)?;
+    let version = archived["apiVersion"].as_str()?.rsplit('/').next()?.to_owned();
+    let resource_type = backup_core::discovery::ResourceType { version, ..base.clone() };
+    let namespace = archived.pointer("/metadata/namespace").and_then(Value::as_str);
+    let name = archived.pointer("/metadata/name").and_then(Value::as_str)?;
+    let text = backup_core::apiclient::get_text(client, &resource_type.object_path(namespace, name)).await.ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Types whose objects controllers rewrite after creation (so a field-by-field comparison would measure the
+/// controllers, not the restore).
+const CONTROLLER_OWNED: &[&str] = &["endpoints", "endpointslices.discovery.k8s.io", "events", "events.events.k8s.io"];
+
+#[tokio::test]
+async fn restore_after_the_namespace_is_gone_brings_every_object_back_field_by_field() {
+    let env = TestEnv::get();
+    let client = env.client().await;
+    let namespace = env.namespace("restore-round-trip").await;
+    apply_manifests(&client, &SAMPLE_WORKLOADS.replace("NAMESPACE", &namespace)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await; // let the controllers create ReplicaSets and Pods
+    let store = env.s3_store(&env.bucket_prefix("restore-round-trip"));
+    let record = backup_namespace(&client, &store, "before-loss", &namespace).await;
+    let archived = archive_entries(&store, &record).await;
+    wait_gone(&client, &namespace).await;
+
+    let outcome = restore(&client, &store, restore_request("after-loss", "before-loss")).await.unwrap();
+    let failed: Vec<_> = outcome.items.iter().filter(|i| i.outcome == ItemOutcome::Failed).collect();
+    assert!(failed.is_empty(), "failed: {failed:#?}");
+    assert_eq!(outcome.restore.status.phase, RestorePhase::Completed);
+
+    let discovery = Discovery::run(&client).await.unwrap();
+    let mut compared = 0;
+    for (path, bytes) in &archived {
+        let Some(entry) = backup_core::restore::parse_item_path(path) else { continue };
+        if entry.namespace.as_deref() != Some(namespace.as_str())
+            || CONTROLLER_OWNED.contains(&entry.group_resource.as_str())
+        {
+            continue;
+        }
+        let mut want: Value = serde_json::from_slice(bytes).unwrap();
+        if backup_core::restore::wave_of(&entry.group_resource).is_none() {
+            continue;
+        }
+        let mut have = live_object(&client, &discovery, &want, &entry.group_resource)
+            .await
+            .unwrap_or_else(|| panic!("{path} was not restored"));
+        let result = outcome
+            .items
+            .iter()
+            .find(|i| i.resource == entry.group_resource && i.name == entry.name)
+            .unwrap_or_else(|| panic!("{path} has no result"));
+        match result.outcome {
+            ItemOutcome::Created => {
+                assert_eq!(have["metadata"]["labels"]["cairn.dev/restore-name"], "after-loss", "{path}")
+            }
+            // Made again by a controller before the restore reached it (kube-root-ca.crt, the default
+            // service account), equal to the backed-up one.
+            ItemOutcome::Unchanged => {}
+            other => panic!("{path}: {other:?} ({:?})", result.reason),
+        }
+        strip(&entry.group_resource, &mut want, false);
+        strip(&entry.group_resource, &mut have, false);
+        // Controllers annotate and count what they manage; the restore itself must change nothing else.
+        for field in ["spec", "data", "stringData", "binaryData", "rules", "subjects", "roleRef", "type"] {
+            assert_eq!(have.get(field), want.get(field), "{path}: {field} differs");
+        }
+        assert_eq!(have["metadata"]["labels"], want["metadata"]["labels"], "{path}: labels differ");
+        compared += 1;
+    }
+    assert!(compared >= 20, "only {compared} objects compared");
+    let widget: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &namespace,
+        &kube::discovery::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("demo.cairn.dev", "v1", "Widget"),
+            "widgets",
+        ),
+    );
+    assert_eq!(widget.get("gear").await.unwrap().data["spec"]["color"], "blue");
+
+    // The results are stored beside the backup.
+    let keys = backup_core::store::Layout.restore_keys("after-loss");
+    let list: BTreeMap<String, Vec<String>> = store.get_gzip_json(&keys.resource_list).await.unwrap();
+    assert!(list["v1/ConfigMap"].contains(&format!("{namespace}/shop-config(created)")), "{list:?}");
+}
+
+#[tokio::test]
+async fn restore_into_a_mapped_namespace_moves_objects_and_their_references() {
+    let env = TestEnv::get();
+    let client = env.client().await;
+    let namespace = env.namespace("restore-map").await;
+    apply_manifests(&client, &SAMPLE_WORKLOADS.replace("NAMESPACE", &namespace)).await.unwrap();
+    let store = env.s3_store(&env.bucket_prefix("restore-map"));
+    backup_namespace(&client, &store, "source", &namespace).await;
+    let target = env.unique_name("restore-mapped");
+    let mut request = restore_request("mapped", "source");
+    request.spec.namespace_mapping = BTreeMap::from([(namespace.clone(), target.clone())]);
+    let outcome = restore(&client, &store, request).await.unwrap();
+    assert_eq!(outcome.restore.status.phase, RestorePhase::Completed, "{:#?}", outcome.errors);
+
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let created = namespaces.get(&target).await.unwrap();
+    assert_eq!(created.metadata.labels.unwrap()["team"], "shop", "the namespace keeps the backed-up labels");
+    let configmap = Api::<ConfigMap>::namespaced(client.clone(), &target).get("shop-config").await.unwrap();
+    assert_eq!(configmap.data.unwrap()["LOG_LEVEL"], "info");
+    let bindings: Api<k8s_openapi::api::rbac::v1::RoleBinding> = Api::namespaced(client.clone(), &target);
+    let binding = bindings.get("shop-runner-reads-config").await.unwrap();
+    assert_eq!(binding.subjects.unwrap()[0].namespace.as_deref(), Some(target.as_str()));
+    // The source namespace is untouched.
+    let original = Api::<ConfigMap>::namespaced(client, &namespace).get("shop-config").await.unwrap();
+    assert!(!original.metadata.labels.unwrap().contains_key("cairn.dev/restore-name"));
+}
+
+#[tokio::test]
+async fn existing_objects_are_left_alone_or_patched_by_policy_and_dry_runs_change_nothing() {
+    let env = TestEnv::get();
+    let client = env.client().await;
+    let namespace = env.namespace("restore-policy").await;
+    apply_manifests(&client, &SAMPLE_WORKLOADS.replace("NAMESPACE", &namespace)).await.unwrap();
+    let store = env.s3_store(&env.bucket_prefix("restore-policy"));
+    backup_namespace(&client, &store, "baseline", &namespace).await;
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
+    let mut changed = configmaps.get("shop-config").await.unwrap();
+    changed.data.as_mut().unwrap().insert("LOG_LEVEL".into(), "debug".into());
+    configmaps.replace("shop-config", &PostParams::default(), &changed).await.unwrap();
+    configmaps.delete("nginx-conf", &DeleteParams::default()).await.unwrap();
+
+    let versions = |list: Vec<ConfigMap>| -> BTreeMap<String, String> {
+        list.into_iter().map(|c| (c.metadata.name.unwrap(), c.metadata.resource_version.unwrap())).collect()
+    };
+    let before = versions(configmaps.list(&Default::default()).await.unwrap().items);
+
+    // A dry run with the update policy reports what it would do and changes nothing.
+    let mut preview = restore_request("preview", "baseline");
+    preview.dry_run = true;
+    preview.spec.existing_resource_policy = ExistingResourcePolicy::Update;
+    let planned = restore(&client, &store, preview).await.unwrap();
+    assert_eq!(planned.restore.status.phase, RestorePhase::DryRun);
+    let find = |outcome: &RestoreOutcome, name: &str| {
+        outcome.items.iter().find(|i| i.name == name && i.resource == "configmaps").cloned().unwrap()
+    };
+    let shop = find(&planned, "shop-config");
+    assert_eq!((shop.outcome, shop.changes.clone()), (ItemOutcome::Updated, vec!["data.LOG_LEVEL".to_owned()]));
+    assert_eq!(find(&planned, "nginx-conf").outcome, ItemOutcome::Created);
+    assert_eq!(
+        versions(configmaps.list(&Default::default()).await.unwrap().items),
+        before,
+        "the dry run changed the cluster"
+    );
+    assert!(
+        store.get_bytes(&backup_core::store::Layout.restore_keys("preview").record).await.is_err(),
+        "a dry run stores nothing"
+    );
+
+    // Policy none: the changed object is left alone with a warning; the deleted one comes back.
+    let kept = restore(&client, &store, restore_request("keep", "baseline")).await.unwrap();
+    let shop = find(&kept, "shop-config");
+    assert_eq!(shop.outcome, ItemOutcome::Skipped);
+    assert_eq!(shop.changes, ["data.LOG_LEVEL"]);
+    assert!(kept.warnings.iter().any(|w| w.name.as_deref() == Some("shop-config")));
+    assert_eq!(find(&kept, "nginx-conf").outcome, ItemOutcome::Created);
+    assert_eq!(configmaps.get("shop-config").await.unwrap().data.unwrap()["LOG_LEVEL"], "debug");
+    assert!(kept.items.iter().any(|i| i.outcome == ItemOutcome::Unchanged), "unchanged objects are reported");
+
+    // Policy update: the difference is patched back.
+    let mut update = restore_request("update", "baseline");
+    update.spec.existing_resource_policy = ExistingResourcePolicy::Update;
+    let updated = restore(&client, &store, update).await.unwrap();
+    assert_eq!(find(&updated, "shop-config").outcome, ItemOutcome::Updated);
+    let patched = configmaps.get("shop-config").await.unwrap();
+    assert_eq!(patched.data.unwrap()["LOG_LEVEL"], "info");
+    assert_eq!(patched.metadata.labels.unwrap()["cairn.dev/restore-name"], "update");
+}
+
+/// Writes a backup in Velero's bucket layout: `velero-backup.json` and `<name>.tar.gz` with the given entries.
+async fn velero_backup(store: &Store, name: &str, entries: &[(&str, Value)]) {
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()));
+    let mut add = |path: &str, content: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o755);
+        header.set_entry_type(tar::EntryType::Regular);
+        // Bypass the tar crate's path checks, as a hostile or broken writer would.
+        let bytes = path.as_bytes();
+        header.as_old_mut().name[..bytes.len()].copy_from_slice(bytes);
+        header.set_cksum();
+        tar.append(&header, content).unwrap();
+    };
+    add("metadata/version", b"1.1.0\n");
+    for (path, object) in entries {
+        add(path, &serde_json::to_vec(object).unwrap());
+    }
+    let mut gz = tar.into_inner().unwrap();
+    gz.flush().unwrap();
+    let archive = gz.finish().unwrap();
+    let meta = json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": name}, "status": {"phase": "Completed", "formatVersion": "1.1.0"}});
+    let key = |file: String| object_store::path::Path::from_iter(["backups", name, &file]);
+    store.objects().put(&key("velero-backup.json".into()), serde_json::to_vec(&meta).unwrap().into()).await.unwrap();
+    store.objects().put(&key(format!("{name}.tar.gz")), archive.into()).await.unwrap();
+}
+
+#[tokio::test]
+async fn velero_archives_restore_and_escaping_paths_are_refused() {
+    let env = TestEnv::get();
+    let client = env.client().await;
+    let store = env.s3_store(&env.bucket_prefix("restore-velero"));
+    let namespace = env.unique_name("from-velero");
+    let configmap = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": namespace, "uid": "old", "resourceVersion": "1"}, "data": {"mode": "velero"}});
+    let ns_object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": {"origin": "velero"}}, "status": {"phase": "Active"}});
+    let cm_path = item_path("configmaps", Some(&namespace), "settings");
+    velero_backup(
+        &store,
+        "velero-nightly",
+        &[(&item_path("namespaces", None, &namespace), ns_object), (&cm_path, configmap.clone())],
+    )
+    .await;
+
+    let outcome = restore(&client, &store, restore_request("from-velero", "velero-nightly")).await.unwrap();
+    assert_eq!(outcome.restore.status.phase, RestorePhase::Completed, "{:#?}", outcome.items);
+    let restored = Api::<ConfigMap>::namespaced(client.clone(), &namespace).get("settings").await.unwrap();
+    assert_eq!(restored.data.unwrap()["mode"], "velero");
+    assert_eq!(
+        Api::<Namespace>::all(client.clone()).get(&namespace).await.unwrap().metadata.labels.unwrap()["origin"],
+        "velero"
+    );
+
+    // An archive with a path that climbs out is refused whole: not even its harmless objects are applied.
+    let other = env.unique_name("never-created");
+    let harmless = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other}});
+    velero_backup(
+        &store,
+        "hostile",
+        &[(&item_path("namespaces", None, &other), harmless), ("resources/../../etc/evil.json", json!({}))],
+    )
+    .await;
+    let error = restore(&client, &store, restore_request("hostile-restore", "hostile")).await.unwrap_err();
+    assert!(matches!(error, RestoreError::UnsafePath { .. }), "{error}");
+    assert!(Api::<Namespace>::all(client).get_opt(&other).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn damaged_or_missing_backups_are_refused_before_anything_is_applied() {
+    let env = TestEnv::get();
+    let client = env.client().await;
+    let namespace = env.namespace("restore-damaged").await;
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
+    let object = ConfigMap {
+        metadata: kube::api::ObjectMeta { name: Some("c".into()), ..Default::default() },
+        ..Default::default()
+    };
+    configmaps.create(&PostParams::default(), &object).await.unwrap();
+    let store = env.s3_store(&env.bucket_prefix("restore-damaged"));
+    let record = backup_namespace(&client, &store, "damaged", &namespace).await;
+    let keys = backup_core::backup::backup_keys(&record);
+    let archive = store.get_bytes(&keys.archive).await.unwrap();
+    store.objects().put(&keys.archive, archive.slice(..archive.len() / 2).into()).await.unwrap();
+    wait_gone(&client, &namespace).await;
+
+    let error = restore(&client, &store, restore_request("from-damaged", "damaged")).await.unwrap_err();
+    assert!(matches!(error, RestoreError::Corrupt { .. }), "{error}");
+    assert!(
+        Api::<Namespace>::all(client.clone()).get_opt(&namespace).await.unwrap().is_none(),
+        "something was applied"
+    );
+
+    let missing = restore(&client, &store, restore_request("from-nothing", "no-such-backup")).await.unwrap_err();
+    assert!(missing.to_string().contains("no backup named \"no-such-backup\""), "{missing}");
+    let mut bad_mapping = restore_request("bad-map", "damaged");
+    bad_mapping.spec.namespace_mapping = BTreeMap::from([("a".into(), "Not_Valid".into())]);
+    assert!(matches!(restore(&client, &store, bad_mapping).await, Err(RestoreError::Mapping(_))));
+}
