@@ -7,7 +7,7 @@ use backup_core::{
     backup::{
         self, BackupError, BackupOutcome, BackupProgress, BackupRecord, BackupRequest, BackupSpec, DEFAULT_TTL, Phase,
     },
-    selection::{SelectionSpec, parse_label_selector},
+    selection::SelectionSpec,
     store::Compression,
 };
 use clap::{Args, Subcommand, ValueEnum};
@@ -18,6 +18,7 @@ use crate::{
     connect::Connection,
     output::{OutputFormat, human_bytes, table},
     progress::ProgressView,
+    selection::SelectionArgs,
 };
 
 /// `cairn backup` subcommands.
@@ -92,27 +93,8 @@ pub enum CompressionArg {
 pub struct CreateArgs {
     /// The backup's name.
     name: String,
-    /// Namespaces to include (names or globs, comma-separated); default all.
-    #[arg(long, value_delimiter = ',')]
-    include_namespaces: Vec<String>,
-    /// Namespaces to exclude (names or globs).
-    #[arg(long, value_delimiter = ',')]
-    exclude_namespaces: Vec<String>,
-    /// Resources to include (pods, deploy, deployments.apps, ...); default all.
-    #[arg(long, value_delimiter = ',')]
-    include_resources: Vec<String>,
-    /// Resources to exclude.
-    #[arg(long, value_delimiter = ',')]
-    exclude_resources: Vec<String>,
-    /// Only objects matching this label selector (kubectl syntax).
-    #[arg(short = 'l', long)]
-    selector: Option<String>,
-    /// Only objects matching any of these selectors (repeat the flag); not with --selector.
-    #[arg(long)]
-    or_selector: Vec<String>,
-    /// Cluster-scoped resources: true all, false none; unset only when every namespace is backed up.
-    #[arg(long)]
-    include_cluster_resources: Option<bool>,
+    #[command(flatten)]
+    selection: SelectionArgs,
     /// How long to keep the backup.
     #[arg(long, default_value = DEFAULT_TTL)]
     ttl: String,
@@ -133,12 +115,6 @@ pub struct CreateArgs {
 impl CreateArgs {
     /// Validates the flags into a request.
     fn request(&self, storage_location: String) -> anyhow::Result<BackupRequest> {
-        let label_selector = self.selector.as_deref().map(parse_label_selector).transpose()?;
-        let or_label_selectors =
-            self.or_selector.iter().map(|s| parse_label_selector(s)).collect::<Result<Vec<_>, _>>()?;
-        if label_selector.is_some() && !or_label_selectors.is_empty() {
-            bail!("--selector and --or-selector cannot be combined; use one of them");
-        }
         let mut labels = BTreeMap::new();
         for pair in &self.labels {
             let (key, value) = pair.split_once('=').with_context(|| format!("--labels {pair:?}: write key=value"))?;
@@ -147,15 +123,7 @@ impl CreateArgs {
         Ok(BackupRequest {
             name: self.name.clone(),
             spec: BackupSpec {
-                selection: SelectionSpec {
-                    included_namespaces: self.include_namespaces.clone(),
-                    excluded_namespaces: self.exclude_namespaces.clone(),
-                    included_resources: self.include_resources.clone(),
-                    excluded_resources: self.exclude_resources.clone(),
-                    label_selector,
-                    or_label_selectors,
-                    include_cluster_resources: self.include_cluster_resources,
-                },
+                selection: self.selection.spec()?,
                 ttl: self.ttl.clone(),
                 storage_location,
                 compression: Some(match self.compression {

@@ -4,6 +4,8 @@ mod backup;
 mod connect;
 mod output;
 mod progress;
+mod restore;
+mod selection;
 
 use std::process::ExitCode;
 
@@ -28,6 +30,9 @@ enum Command {
     /// Create, list, inspect, verify and delete backups.
     #[command(subcommand)]
     Backup(Box<backup::BackupCommand>),
+    /// Restore backups into the cluster, preview restores, list and inspect them.
+    #[command(subcommand)]
+    Restore(Box<restore::RestoreCommand>),
     /// Print the client's version.
     Version {
         /// Output format.
@@ -50,6 +55,7 @@ struct ClientVersion {
 async fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
         Command::Backup(command) => backup::run(*command, &cli.connection).await,
+        Command::Restore(command) => restore::run(*command, &cli.connection).await,
         Command::Version { output } => {
             let report = VersionReport { client: ClientVersion { version: backup_core::VERSION } };
             output.print(&report, |r| format!("Client:\n\tVersion: {}\n", r.client.version))?;

@@ -1,9 +1,8 @@
-//! Progress of long operations: a live line on a terminal (objects, rate, lists, bytes), plain lines every
-//! few seconds otherwise.
+//! Progress of long operations: a live line on a terminal, plain lines every few seconds otherwise.
 
 use std::{io::IsTerminal, time::Duration};
 
-use backup_core::backup::BackupProgress;
+use backup_core::{backup::BackupProgress, restore::RestoreProgress};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::{sync::watch, task::JoinHandle};
 
@@ -12,26 +11,44 @@ use crate::output::human_bytes;
 /// Seconds between plain progress lines when stderr is not a terminal.
 const PLAIN_INTERVAL: Duration = Duration::from_secs(5);
 
+/// Counters that can be shown as one line, given the seconds elapsed.
+pub trait Describe: Clone + Send + Sync + 'static {
+    /// The line.
+    fn describe(&self, seconds: f64) -> String;
+}
+
+fn rate(count: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 { count as f64 / seconds } else { 0.0 }
+}
+
+impl Describe for BackupProgress {
+    fn describe(&self, seconds: f64) -> String {
+        format!(
+            "{} objects ({:.0}/s), {}/{} lists, {}",
+            self.items,
+            rate(self.items, seconds),
+            self.lists_done,
+            self.lists_total,
+            human_bytes(self.bytes)
+        )
+    }
+}
+
+impl Describe for RestoreProgress {
+    fn describe(&self, seconds: f64) -> String {
+        format!("{}/{} objects ({:.0}/s)", self.done, self.total, rate(self.done, seconds))
+    }
+}
+
 /// A running progress display.
 pub struct ProgressView {
     task: JoinHandle<()>,
     stop: watch::Sender<bool>,
 }
 
-fn describe(progress: &BackupProgress, seconds: f64) -> String {
-    let rate = if seconds > 0.0 { progress.items as f64 / seconds } else { 0.0 };
-    format!(
-        "{} objects ({rate:.0}/s), {}/{} lists, {}",
-        progress.items,
-        progress.lists_done,
-        progress.lists_total,
-        human_bytes(progress.bytes)
-    )
-}
-
 impl ProgressView {
     /// Starts showing `receiver`'s updates under `label` on stderr.
-    pub fn start(label: &str, mut receiver: watch::Receiver<BackupProgress>) -> ProgressView {
+    pub fn start<T: Describe>(label: &str, mut receiver: watch::Receiver<T>) -> ProgressView {
         let (stop, mut stopped) = watch::channel(false);
         let label = label.to_owned();
         let task = tokio::spawn(async move {
@@ -48,7 +65,7 @@ impl ProgressView {
                         changed = receiver.changed() => if changed.is_err() { break },
                         _ = stopped.changed() => break,
                     }
-                    bar.set_message(describe(&receiver.borrow(), started.elapsed().as_secs_f64()));
+                    bar.set_message(receiver.borrow().describe(started.elapsed().as_secs_f64()));
                 }
                 bar.finish_and_clear();
             } else {
@@ -57,7 +74,7 @@ impl ProgressView {
                         () = tokio::time::sleep(PLAIN_INTERVAL) => {},
                         _ = stopped.changed() => break,
                     }
-                    eprintln!("{label}: {}", describe(&receiver.borrow(), started.elapsed().as_secs_f64()));
+                    eprintln!("{label}: {}", receiver.borrow().describe(started.elapsed().as_secs_f64()));
                 }
             }
         });

@@ -58,6 +58,38 @@ async fn backup_lifecycle_through_the_cli() {
     assert!(!again.status.success() && text(&again.stderr).contains("--force"));
     std::fs::remove_dir_all(&dir).unwrap();
 
+    // Restore: a preview into a new namespace changes nothing, then the real thing, then its records.
+    let copy = env.unique_name("cli-copy");
+    let mapping = format!("{namespace}:{copy}");
+    let preview = cairn(
+        &env,
+        &storage,
+        &["restore", "create", "preview", "--from-backup", "nightly", "--namespace-mappings", &mapping, "--dry-run"],
+    );
+    let preview_text = text(&preview.stdout);
+    assert!(preview.status.success(), "{}", text(&preview.stderr));
+    assert!(preview_text.starts_with("ACTION") && preview_text.contains("DryRun"), "{preview_text}");
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
+    assert!(namespaces.get_opt(&copy).await.unwrap().is_none(), "the preview created the namespace");
+    let restored = cairn(
+        &env,
+        &storage,
+        &["restore", "create", "copy", "--from-backup", "nightly", "--namespace-mappings", &mapping, "-o", "json"],
+    );
+    assert!(restored.status.success(), "{}", text(&restored.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&restored.stdout).unwrap();
+    assert_eq!(report["restore"]["status"]["phase"], "Completed");
+    assert!(namespaces.get_opt(&copy).await.unwrap().is_some());
+    let restores = text(&cairn(&env, &storage, &["restore", "get"]).stdout);
+    assert!(restores.contains("copy") && !restores.contains("preview"), "{restores}");
+    let described = text(&cairn(&env, &storage, &["restore", "describe", "copy", "--details"]).stdout);
+    assert!(described.contains("shop-config"), "{described}");
+    let restore_logs = text(&cairn(&env, &storage, &["restore", "logs", "copy"]).stdout);
+    assert!(restore_logs.contains("restore copy Completed"), "{restore_logs}");
+    let bad_mapping =
+        cairn(&env, &storage, &["restore", "create", "--from-backup", "nightly", "--namespace-mappings", "nocolon"]);
+    assert!(text(&bad_mapping.stderr).contains("write old:new"), "{}", text(&bad_mapping.stderr));
+
     let duplicate = cairn(&env, &storage, &["backup", "create", "nightly"]);
     assert_eq!(duplicate.status.code(), Some(1));
     assert!(text(&duplicate.stderr).contains("already exists"), "{}", text(&duplicate.stderr));

@@ -3,12 +3,14 @@
 //! decisions, checked by the API server's dry run, and changes nothing.
 
 mod engine;
+mod inspect;
 mod order;
 mod record;
 mod source;
 mod transform;
 
 pub use engine::{RestoreProgress, RestoreRequest, default_restore_name, run_restore};
+pub use inspect::{StoredResults, find_restore, list_restores, read_restore_log, read_restore_results};
 pub use order::{CRDS, HIGH_PRIORITY, LOW_PRIORITY, NEVER_RESTORED, WAVES, wave_of};
 pub use record::{
     ExistingResourcePolicy, ItemOutcome, ItemResult, RestoreOutcome, RestorePhase, RestoreRecord, RestoreSpec,

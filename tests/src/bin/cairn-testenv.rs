@@ -59,6 +59,11 @@ enum Cmd {
         #[arg(long)]
         namespace: Option<String>,
     },
+    /// Delete a namespace and wait until it is gone (the controller manager empties it first).
+    DeleteNamespace {
+        /// The namespace.
+        name: String,
+    },
     /// Run the environment in the foreground until SIGTERM or SIGINT (what `up` starts).
     #[command(hide = true)]
     Serve,
@@ -269,6 +274,22 @@ async fn apply(state: &Path, file: &Path, namespace: Option<&str>) -> anyhow::Re
     Ok(())
 }
 
+async fn delete_namespace(state: &Path, name: &str) -> anyhow::Result<()> {
+    let info =
+        EnvInfo::read(state).with_context(|| format!("no environment is up in {}; run `up` first", state.display()))?;
+    let namespaces: Api<Namespace> = Api::all(client_from(&info.kubeconfig).await?);
+    namespaces.delete(name, &Default::default()).await.with_context(|| format!("deleting namespace {name}"))?;
+    let started = Instant::now();
+    while namespaces.get_opt(name).await?.is_some() {
+        if started.elapsed() > Duration::from_secs(120) {
+            bail!("namespace {name} was not gone after 2 min");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!("namespace {name} deleted in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let state = state_dir(&cli);
@@ -282,6 +303,11 @@ fn main() -> ExitCode {
             .map_err(anyhow::Error::from)
             .and_then(|runtime| runtime.block_on(status(&state, output))),
         Cmd::Serve => serve(&state),
+        Cmd::DeleteNamespace { name } => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(delete_namespace(&state, &name))),
         Cmd::Apply { file, namespace } => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
