@@ -22,7 +22,7 @@ use crate::{
 #[derive(Debug, Subcommand)]
 pub enum RestoreCommand {
     /// Restore a backup's objects into the cluster (never deletes anything); --dry-run previews.
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// List restores.
     Get {
         /// Output format.
@@ -238,7 +238,7 @@ fn restores_table(records: &[RestoreRecord]) -> String {
 /// Runs a `cairn restore` subcommand. Ok(false): the restore ran with errors (exit 1).
 pub async fn run(command: RestoreCommand, connection: &Connection) -> anyhow::Result<bool> {
     match command {
-        RestoreCommand::Create(args) => create(args, connection).await,
+        RestoreCommand::Create(args) => create(*args, connection).await,
         RestoreCommand::Get { output } => {
             let store = connection.store()?;
             output.print(&restore::list_restores(&store).await?, |r| restores_table(r))?;
