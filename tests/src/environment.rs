@@ -157,7 +157,7 @@ impl Environment {
             "--service-account-issuer=https://kubernetes.default.svc".into(),
             format!("--service-account-key-file={}", path(&pki.service_account_public_key)),
             format!("--service-account-signing-key-file={}", path(&pki.service_account_key)),
-            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            "--service-cluster-ip-range=10.0.0.0/16".into(),
             "--authorization-mode=Node,RBAC".into(),
             "--allow-privileged=true".into(),
             // A single loopback API server has no endpoints worth reconciling.

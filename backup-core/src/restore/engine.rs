@@ -31,7 +31,7 @@ use crate::{
 };
 
 /// Objects of one wave applied at once.
-const PARALLEL_ITEMS: usize = 16;
+const PARALLEL_ITEMS: usize = 32;
 /// Rounds of retries for objects whose prerequisites were missing.
 const RETRY_ROUNDS: u32 = 3;
 

@@ -54,6 +54,15 @@ enum Bench {
         #[arg(long, default_value = "target/release/cairn")]
         cairn: PathBuf,
     },
+    /// Restore throughput and memory against objects created one by one with one client.
+    Restore {
+        /// Objects to load, back up and restore.
+        #[arg(long, default_value_t = 20000)]
+        objects: usize,
+        /// The cairn binary to measure (build it with --release).
+        #[arg(long, default_value = "target/release/cairn")]
+        cairn: PathBuf,
+    },
 }
 
 fn labels(app: &str) -> BTreeMap<String, String> {
@@ -281,9 +290,96 @@ async fn backup_bench(sizes: Vec<usize>, cairn: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn cairn_command(cairn: &PathBuf, env: &TestEnv, prefix: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(cairn);
+    command
+        .args(args)
+        .env("KUBECONFIG", &env.info().kubeconfig)
+        .env("CAIRN_STORAGE", env.info().storage_url(prefix))
+        .env("AWS_ACCESS_KEY_ID", &env.info().s3_access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &env.info().s3_secret_access_key);
+    command
+}
+
+async fn restore_bench(objects: usize, cairn: PathBuf) -> anyhow::Result<()> {
+    use backup_core::restore::{Transform, parse_item_path, wave_of};
+    if !cairn.is_file() {
+        bail!("{} not found: build it first with `cargo build --release -p backup-cli`", cairn.display());
+    }
+    let env = TestEnv::get();
+    let client = env.client().await;
+    let mut sources = Vec::new();
+    for i in 0..NAMESPACES {
+        sources.push(env.namespace(&format!("src-{i:02}")).await);
+    }
+    load(&client, &sources, 0, objects, objects).await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let prefix = env.bucket_prefix("restore-bench");
+    let included = sources.join(",");
+    let backup = cairn_command(&cairn, &env, &prefix, &["backup", "create", "source", "--include-namespaces", &included]).output()?;
+    if !backup.status.success() {
+        bail!("the backup failed: {}", String::from_utf8_lossy(&backup.stderr));
+    }
+
+    // Baseline: every restorable object of the backup, created one at a time with one client (Velero's way).
+    let store = env.s3_store(&prefix);
+    let record = store.read_backup("source").await?.context("the backup record")?;
+    let entries = cairn_tests::archive_read::archive_entries(&store, &record).await;
+    let baseline_map: BTreeMap<String, String> = sources.iter().map(|s| (s.clone(), format!("{s}-base"))).collect();
+    for target in baseline_map.values() {
+        let namespace = k8s_openapi::api::core::v1::Namespace { metadata: ObjectMeta { name: Some(target.clone()), ..Default::default() }, ..Default::default() };
+        Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone()).create(&PostParams::default(), &namespace).await?;
+    }
+    let transform = Transform { namespace_mapping: &baseline_map, backup_name: "source", restore_name: "baseline", preserve_node_ports: false };
+    let discovery = Discovery::run(&client).await?;
+    let mut work = Vec::new();
+    for (path, bytes) in &entries {
+        let Some(entry) = parse_item_path(path) else { continue };
+        if wave_of(&entry.group_resource).is_none() || entry.namespace.is_none() {
+            continue;
+        }
+        let Some(resource_type) = discovery.by_group_resource(&entry.group_resource) else { continue };
+        let mut object: serde_json::Value = serde_json::from_slice(bytes)?;
+        transform.apply(&entry.group_resource, &mut object);
+        let namespace = object["metadata"]["namespace"].as_str().unwrap_or_default().to_owned();
+        work.push((resource_type.list_path(Some(&namespace)), serde_json::to_vec(&object)?));
+    }
+    let started = Instant::now();
+    let mut created = 0u64;
+    for (path, body) in &work {
+        let request = http::Request::post(path.as_str()).header("content-type", "application/json").body(body.clone())?;
+        if client.request_text(request).await.is_ok() {
+            created += 1;
+        }
+    }
+    let baseline = started.elapsed();
+
+    let mappings: Vec<String> = sources.iter().map(|s| format!("{s}:{s}-copy")).collect();
+    let (wall, rss_kib, output) = run_measured(cairn_command(
+        &cairn,
+        &env,
+        &prefix,
+        &["restore", "create", "copy", "--from-backup", "source", "--namespace-mappings", &mappings.join(","), "-o", "json"],
+    ))?;
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .with_context(|| format!("the restore failed: {}", String::from_utf8_lossy(&output.stderr)))?;
+    if let Some(errors) = report["errors"].as_array().filter(|e| !e.is_empty()) {
+        eprintln!("the restore had {} errors, the first: {}", errors.len(), errors[0]);
+    }
+    let restored = report["restore"]["status"]["itemsRestored"].as_u64().unwrap_or(0);
+    let (base_rate, restore_rate) = (created as f64 / baseline.as_secs_f64(), restored as f64 / wall.as_secs_f64());
+    println!("cairn restore benchmark: Kubernetes {}, {} cores, N = {objects}", env.info().kubernetes_version, std::thread::available_parallelism()?);
+    println!("{:>28} {:>9} {:>9} {:>11}", "", "objects", "seconds", "objects/s");
+    println!("{:>28} {:>9} {:>9.2} {:>11.0}", "one by one, one client", created, baseline.as_secs_f64(), base_rate);
+    println!("{:>28} {:>9} {:>9.2} {:>11.0}", "cairn restore create", restored, wall.as_secs_f64(), restore_rate);
+    println!("ratio {:.2}x; restore peak RSS {:.1} MiB", restore_rate / base_rate, rss_kib as f64 / 1024.0);
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Bench::Backup { sizes, cairn } => backup_bench(sizes, cairn).await,
+        Bench::Restore { objects, cairn } => restore_bench(objects, cairn).await,
     }
 }
