@@ -247,6 +247,10 @@ async fn existing_objects_are_left_alone_or_patched_by_policy_and_dry_runs_chang
 
 /// Writes a backup in Velero's bucket layout: `velero-backup.json` and `<name>.tar.gz` with the given entries.
 async fn velero_backup(store: &Store, name: &str, entries: &[(&str, Value)]) {
+    velero_backup_with_version(store, name, "1.1.0\n", entries).await
+}
+
+async fn velero_backup_with_version(store: &Store, name: &str, version: &str, entries: &[(&str, Value)]) {
     let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()));
     let mut add = |path: &str, content: &[u8]| {
         let mut header = tar::Header::new_gnu();
@@ -259,7 +263,7 @@ async fn velero_backup(store: &Store, name: &str, entries: &[(&str, Value)]) {
         header.set_cksum();
         tar.append(&header, content).unwrap();
     };
-    add("metadata/version", b"1.1.0\n");
+    add("metadata/version", version.as_bytes());
     for (path, object) in entries {
         add(path, &serde_json::to_vec(object).unwrap());
     }
@@ -308,7 +312,22 @@ async fn velero_archives_restore_and_escaping_paths_are_refused() {
     .await;
     let error = restore(&client, &store, restore_request("hostile-restore", "hostile")).await.unwrap_err();
     assert!(matches!(error, RestoreError::UnsafePath { .. }), "{error}");
-    assert!(Api::<Namespace>::all(client).get_opt(&other).await.unwrap().is_none());
+    assert!(Api::<Namespace>::all(client.clone()).get_opt(&other).await.unwrap().is_none());
+
+    // An unknown archive format version is refused before anything is applied.
+    let harmless = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other}});
+    velero_backup_with_version(&store, "future", "2.0.0\n", &[(&item_path("namespaces", None, &other), harmless)]).await;
+    let error = restore(&client, &store, restore_request("future-restore", "future")).await.unwrap_err();
+    assert!(matches!(error, RestoreError::FormatVersion { .. }), "{error}");
+    assert!(Api::<Namespace>::all(client.clone()).get_opt(&other).await.unwrap().is_none());
+
+    // An object at a version the cluster does not serve fails with the versions it does serve.
+    let old = json!({"apiVersion": "apps/v1beta1", "kind": "Deployment", "metadata": {"name": "legacy", "namespace": namespace}, "spec": {}});
+    velero_backup(&store, "old-api", &[(&item_path("deployments.apps", Some(&namespace), "legacy"), old)]).await;
+    let outcome = restore(&client, &store, restore_request("old-api-restore", "old-api")).await.unwrap();
+    assert_eq!(outcome.restore.status.phase, RestorePhase::PartiallyFailed);
+    let reason = outcome.items[0].reason.clone().unwrap_or_default();
+    assert!(reason.contains("does not serve apps/v1beta1") && reason.contains("apps/v1"), "{reason}");
 }
 
 #[tokio::test]
