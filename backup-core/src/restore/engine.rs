@@ -115,21 +115,21 @@ fn retryable(error: &kube::Error) -> bool {
     }
 }
 
+/// Sends `body` and discards the server's echo of the object.
 async fn send(
     client: &Client,
     method: http::Method,
     path: &str,
     content_type: &str,
     body: &Value,
-) -> Result<Value, kube::Error> {
+) -> Result<(), kube::Error> {
     let request = http::Request::builder()
         .method(method)
         .uri(path)
         .header(http::header::CONTENT_TYPE, content_type)
         .body(serde_json::to_vec(body).expect("JSON serializes"))
         .expect("a request builds");
-    let text = client.request_text(request).await?;
-    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    client.request_text(request).await.map(drop)
 }
 
 impl Context<'_> {

@@ -14,8 +14,9 @@ use crate::backup::BackupRecord;
 
 /// Part size of streamed uploads: S3's minimum, so memory stays small.
 const UPLOAD_PART_SIZE: usize = 5 * 1024 * 1024;
-/// Parts of one upload in flight at once.
-const UPLOAD_CONCURRENCY: usize = 2;
+/// Parts of one upload in flight at once: one, so an upload holds at most two parts (10 MiB) whatever the
+/// archive's size.
+const UPLOAD_CONCURRENCY: usize = 1;
 /// Deletions in flight at once.
 const DELETE_CONCURRENCY: usize = 8;
 

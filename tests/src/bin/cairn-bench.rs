@@ -176,46 +176,53 @@ async fn list_everything(client: &Client, types: &[ResourceType], concurrency: u
     Ok(counts.iter().sum())
 }
 
-/// Runs `command`, returning its wall time, peak RSS in KiB and output.
+/// (busy, total) CPU jiffies of the whole machine, from /proc/stat.
+fn cpu_jiffies() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> =
+        stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    let total: u64 = fields.iter().sum();
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// The machine's CPU use between two `cpu_jiffies` readings, in percent.
+fn busy_percent(before: (u64, u64), after: (u64, u64)) -> f64 {
+    let (busy, total) = (after.0 - before.0, after.1 - before.1);
+    if total == 0 { 0.0 } else { busy as f64 * 100.0 / total as f64 }
+}
+
+/// Runs `command`, returning its wall time, peak RSS in KiB and output. The peak is the child's own VmHWM,
+/// sampled every 5 ms: rusage's maxrss would include the parent's memory at spawn time, which Linux carries
+/// into the child across exec.
 fn run_measured(mut command: Command) -> anyhow::Result<(Duration, u64, std::process::Output)> {
     let started = Instant::now();
     let child = command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn()?;
-    let pid = child.id() as libc::pid_t;
-    // Drain the pipes on threads so the child never blocks on a full pipe.
-    let mut child = child;
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
-    let out = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut stdout, &mut buf).map(|_| buf)
-    });
-    let err = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut stderr, &mut buf).map(|_| buf)
-    });
-    let (status, max_rss_kib) = wait_with_rusage(pid)?;
-    let elapsed = started.elapsed();
-    let output = std::process::Output {
-        status,
-        stdout: out.join().expect("reader thread")?,
-        stderr: err.join().expect("reader thread")?,
+    let status_path = format!("/proc/{}/status", child.id());
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(status) = std::fs::read_to_string(&status_path)
+                    && let Some(kib) = status
+                        .lines()
+                        .find_map(|l| l.strip_prefix("VmHWM:"))
+                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                {
+                    peak = peak.max(kib);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            peak
+        })
     };
-    std::mem::forget(child); // already reaped by wait4
-    Ok((elapsed, max_rss_kib, output))
-}
-
-#[allow(unsafe_code)]
-fn wait_with_rusage(pid: libc::pid_t) -> anyhow::Result<(std::process::ExitStatus, u64)> {
-    use std::os::unix::process::ExitStatusExt;
-    let mut status: libc::c_int = 0;
-    // SAFETY: rusage is plain data, zero is a valid value, and wait4 only writes into the two out-pointers.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: see above; pid is our own unreaped child.
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    if reaped != pid {
-        bail!("wait4 failed: {}", std::io::Error::last_os_error());
-    }
-    Ok((std::process::ExitStatus::from_raw(status), usage.ru_maxrss as u64))
+    let output = child.wait_with_output()?;
+    let elapsed = started.elapsed();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.join().expect("sampler thread");
+    Ok((elapsed, peak, output))
 }
 
 async fn backup_bench(sizes: Vec<usize>, cairn: PathBuf) -> anyhow::Result<()> {
@@ -316,7 +323,9 @@ async fn restore_bench(objects: usize, cairn: PathBuf) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let prefix = env.bucket_prefix("restore-bench");
     let included = sources.join(",");
-    let backup = cairn_command(&cairn, &env, &prefix, &["backup", "create", "source", "--include-namespaces", &included]).output()?;
+    let backup =
+        cairn_command(&cairn, &env, &prefix, &["backup", "create", "source", "--include-namespaces", &included])
+            .output()?;
     if !backup.status.success() {
         bail!("the backup failed: {}", String::from_utf8_lossy(&backup.stderr));
     }
@@ -327,10 +336,20 @@ async fn restore_bench(objects: usize, cairn: PathBuf) -> anyhow::Result<()> {
     let entries = cairn_tests::archive_read::archive_entries(&store, &record).await;
     let baseline_map: BTreeMap<String, String> = sources.iter().map(|s| (s.clone(), format!("{s}-base"))).collect();
     for target in baseline_map.values() {
-        let namespace = k8s_openapi::api::core::v1::Namespace { metadata: ObjectMeta { name: Some(target.clone()), ..Default::default() }, ..Default::default() };
-        Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone()).create(&PostParams::default(), &namespace).await?;
+        let namespace = k8s_openapi::api::core::v1::Namespace {
+            metadata: ObjectMeta { name: Some(target.clone()), ..Default::default() },
+            ..Default::default()
+        };
+        Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await?;
     }
-    let transform = Transform { namespace_mapping: &baseline_map, backup_name: "source", restore_name: "baseline", preserve_node_ports: false };
+    let transform = Transform {
+        namespace_mapping: &baseline_map,
+        backup_name: "source",
+        restore_name: "baseline",
+        preserve_node_ports: false,
+    };
     let discovery = Discovery::run(&client).await?;
     let mut work = Vec::new();
     for (path, bytes) in &entries {
@@ -344,34 +363,72 @@ async fn restore_bench(objects: usize, cairn: PathBuf) -> anyhow::Result<()> {
         let namespace = object["metadata"]["namespace"].as_str().unwrap_or_default().to_owned();
         work.push((resource_type.list_path(Some(&namespace)), serde_json::to_vec(&object)?));
     }
+    let cpu_before = cpu_jiffies();
     let started = Instant::now();
     let mut created = 0u64;
     for (path, body) in &work {
-        let request = http::Request::post(path.as_str()).header("content-type", "application/json").body(body.clone())?;
+        let request =
+            http::Request::post(path.as_str()).header("content-type", "application/json").body(body.clone())?;
         if client.request_text(request).await.is_ok() {
             created += 1;
         }
     }
     let baseline = started.elapsed();
+    let baseline_cpu = busy_percent(cpu_before, cpu_jiffies());
+    let cpu_before = cpu_jiffies();
 
     let mappings: Vec<String> = sources.iter().map(|s| format!("{s}:{s}-copy")).collect();
     let (wall, rss_kib, output) = run_measured(cairn_command(
         &cairn,
         &env,
         &prefix,
-        &["restore", "create", "copy", "--from-backup", "source", "--namespace-mappings", &mappings.join(","), "-o", "json"],
+        &[
+            "restore",
+            "create",
+            "copy",
+            "--from-backup",
+            "source",
+            "--namespace-mappings",
+            &mappings.join(","),
+            "-o",
+            "json",
+        ],
     ))?;
+    let restore_cpu = busy_percent(cpu_before, cpu_jiffies());
     let report: serde_json::Value = serde_json::from_slice(&output.stdout)
         .with_context(|| format!("the restore failed: {}", String::from_utf8_lossy(&output.stderr)))?;
     if let Some(errors) = report["errors"].as_array().filter(|e| !e.is_empty()) {
         eprintln!("the restore had {} errors, the first: {}", errors.len(), errors[0]);
     }
     let restored = report["restore"]["status"]["itemsRestored"].as_u64().unwrap_or(0);
+    if let Ok(log) = backup_core::restore::read_restore_log(&store, "copy").await {
+        for line in log.lines().filter(|l| l.contains("retry round")) {
+            eprintln!("  restore log: {line}");
+        }
+    }
     let (base_rate, restore_rate) = (created as f64 / baseline.as_secs_f64(), restored as f64 / wall.as_secs_f64());
-    println!("cairn restore benchmark: Kubernetes {}, {} cores, N = {objects}", env.info().kubernetes_version, std::thread::available_parallelism()?);
-    println!("{:>28} {:>9} {:>9} {:>11}", "", "objects", "seconds", "objects/s");
-    println!("{:>28} {:>9} {:>9.2} {:>11.0}", "one by one, one client", created, baseline.as_secs_f64(), base_rate);
-    println!("{:>28} {:>9} {:>9.2} {:>11.0}", "cairn restore create", restored, wall.as_secs_f64(), restore_rate);
+    println!(
+        "cairn restore benchmark: Kubernetes {}, {} cores, N = {objects}",
+        env.info().kubernetes_version,
+        std::thread::available_parallelism()?
+    );
+    println!("{:>28} {:>9} {:>9} {:>11} {:>12}", "", "objects", "seconds", "objects/s", "machine CPU");
+    println!(
+        "{:>28} {:>9} {:>9.2} {:>11.0} {:>11.0}%",
+        "one by one, one client",
+        created,
+        baseline.as_secs_f64(),
+        base_rate,
+        baseline_cpu
+    );
+    println!(
+        "{:>28} {:>9} {:>9.2} {:>11.0} {:>11.0}%",
+        "cairn restore create",
+        restored,
+        wall.as_secs_f64(),
+        restore_rate,
+        restore_cpu
+    );
     println!("ratio {:.2}x; restore peak RSS {:.1} MiB", restore_rate / base_rate, rss_kib as f64 / 1024.0);
     Ok(())
 }

@@ -316,7 +316,8 @@ async fn velero_archives_restore_and_escaping_paths_are_refused() {
 
     // An unknown archive format version is refused before anything is applied.
     let harmless = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other}});
-    velero_backup_with_version(&store, "future", "2.0.0\n", &[(&item_path("namespaces", None, &other), harmless)]).await;
+    velero_backup_with_version(&store, "future", "2.0.0\n", &[(&item_path("namespaces", None, &other), harmless)])
+        .await;
     let error = restore(&client, &store, restore_request("future-restore", "future")).await.unwrap_err();
     assert!(matches!(error, RestoreError::FormatVersion { .. }), "{error}");
     assert!(Api::<Namespace>::all(client.clone()).get_opt(&other).await.unwrap().is_none());
