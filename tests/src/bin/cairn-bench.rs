@@ -260,13 +260,8 @@ async fn backup_bench(sizes: Vec<usize>, cairn: PathBuf) -> anyhow::Result<()> {
         let floor_concurrent = started.elapsed();
 
         let prefix = env.bucket_prefix(&format!("bench-{size}"));
-        let mut command = Command::new(&cairn);
-        command
-            .args(["backup", "create", &format!("bench-{size}"), "-o", "json"])
-            .env("KUBECONFIG", &env.info().kubeconfig)
-            .env("CAIRN_STORAGE", env.info().storage_url(&prefix))
-            .env("AWS_ACCESS_KEY_ID", &env.info().s3_access_key_id)
-            .env("AWS_SECRET_ACCESS_KEY", &env.info().s3_secret_access_key);
+        let name = format!("bench-{size}");
+        let command = cairn_command(&cairn, &env, &prefix, &["backup", "create", &name, "-o", "json"]);
         let (wall, rss_kib, output) = run_measured(command)?;
         if !output.status.success() {
             bail!("cairn backup create failed: {}", String::from_utf8_lossy(&output.stderr));

@@ -290,6 +290,12 @@ async fn delete_namespace(state: &Path, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs an async command on a runtime of its own (`serve` must not run inside one: it starts processes and
+/// its readiness checks build their own).
+fn block_on(command: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(command)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let state = state_dir(&cli);
@@ -297,22 +303,10 @@ fn main() -> ExitCode {
         Cmd::Up => up(&state),
         Cmd::Down => down(&state),
         Cmd::Env { output } => print_env(&state, output),
-        Cmd::Status { output } => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(anyhow::Error::from)
-            .and_then(|runtime| runtime.block_on(status(&state, output))),
+        Cmd::Status { output } => block_on(status(&state, output)),
         Cmd::Serve => serve(&state),
-        Cmd::DeleteNamespace { name } => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(anyhow::Error::from)
-            .and_then(|runtime| runtime.block_on(delete_namespace(&state, &name))),
-        Cmd::Apply { file, namespace } => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(anyhow::Error::from)
-            .and_then(|runtime| runtime.block_on(apply(&state, &file, namespace.as_deref()))),
+        Cmd::DeleteNamespace { name } => block_on(delete_namespace(&state, &name)),
+        Cmd::Apply { file, namespace } => block_on(apply(&state, &file, namespace.as_deref())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
