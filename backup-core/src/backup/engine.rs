@@ -266,7 +266,7 @@ async fn run_list(client: &Client, shared: &Shared<'_>, task: &ListTask<'_>) -> 
 async fn list_filtered(
     client: &Client,
     resource_type: &ResourceType,
-    keep: impl Fn(&Listed) -> bool,
+    mut keep: impl FnMut(&Listed) -> bool,
 ) -> Result<Vec<Listed>, String> {
     let mut kept = Vec::new();
     let mut token: Option<String> = None;
@@ -436,12 +436,21 @@ pub async fn run_backup(
         })?;
         excluded_namespaces.extend(labelled.into_iter().map(|n| n.name));
     }
-    let custom_types: BTreeSet<String> = discovery
-        .types
-        .iter()
-        .filter(|t| !t.group.is_empty() && !t.group.ends_with(".k8s.io") && t.group.contains('.'))
-        .map(ResourceType::group_resource)
-        .collect();
+    // Custom resource types are exactly those a CRD defines; a CRD's name is its `plural.group`. Only the
+    // names are kept: CRDs can be large.
+    let mut custom_types = BTreeSet::new();
+    if let Some(crds) = discovery.by_group_resource(kinds::CRD) {
+        list_filtered(client, crds, |crd| {
+            custom_types.insert(crd.name.clone());
+            false
+        })
+        .await
+        .map_err(|e| BackupError::Failed {
+            name: name.clone(),
+            reason: format!("listing CustomResourceDefinitions failed: {e}"),
+            recorded: false,
+        })?;
+    }
 
     // CRDs and namespaces first, so an archive read front to back meets them before what needs them.
     let mut types: Vec<&ResourceType> = discovery.types.iter().filter(|t| selection.includes_type(t)).collect();
