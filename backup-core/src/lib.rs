@@ -8,6 +8,7 @@ pub mod archive;
 pub mod backup;
 pub mod discovery;
 pub mod duration;
+pub mod object_name;
 pub mod restore;
 pub mod selection;
 pub mod store;

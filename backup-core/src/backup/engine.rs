@@ -41,9 +41,7 @@ const SINK_QUEUE: usize = 4;
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
     /// The name is not a valid object name.
-    #[error(
-        "invalid backup name {0:?}: use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters (e.g. nightly-2026-11-28)"
-    )]
+    #[error("invalid backup name {0:?}: {rule} (e.g. nightly-2026-11-28)", rule = crate::object_name::NAME_RULE)]
     InvalidName(String),
     /// The TTL could not be read.
     #[error("invalid --ttl: {0}")]
@@ -112,13 +110,7 @@ pub struct BackupOutcome {
 
 /// Checks a backup name: a DNS-1123 subdomain, as Kubernetes object names are.
 pub fn validate_name(name: &str) -> Result<(), BackupError> {
-    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    let valid = !name.is_empty()
-        && name.len() <= 253
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
-        && edge_ok(name.chars().next())
-        && edge_ok(name.chars().last());
-    if valid { Ok(()) } else { Err(BackupError::InvalidName(name.to_owned())) }
+    if crate::object_name::is_valid_name(name) { Ok(()) } else { Err(BackupError::InvalidName(name.to_owned())) }
 }
 
 /// One LIST to run: a type across all namespaces, or in one.

@@ -24,7 +24,7 @@ use super::{
 };
 use crate::{
     apiclient::{describe, get_text},
-    backup::{BackupLog, Problem, RecordMeta, validate_name},
+    backup::{BackupLog, Problem, RecordMeta},
     discovery::{Discovery, ResourceType},
     selection::Selection,
     store::{Layout, Store, StoreError},
@@ -415,7 +415,9 @@ pub async fn run_restore(
 ) -> Result<RestoreOutcome, RestoreError> {
     let started = Timestamp::now();
     let name = request.name.clone();
-    validate_name(&name).map_err(|e| RestoreError::Name(e.to_string().replace("backup name", "restore name")))?;
+    if !crate::object_name::is_valid_name(&name) {
+        return Err(RestoreError::Name(format!("invalid restore name {name:?}: {}", crate::object_name::NAME_RULE)));
+    }
     check_mapping(&request.spec.namespace_mapping)?;
     store.check_reachable().await?;
     let keys = Layout.restore_keys(&name);

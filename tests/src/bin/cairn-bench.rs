@@ -186,6 +186,35 @@ fn cpu_jiffies() -> (u64, u64) {
     (total - idle, total)
 }
 
+/// CPU seconds used so far by each running process whose command name is one of `names` (summed per name).
+fn cpu_by_process(names: &[&str]) -> BTreeMap<String, f64> {
+    let ticks = 100.0; // USER_HZ on Linux
+    let mut used = BTreeMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let name = &stat[open + 1..close];
+        if !names.contains(&name) {
+            continue;
+        }
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        let cpu: f64 = [11, 12].iter().filter_map(|i| fields.get(*i)?.parse::<f64>().ok()).sum();
+        *used.entry(name.to_owned()).or_insert(0.0) += cpu / ticks;
+    }
+    used
+}
+
+/// Per-process CPU seconds between two `cpu_by_process` readings, as `name 1.2s` pairs.
+fn cpu_delta(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> String {
+    after
+        .iter()
+        .map(|(name, seconds)| format!("{name} {:.1}s", seconds - before.get(name).copied().unwrap_or(0.0)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+const CONTROL_PLANE: &[&str] = &["kube-apiserver", "etcd", "kube-controller", "kube-scheduler", "s3s-fs"];
+
 /// The machine's CPU use between two `cpu_jiffies` readings, in percent.
 fn busy_percent(before: (u64, u64), after: (u64, u64)) -> f64 {
     let (busy, total) = (after.0 - before.0, after.1 - before.1);
@@ -195,16 +224,26 @@ fn busy_percent(before: (u64, u64), after: (u64, u64)) -> f64 {
 /// Runs `command`, returning its wall time, peak RSS in KiB and output. The peak is the child's own VmHWM,
 /// sampled every 5 ms: rusage's maxrss would include the parent's memory at spawn time, which Linux carries
 /// into the child across exec.
-fn run_measured(mut command: Command) -> anyhow::Result<(Duration, u64, std::process::Output)> {
+fn run_measured(mut command: Command) -> anyhow::Result<(Duration, u64, f64, std::process::Output)> {
     let started = Instant::now();
     let child = command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn()?;
     let status_path = format!("/proc/{}/status", child.id());
+    let stat_path = format!("/proc/{}/stat", child.id());
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = {
         let done = done.clone();
         std::thread::spawn(move || {
-            let mut peak = 0u64;
+            let (mut peak, mut cpu) = (0u64, 0f64);
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(stat) = std::fs::read_to_string(&stat_path)
+                    && let Some(close) = stat.rfind(')')
+                {
+                    let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+                    let ticks: f64 = [11, 12].iter().filter_map(|i| fields.get(*i)?.parse::<f64>().ok()).sum();
+                    if ticks > 0.0 {
+                        cpu = ticks / 100.0;
+                    }
+                }
                 if let Ok(status) = std::fs::read_to_string(&status_path)
                     && let Some(kib) = status
                         .lines()
@@ -215,14 +254,14 @@ fn run_measured(mut command: Command) -> anyhow::Result<(Duration, u64, std::pro
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
-            peak
+            (peak, cpu)
         })
     };
     let output = child.wait_with_output()?;
     let elapsed = started.elapsed();
     done.store(true, std::sync::atomic::Ordering::Relaxed);
-    let peak = sampler.join().expect("sampler thread");
-    Ok((elapsed, peak, output))
+    let (peak, cpu) = sampler.join().expect("sampler thread");
+    Ok((elapsed, peak, cpu, output))
 }
 
 async fn backup_bench(sizes: Vec<usize>, cairn: PathBuf) -> anyhow::Result<()> {
@@ -262,7 +301,7 @@ async fn backup_bench(sizes: Vec<usize>, cairn: PathBuf) -> anyhow::Result<()> {
         let prefix = env.bucket_prefix(&format!("bench-{size}"));
         let name = format!("bench-{size}");
         let command = cairn_command(&cairn, &env, &prefix, &["backup", "create", &name, "-o", "json"]);
-        let (wall, rss_kib, output) = run_measured(command)?;
+        let (wall, rss_kib, _, output) = run_measured(command)?;
         if !output.status.success() {
             bail!("cairn backup create failed: {}", String::from_utf8_lossy(&output.stderr));
         }
@@ -359,6 +398,7 @@ async fn restore_bench(objects: usize, cairn: PathBuf) -> anyhow::Result<()> {
         work.push((resource_type.list_path(Some(&namespace)), serde_json::to_vec(&object)?));
     }
     let cpu_before = cpu_jiffies();
+    let processes_before = cpu_by_process(CONTROL_PLANE);
     let started = Instant::now();
     let mut created = 0u64;
     for (path, body) in &work {
@@ -370,10 +410,12 @@ async fn restore_bench(objects: usize, cairn: PathBuf) -> anyhow::Result<()> {
     }
     let baseline = started.elapsed();
     let baseline_cpu = busy_percent(cpu_before, cpu_jiffies());
+    let baseline_processes = cpu_delta(&processes_before, &cpu_by_process(CONTROL_PLANE));
     let cpu_before = cpu_jiffies();
+    let processes_before = cpu_by_process(CONTROL_PLANE);
 
     let mappings: Vec<String> = sources.iter().map(|s| format!("{s}:{s}-copy")).collect();
-    let (wall, rss_kib, output) = run_measured(cairn_command(
+    let (wall, rss_kib, cpu_seconds, output) = run_measured(cairn_command(
         &cairn,
         &env,
         &prefix,
@@ -390,6 +432,7 @@ async fn restore_bench(objects: usize, cairn: PathBuf) -> anyhow::Result<()> {
         ],
     ))?;
     let restore_cpu = busy_percent(cpu_before, cpu_jiffies());
+    let restore_processes = cpu_delta(&processes_before, &cpu_by_process(CONTROL_PLANE));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout)
         .with_context(|| format!("the restore failed: {}", String::from_utf8_lossy(&output.stderr)))?;
     if let Some(errors) = report["errors"].as_array().filter(|e| !e.is_empty()) {
@@ -424,7 +467,14 @@ async fn restore_bench(objects: usize, cairn: PathBuf) -> anyhow::Result<()> {
         restore_rate,
         restore_cpu
     );
-    println!("ratio {:.2}x; restore peak RSS {:.1} MiB", restore_rate / base_rate, rss_kib as f64 / 1024.0);
+    println!(
+        "ratio {:.2}x; restore peak RSS {:.1} MiB; cairn used {:.1} s of CPU",
+        restore_rate / base_rate,
+        rss_kib as f64 / 1024.0,
+        cpu_seconds
+    );
+    println!("control plane CPU during the baseline: {baseline_processes}");
+    println!("control plane CPU during the restore:  {restore_processes}");
     Ok(())
 }
 
