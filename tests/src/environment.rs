@@ -162,6 +162,9 @@ impl Environment {
             "--allow-privileged=true".into(),
             // A single loopback API server has no endpoints worth reconciling.
             "--endpoint-reconciler-type=none".into(),
+            // Webhooks and aggregated APIs are reached through their Services' endpoints, never their cluster
+            // IPs: the service range is not routed here, and nothing may dial outside loopback.
+            "--enable-aggregator-routing=true".into(),
             // Load tests and benchmarks must measure Cairn, not the server's rate limits.
             "--enable-priority-and-fairness=false".into(),
             "--max-requests-inflight=0".into(),

@@ -362,3 +362,88 @@ async fn damaged_or_missing_backups_are_refused_before_anything_is_applied() {
     bad_mapping.spec.namespace_mapping = BTreeMap::from([("a".into(), "Not_Valid".into())]);
     assert!(matches!(restore(&client, &store, bad_mapping).await, Err(RestoreError::Mapping(_))));
 }
+
+#[tokio::test]
+async fn webhook_configurations_are_restored_after_the_objects_they_would_block() {
+    let env = TestEnv::get();
+    let client = env.client().await;
+    let namespace = env.namespace("restore-webhook").await;
+    // A webhook that refuses every ConfigMap created in this namespace (its Service has no endpoints), applied
+    // after the ConfigMap it would have blocked.
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Namespace
+metadata: {{name: {namespace}, labels: {{cairn-test-webhook: {namespace}}}}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: guarded, namespace: {namespace}}}
+data: {{k: v}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: hook, namespace: {namespace}}}
+spec: {{ports: [{{port: 443}}]}}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {{name: {namespace}-guard}}
+webhooks:
+  - name: guard.cairn.dev
+    clientConfig: {{service: {{namespace: {namespace}, name: hook, path: /validate, port: 443}}}}
+    rules: [{{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [configmaps]}}]
+    namespaceSelector: {{matchLabels: {{cairn-test-webhook: {namespace}}}}}
+    failurePolicy: Fail
+    sideEffects: None
+    admissionReviewVersions: [v1]
+"#
+    );
+    apply_manifests(&client, &manifest).await.unwrap();
+    let store = env.s3_store(&env.bucket_prefix("restore-webhook"));
+    let request = BackupRequest {
+        name: "guarded".into(),
+        spec: BackupSpec {
+            selection: SelectionSpec {
+                included_namespaces: vec![namespace.clone()],
+                included_resources: vec![
+                    "configmaps".into(),
+                    "services".into(),
+                    "namespaces".into(),
+                    "validatingwebhookconfigurations".into(),
+                ],
+                include_cluster_resources: Some(true),
+                ..Default::default()
+            },
+            ttl: "1h".into(),
+            storage_location: String::new(),
+            compression: Some(Compression::Zstd),
+        },
+        labels: BTreeMap::new(),
+    };
+    let (progress, _) = watch::channel(BackupProgress::default());
+    run_backup(&client, &store, request, &progress).await.unwrap();
+    let webhooks = kube::discovery::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration"),
+        "validatingwebhookconfigurations",
+    );
+    let webhooks: Api<DynamicObject> = Api::all_with(client.clone(), &webhooks);
+    let webhook_name = format!("{namespace}-guard");
+    webhooks.delete(&webhook_name, &DeleteParams::default()).await.unwrap();
+    wait_gone(&client, &namespace).await;
+
+    let outcome = restore(&client, &store, restore_request("guarded-back", "guarded")).await.unwrap();
+    let guarded = outcome.items.iter().find(|i| i.name == "guarded").unwrap();
+    assert_eq!(guarded.outcome, ItemOutcome::Created, "{guarded:?}");
+    assert!(webhooks.get_opt(&webhook_name).await.unwrap().is_some(), "the webhook configuration came back");
+    // The webhook is live again: had it come first, the ConfigMap would have been refused like this one.
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
+    let late = ConfigMap {
+        metadata: kube::api::ObjectMeta { name: Some("late".into()), ..Default::default() },
+        ..Default::default()
+    };
+    let refused = configmaps.create(&PostParams::default(), &late).await.unwrap_err();
+    assert!(refused.to_string().contains("guard.cairn.dev"), "{refused}");
+    // Refused for want of endpoints: the API server dials endpoints only, never the unrouted service range.
+    assert!(refused.to_string().contains("endpoints"), "{refused}");
+    webhooks.delete(&webhook_name, &DeleteParams::default()).await.unwrap();
+}
