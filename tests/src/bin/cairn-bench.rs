@@ -264,7 +264,8 @@ fn run_measured(mut command: Command) -> anyhow::Result<(Duration, u64, f64, std
     Ok((elapsed, peak, cpu, output))
 }
 
-async fn backup_bench(sizes: Vec<usize>, cairn: PathBuf) -> anyhow::Result<()> {
+/// The environment, a client and the benchmark's namespaces (named `<base>-NN`), once `cairn` is built.
+async fn setup(cairn: &PathBuf, base: &str) -> anyhow::Result<(TestEnv, Client, Vec<String>)> {
     if !cairn.is_file() {
         bail!("{} not found: build it first with `cargo build --release -p backup-cli`", cairn.display());
     }
@@ -272,8 +273,13 @@ async fn backup_bench(sizes: Vec<usize>, cairn: PathBuf) -> anyhow::Result<()> {
     let client = env.client().await;
     let mut namespaces = Vec::new();
     for i in 0..NAMESPACES {
-        namespaces.push(env.namespace(&format!("bench-{i:02}")).await);
+        namespaces.push(env.namespace(&format!("{base}-{i:02}")).await);
     }
+    Ok((env, client, namespaces))
+}
+
+async fn backup_bench(sizes: Vec<usize>, cairn: PathBuf) -> anyhow::Result<()> {
+    let (env, client, namespaces) = setup(&cairn, "bench").await?;
     println!(
         "cairn backup benchmark: Kubernetes {}, S3 s3s-fs, {} cores",
         env.info().kubernetes_version,
@@ -344,15 +350,7 @@ fn cairn_command(cairn: &PathBuf, env: &TestEnv, prefix: &str, args: &[&str]) ->
 
 async fn restore_bench(objects: usize, cairn: PathBuf) -> anyhow::Result<()> {
     use backup_core::restore::{Transform, parse_item_path, wave_of};
-    if !cairn.is_file() {
-        bail!("{} not found: build it first with `cargo build --release -p backup-cli`", cairn.display());
-    }
-    let env = TestEnv::get();
-    let client = env.client().await;
-    let mut sources = Vec::new();
-    for i in 0..NAMESPACES {
-        sources.push(env.namespace(&format!("src-{i:02}")).await);
-    }
+    let (env, client, sources) = setup(&cairn, "src").await?;
     load(&client, &sources, 0, objects, objects).await?;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let prefix = env.bucket_prefix("restore-bench");
