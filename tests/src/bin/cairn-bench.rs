@@ -265,7 +265,7 @@ fn run_measured(mut command: Command) -> anyhow::Result<(Duration, u64, f64, std
 }
 
 /// The environment, a client and the benchmark's namespaces (named `<base>-NN`), once `cairn` is built.
-async fn setup(cairn: &PathBuf, base: &str) -> anyhow::Result<(TestEnv, Client, Vec<String>)> {
+async fn setup(cairn: &std::path::Path, base: &str) -> anyhow::Result<(TestEnv, Client, Vec<String>)> {
     if !cairn.is_file() {
         bail!("{} not found: build it first with `cargo build --release -p backup-cli`", cairn.display());
     }
@@ -337,7 +337,7 @@ async fn backup_bench(sizes: Vec<usize>, cairn: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn cairn_command(cairn: &PathBuf, env: &TestEnv, prefix: &str, args: &[&str]) -> Command {
+fn cairn_command(cairn: &std::path::Path, env: &TestEnv, prefix: &str, args: &[&str]) -> Command {
     let mut command = Command::new(cairn);
     command
         .args(args)
