@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod duration;
 pub mod object_name;
 pub mod restore;
+pub mod schedule;
 pub mod selection;
 pub mod store;
 
