@@ -11,7 +11,6 @@ use std::{
 };
 
 use tokio::{sync::mpsc, task::JoinHandle};
-use tokio_util::io::SyncIoBridge;
 
 use crate::{
     archive::{ArchiveSummary, ArchiveWriter},
@@ -56,8 +55,8 @@ pub fn spawn_sink(
     mut pages: mpsc::Receiver<Vec<SinkObject>>,
     bytes: Arc<AtomicU64>,
 ) -> JoinHandle<io::Result<SinkOutput>> {
-    let archive = SyncIoBridge::new(store.upload(&keys.archive));
-    let manifest = SyncIoBridge::new(store.upload(&keys.manifest));
+    let archive = store.upload(&keys.archive);
+    let manifest = store.upload(&keys.manifest);
     tokio::task::spawn_blocking(move || {
         let mut writer = ArchiveWriter::new(archive, manifest, compression, mtime)?;
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
@@ -75,9 +74,9 @@ pub fn spawn_sink(
             }
             bytes.store(writer.bytes_written(), Ordering::Relaxed);
         }
-        let (mut archive, mut manifest, summary) = writer.finish()?;
-        archive.shutdown()?;
-        manifest.shutdown()?;
+        let (archive, manifest, summary) = writer.finish()?;
+        archive.finish()?;
+        manifest.finish()?;
         bytes.store(summary.size, Ordering::Relaxed);
         resource_list.values_mut().for_each(|names| names.sort());
         Ok(SinkOutput { summary, counts, resource_list })

@@ -6,17 +6,12 @@ use std::io::Write;
 use bytes::Bytes;
 use flate2::{Compression as GzLevel, write::GzEncoder};
 use futures::{StreamExt, TryStreamExt};
-use object_store::{ObjectStoreExt, PutMode, PutOptions, buffered::BufWriter, path::Path};
+use object_store::{ObjectStoreExt, PutMode, PutOptions, path::Path};
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::{Layout, Store, StoreError};
+use super::{Layout, PartWriter, Store, StoreError};
 use crate::backup::BackupRecord;
 
-/// Part size of streamed uploads: S3's minimum, so memory stays small.
-const UPLOAD_PART_SIZE: usize = 5 * 1024 * 1024;
-/// Parts of one upload in flight at once: one, so an upload holds at most two parts (10 MiB) whatever the
-/// archive's size.
-const UPLOAD_CONCURRENCY: usize = 1;
 /// Deletions in flight at once.
 const DELETE_CONCURRENCY: usize = 8;
 
@@ -85,10 +80,10 @@ impl Store {
         self.objects().put_opts(&key, body.into(), options).await.map(drop).map_err(|e| self.explain(&key, e))
     }
 
-    /// A streamed upload to `key`: parts go up as they fill; `shutdown` completes it, `abort` cancels it.
-    pub fn upload(&self, key: &Path) -> BufWriter {
-        BufWriter::with_capacity(self.objects().clone(), key.clone(), UPLOAD_PART_SIZE)
-            .with_max_concurrency(UPLOAD_CONCURRENCY)
+    /// A streamed upload to `key` for a blocking thread, holding at most one part in memory
+    /// ([`PartWriter`]): `finish` completes it, `abort` cancels it.
+    pub fn upload(&self, key: &Path) -> PartWriter {
+        PartWriter::new(self.objects().clone(), key.clone(), tokio::runtime::Handle::current())
     }
 
     /// Writes `value` as gzip-compressed JSON.

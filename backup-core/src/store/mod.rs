@@ -3,9 +3,11 @@
 mod backups;
 mod layout;
 mod location;
+mod part_writer;
 
 pub use layout::{BackupKeys, Compression, Layout, RestoreKeys};
 pub use location::{Location, S3Credentials, default_local_root};
+pub use part_writer::{PART_SIZE, PartWriter};
 
 use std::sync::Arc;
 

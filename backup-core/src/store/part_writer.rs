@@ -1,0 +1,78 @@
+//! A blocking writer of one object that never holds more than one part in memory. Bytes are buffered up to
+//! a part; an object that ends within it goes up in one PUT; a larger one becomes a multipart upload whose
+//! full parts are sent one at a time, the writer waiting for each before taking more bytes. Memory stays at
+//! one part (5 MiB) whatever the object's size; a part takes an S3 server tens of milliseconds.
+
+use std::{
+    io::{self, Write},
+    mem,
+    sync::Arc,
+};
+
+use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart, path::Path};
+use tokio::runtime::Handle;
+
+/// Bytes per part: S3's minimum for every part but the last.
+pub const PART_SIZE: usize = 5 * 1024 * 1024;
+
+/// See the module documentation. Must be used from a blocking thread (e.g. `spawn_blocking`).
+pub struct PartWriter {
+    objects: Arc<dyn ObjectStore>,
+    key: Path,
+    buffer: Vec<u8>,
+    upload: Option<WriteMultipart>,
+    runtime: Handle,
+}
+
+impl PartWriter {
+    /// A writer of `key` in `objects`; `runtime` drives the requests.
+    pub fn new(objects: Arc<dyn ObjectStore>, key: Path, runtime: Handle) -> PartWriter {
+        PartWriter { objects, key, buffer: Vec::new(), upload: None, runtime }
+    }
+
+    /// Stores what is buffered (one PUT, or the last part) and completes the object.
+    pub fn finish(self) -> io::Result<()> {
+        let PartWriter { objects, key, buffer, upload, runtime } = self;
+        match upload {
+            None => runtime.block_on(objects.put(&key, buffer.into())).map(drop),
+            Some(upload) => runtime.block_on(upload.finish()).map(drop),
+        }
+        .map_err(io::Error::other)
+    }
+
+    /// Cancels a multipart upload, so no parts are left behind.
+    pub fn abort(self) -> io::Result<()> {
+        match self.upload {
+            None => Ok(()),
+            Some(upload) => self.runtime.block_on(upload.abort()).map_err(io::Error::other),
+        }
+    }
+}
+
+impl Write for PartWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.upload {
+            None => {
+                self.buffer.extend_from_slice(buf);
+                if self.buffer.len() >= PART_SIZE {
+                    let started =
+                        self.runtime.block_on(self.objects.put_multipart(&self.key)).map_err(io::Error::other)?;
+                    let mut upload = WriteMultipart::new_with_chunk_size(started, PART_SIZE);
+                    upload.write(&mem::take(&mut self.buffer));
+                    self.runtime.block_on(upload.wait_for_capacity(0)).map_err(io::Error::other)?;
+                    self.upload = Some(upload);
+                }
+            }
+            Some(upload) => {
+                upload.write(buf);
+                // A full part has just been handed to the upload: wait until it is stored.
+                self.runtime.block_on(upload.wait_for_capacity(0)).map_err(io::Error::other)?;
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
