@@ -312,7 +312,7 @@ pub async fn run(command: BackupCommand, connection: &Connection) -> anyhow::Res
         BackupCommand::Create(args) => create(args, connection).await,
         BackupCommand::Get { names, output } => {
             let store = connection.store()?;
-            let mut records = store.list_backups().await?;
+            let mut records = backup::list_backups(&store).await?;
             if !names.is_empty() {
                 records.retain(|r| names.iter().any(|n| n == r.name()));
                 if let Some(missing) = names.iter().find(|n| !records.iter().any(|r| r.name() == n.as_str())) {

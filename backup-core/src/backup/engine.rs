@@ -393,7 +393,7 @@ pub async fn run_backup(
     let ttl = parse_duration(&request.spec.ttl)?;
     let compression = request.spec.compression.unwrap_or(Compression::Zstd);
     store.check_reachable().await?;
-    if store.read_backup(&name).await?.is_some() {
+    if super::read_backup(store, &name).await?.is_some() {
         return Err(BackupError::Exists { name, location: store.location().to_string() });
     }
     let mut log = BackupLog::default();
@@ -579,7 +579,7 @@ pub async fn run_backup(
         let reason = format!("writing the backup's side files failed: {error}");
         return Err(fail(store, &keys, record, &mut log, reason).await);
     }
-    match store.create_record(&record).await {
+    match super::create_record(store, &record).await {
         Ok(()) => Ok(BackupOutcome { record, results }),
         Err(StoreError::AlreadyExists { location, .. }) => {
             // Another writer took the name meanwhile: remove only this attempt's files.
@@ -632,6 +632,6 @@ async fn fail(
     record.status.failure_reason = Some(reason.clone());
     record.status.completion_timestamp = Some(Timestamp::now());
     record.status.archive = None;
-    let recorded = store.create_record(&record).await.is_ok();
+    let recorded = super::create_record(store, &record).await.is_ok();
     BackupError::Failed { name: record.metadata.name, reason, recorded }
 }

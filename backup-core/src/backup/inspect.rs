@@ -44,8 +44,7 @@ pub enum InspectError {
 
 /// The record of `name`, or a NotFound error that says how to list backups.
 pub async fn find_backup(store: &Store, name: &str) -> Result<BackupRecord, InspectError> {
-    store
-        .read_backup(name)
+    super::read_backup(store, name)
         .await?
         .ok_or_else(|| InspectError::NotFound { name: name.to_owned(), location: store.location().to_string() })
 }

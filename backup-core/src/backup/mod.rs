@@ -1,6 +1,7 @@
 //! Backups: collect the selected objects at their preferred versions and stream them into an archive in a
 //! storage location, then write the record that makes the backup exist.
 
+mod catalog;
 mod collect;
 mod engine;
 mod inspect;
@@ -9,6 +10,7 @@ mod record;
 mod related;
 mod sink;
 
+pub use catalog::{create_record, list_backups, read_backup};
 pub use engine::{BackupError, BackupOutcome, BackupProgress, BackupRequest, run_backup, validate_name};
 pub use inspect::{
     InspectError, Verification, archive_stream, backup_keys, download_archive, find_backup, read_log,

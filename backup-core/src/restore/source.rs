@@ -77,7 +77,7 @@ pub struct BackupSource {
 impl BackupSource {
     /// Opens backup `name` in `store`: Cairn's record first, else Velero's.
     pub async fn open(store: &Store, name: &str) -> Result<BackupSource, RestoreError> {
-        if let Some(record) = store.read_backup(name).await? {
+        if let Some(record) = crate::backup::read_backup(store, name).await? {
             if record.status.phase == Phase::Failed || record.status.archive.is_none() {
                 return Err(RestoreError::NotRestorable {
                     name: name.to_owned(),

@@ -1,16 +1,15 @@
-//! Reading and writing backups in a location: records (create-only), streamed uploads, side files, listing
-//! and deletion. Keys come from [`Layout`].
+//! Reading and writing a location's objects: streamed uploads, compressed side files, JSON, listing and
+//! deletion of a backup's keys, and errors that name the problem. Keys come from [`Layout`].
 
 use std::io::Write;
 
 use bytes::Bytes;
 use flate2::{Compression as GzLevel, write::GzEncoder};
 use futures::{StreamExt, TryStreamExt};
-use object_store::{ObjectStoreExt, PutMode, PutOptions, path::Path};
+use object_store::{ObjectStoreExt, path::Path};
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{Layout, PartWriter, Store, StoreError};
-use crate::backup::BackupRecord;
 
 /// Deletions in flight at once.
 const DELETE_CONCURRENCY: usize = 8;
@@ -44,40 +43,6 @@ impl Store {
     pub async fn check_reachable(&self) -> Result<(), StoreError> {
         let dir = Layout.backups_dir();
         self.objects().list_with_delimiter(Some(&dir)).await.map(drop).map_err(|e| self.explain(&dir, e))
-    }
-
-    /// The record of `name`, or `None` when no such backup exists.
-    pub async fn read_backup(&self, name: &str) -> Result<Option<BackupRecord>, StoreError> {
-        let key = Layout.backup_record(name);
-        match self.get_json(&key).await {
-            Ok(record) => Ok(Some(record)),
-            Err(StoreError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Every backup's record, sorted by name. Folders without a readable record are skipped (a backup
-    /// exists only once its record does).
-    pub async fn list_backups(&self) -> Result<Vec<BackupRecord>, StoreError> {
-        let dir = Layout.backups_dir();
-        let listing = self.objects().list_with_delimiter(Some(&dir)).await.map_err(|e| self.explain(&dir, e))?;
-        let names: Vec<String> = listing.common_prefixes.iter().filter_map(|p| Layout.backup_of(p)).collect();
-        let records: Vec<Option<BackupRecord>> = futures::stream::iter(names)
-            .map(|name| async move { self.read_backup(&name).await })
-            .buffered(8)
-            .try_collect()
-            .await?;
-        let mut records: Vec<BackupRecord> = records.into_iter().flatten().collect();
-        records.sort_by(|a, b| a.name().cmp(b.name()));
-        Ok(records)
-    }
-
-    /// Writes `record` only if no record of that name exists: stored backups are never overwritten.
-    pub async fn create_record(&self, record: &BackupRecord) -> Result<(), StoreError> {
-        let key = Layout.backup_record(record.name());
-        let body = serde_json::to_vec_pretty(record).expect("records serialize");
-        let options = PutOptions { mode: PutMode::Create, ..Default::default() };
-        self.objects().put_opts(&key, body.into(), options).await.map(drop).map_err(|e| self.explain(&key, e))
     }
 
     /// A streamed upload to `key` for a blocking thread, holding at most one part in memory

@@ -364,7 +364,7 @@ async fn restore_bench(objects: usize, cairn: PathBuf) -> anyhow::Result<()> {
 
     // Baseline: every restorable object of the backup, created one at a time with one client (Velero's way).
     let store = env.s3_store(&prefix);
-    let record = store.read_backup("source").await?.context("the backup record")?;
+    let record = backup_core::backup::read_backup(&store, "source").await?.context("the backup record")?;
     let entries = cairn_tests::archive_read::archive_entries(&store, &record).await;
     let baseline_map: BTreeMap<String, String> = sources.iter().map(|s| (s.clone(), format!("{s}-base"))).collect();
     for target in baseline_map.values() {

@@ -476,11 +476,13 @@ async fn stopping_the_s3_server_mid_backup_leaves_no_completed_backup() {
     // The same data directory served again: no Completed backup is there.
     let server = cairn_tests::s3::S3Server::start(&binaries, &root, root.with_extension("log2"), Some(secret)).unwrap();
     let store = server.open("outage").unwrap();
-    match store.read_backup("interrupted").await.unwrap() {
+    match backup_core::backup::read_backup(&store, "interrupted").await.unwrap() {
         None => {}
         Some(record) => assert_eq!(record.status.phase, Phase::Failed),
     }
-    assert!(store.list_backups().await.unwrap().iter().all(|r| r.status.phase != Phase::Completed));
+    assert!(
+        backup_core::backup::list_backups(&store).await.unwrap().iter().all(|r| r.status.phase != Phase::Completed)
+    );
     server.stop();
     let _ = std::fs::remove_dir_all(&root);
 }
