@@ -53,6 +53,11 @@ impl Write for PartWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match &mut self.upload {
             None => {
+                if self.buffer.capacity() == 0 {
+                    // One allocation of exactly a part (pages are only touched as bytes arrive), not the
+                    // doubling that would reach 8 MiB on the way to 5.
+                    self.buffer.reserve_exact(PART_SIZE);
+                }
                 self.buffer.extend_from_slice(buf);
                 if self.buffer.len() >= PART_SIZE {
                     let started =
