@@ -2,7 +2,6 @@
 //! written create-only so a stored backup is never overwritten.
 
 use futures::{StreamExt, TryStreamExt};
-use object_store::{PutMode, PutOptions};
 
 use super::BackupRecord;
 use crate::store::{Layout, Store, StoreError};
@@ -35,8 +34,5 @@ pub async fn list_backups(store: &Store) -> Result<Vec<BackupRecord>, StoreError
 
 /// Writes `record` only if no record of that name exists: stored backups are never overwritten.
 pub async fn create_record(store: &Store, record: &BackupRecord) -> Result<(), StoreError> {
-    let key = Layout.backup_record(record.name());
-    let body = serde_json::to_vec_pretty(record).expect("records serialize");
-    let options = PutOptions { mode: PutMode::Create, ..Default::default() };
-    store.objects().put_opts(&key, body.into(), options).await.map(drop).map_err(|e| store.explain(&key, e))
+    store.create_json(&Layout.backup_record(record.name()), record).await
 }

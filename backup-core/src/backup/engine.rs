@@ -274,13 +274,19 @@ async fn list_filtered(
     }
 }
 
-/// GETs the given objects and sends them to the sink. False when the sink is gone.
+/// GETs the given objects that are not in the archive yet and sends them to the sink. False when the sink
+/// is gone.
 async fn fetch_related(
     client: &Client,
     shared: &Shared<'_>,
     resource_type: &ResourceType,
     targets: Vec<(Option<String>, String)>,
 ) -> bool {
+    let targets: Vec<_> = {
+        let related = shared.related.lock().expect("related lock");
+        let group_resource = resource_type.group_resource();
+        targets.into_iter().filter(|(ns, name)| !related.is_written(&group_resource, ns.as_deref(), name)).collect()
+    };
     let mut objects = Vec::new();
     for (ns, name) in targets {
         match get_text(client, &resource_type.object_path(ns.as_deref(), &name)).await {
@@ -308,13 +314,6 @@ async fn fetch_related(
 async fn add_related(client: &Client, shared: &Shared<'_>, discovery: &Discovery) -> bool {
     let selection = shared.selection;
     let type_of = |group_resource: &str| discovery.by_group_resource(group_resource);
-    let pending = |resource_type: &ResourceType, targets: Vec<(Option<String>, String)>| {
-        let related = shared.related.lock().expect("related lock");
-        targets
-            .into_iter()
-            .filter(|(ns, name)| !related.is_written(&resource_type.group_resource(), ns.as_deref(), name))
-            .collect::<Vec<_>>()
-    };
     // Pods -> PVCs, then PVCs -> PVs (the new PVCs add volumes).
     if let Some(pvc) = type_of(kinds::PVC).filter(|t| selection.includes_resource(t)) {
         let claims: Vec<_> = shared
@@ -325,14 +324,14 @@ async fn add_related(client: &Client, shared: &Shared<'_>, discovery: &Discovery
             .iter()
             .map(|(ns, n)| (Some(ns.clone()), n.clone()))
             .collect();
-        if !fetch_related(client, shared, pvc, pending(pvc, claims)).await {
+        if !fetch_related(client, shared, pvc, claims).await {
             return false;
         }
     }
     if let Some(pv) = type_of(kinds::PV).filter(|t| selection.includes_related(t)) {
         let volumes: Vec<_> =
             shared.related.lock().expect("related lock").volumes.iter().map(|n| (None, n.clone())).collect();
-        if !fetch_related(client, shared, pv, pending(pv, volumes)).await {
+        if !fetch_related(client, shared, pv, volumes).await {
             return false;
         }
     }
@@ -357,7 +356,7 @@ async fn add_related(client: &Client, shared: &Shared<'_>, discovery: &Discovery
             return false;
         }
         if selection.includes_related(role)
-            && !fetch_related(client, shared, role, pending(role, roles.into_iter().map(|r| (None, r)).collect())).await
+            && !fetch_related(client, shared, role, roles.into_iter().map(|r| (None, r)).collect()).await
         {
             return false;
         }
@@ -366,7 +365,7 @@ async fn add_related(client: &Client, shared: &Shared<'_>, discovery: &Discovery
     if let Some(crd) = type_of(kinds::CRD).filter(|t| selection.includes_related(t)) {
         let definitions: Vec<_> =
             shared.related.lock().expect("related lock").definitions.iter().map(|d| (None, d.clone())).collect();
-        if !fetch_related(client, shared, crd, pending(crd, definitions)).await {
+        if !fetch_related(client, shared, crd, definitions).await {
             return false;
         }
     }

@@ -642,14 +642,7 @@ async fn write_results(store: &Store, outcome: &RestoreOutcome, log: &BackupLog)
         )
         .await?;
     store.put_gzip_text(&keys.log, &log.text()).await?;
-    let body = serde_json::to_vec_pretty(&outcome.restore).expect("records serialize");
-    let options = object_store::PutOptions { mode: object_store::PutMode::Create, ..Default::default() };
-    store
-        .objects()
-        .put_opts(&keys.record, body.into(), options)
-        .await
-        .map(drop)
-        .map_err(|e| store.explain(&keys.record, e))
+    store.create_json(&keys.record, &outcome.restore).await
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::io::Write;
 use bytes::Bytes;
 use flate2::{Compression as GzLevel, write::GzEncoder};
 use futures::{StreamExt, TryStreamExt};
-use object_store::{ObjectStoreExt, path::Path};
+use object_store::{ObjectStoreExt, PutMode, PutOptions, path::Path};
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{Layout, PartWriter, Store, StoreError};
@@ -49,6 +49,14 @@ impl Store {
     /// ([`PartWriter`]): `finish` completes it, `abort` cancels it.
     pub fn upload(&self, key: &Path) -> PartWriter {
         PartWriter::new(self.objects().clone(), key.clone(), tokio::runtime::Handle::current())
+    }
+
+    /// Writes `value` as JSON only if `key` does not exist yet: nothing stored is ever overwritten
+    /// ([`StoreError::AlreadyExists`] otherwise).
+    pub async fn create_json<T: Serialize>(&self, key: &Path, value: &T) -> Result<(), StoreError> {
+        let body = serde_json::to_vec_pretty(value).expect("records serialize");
+        let options = PutOptions { mode: PutMode::Create, ..Default::default() };
+        self.objects().put_opts(key, body.into(), options).await.map(drop).map_err(|e| self.explain(key, e))
     }
 
     /// Writes `value` as gzip-compressed JSON.
