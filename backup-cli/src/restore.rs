@@ -109,6 +109,7 @@ impl CreateArgs {
                     PolicyArg::Update => ExistingResourcePolicy::Update,
                 },
                 preserve_node_ports: self.preserve_nodeports,
+                schedule_name: None,
             },
             dry_run: self.dry_run,
         })

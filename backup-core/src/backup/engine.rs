@@ -534,7 +534,9 @@ pub async fn run_backup(
     let mut spec = request.spec.clone();
     spec.ttl = format_duration(ttl);
     spec.compression = Some(compression);
-    spec.storage_location = store.location().to_string();
+    if spec.storage_location.is_empty() {
+        spec.storage_location = store.location().to_string();
+    }
     let mut record = BackupRecord {
         api_version: super::API_VERSION.to_owned(),
         kind: "Backup".to_owned(),

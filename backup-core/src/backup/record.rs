@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::{archive::ArchiveSummary, selection::SelectionSpec, store::Compression};
+pub use crate::api::BackupSpec;
+use crate::{archive::ArchiveSummary, store::Compression};
 
 /// The record's apiVersion.
 pub const API_VERSION: &str = "cairn.dev/v1";
@@ -34,21 +35,6 @@ impl Phase {
             Phase::Failed => "Failed",
         }
     }
-}
-
-/// What to back up and how.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BackupSpec {
-    /// Which objects.
-    #[serde(flatten)]
-    pub selection: SelectionSpec,
-    /// How long the backup is kept, as a Go duration (`720h0m0s`).
-    pub ttl: String,
-    /// The storage location, as a URL.
-    pub storage_location: String,
-    /// The archive's compression.
-    pub compression: Option<Compression>,
 }
 
 /// Object counts.

@@ -5,38 +5,8 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::{backup::Problem, selection::SelectionSpec};
-
-/// What to do with objects that already exist.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ExistingResourcePolicy {
-    /// Never touch them; warn when they differ (the default).
-    #[default]
-    None,
-    /// Merge-patch the difference into them.
-    Update,
-}
-
-/// What to restore and how.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RestoreSpec {
-    /// The backup to read.
-    pub backup_name: String,
-    /// Which objects.
-    #[serde(flatten)]
-    pub selection: SelectionSpec,
-    /// Old namespace -> new namespace.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub namespace_mapping: BTreeMap<String, String>,
-    /// Existing objects: none or update.
-    #[serde(default)]
-    pub existing_resource_policy: ExistingResourcePolicy,
-    /// Keep Services' node ports.
-    #[serde(default)]
-    pub preserve_node_ports: bool,
-}
+pub use crate::api::{ExistingResourcePolicy, RestoreSpec};
+use crate::backup::Problem;
 
 /// A restore's phase (Velero's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

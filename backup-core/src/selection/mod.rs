@@ -42,7 +42,7 @@ pub enum SelectionError {
 }
 
 /// What to select, as a user states it. Field names follow Velero's backup and restore specs.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SelectionSpec {
     /// Namespaces to take (names or globs); empty means all.

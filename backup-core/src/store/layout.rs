@@ -23,7 +23,7 @@ const RESTORES: &str = "restores";
 const RECORD: &str = "cairn-backup.json";
 
 /// How an archive is compressed; decides its key's extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     /// tar + zstd, the default.

@@ -1,0 +1,104 @@
+//! The `cairn.dev/v1` resources the server reconciles: their Rust types, from which the CustomResourceDefinitions
+//! in `deploy/crds/` are generated. Field names follow Velero's `velero.io/v1` where the meaning is the same, so
+//! a Velero manifest ports by changing its group.
+
+mod backup;
+mod location;
+mod requests;
+mod restore;
+mod schedule;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+pub use backup::{Backup, BackupObjectStatus, BackupPhase, BackupSpec};
+pub use location::{
+    AccessMode, BackupStorageLocation, BackupStorageLocationSpec, BackupStorageLocationStatus, LocationPhase,
+    ObjectStorage, SecretKeySelector,
+};
+pub use requests::{
+    DeleteBackupRequest, DeleteBackupRequestSpec, DeleteBackupRequestStatus, DownloadRequest, DownloadRequestSpec,
+    DownloadRequestStatus, DownloadTarget, DownloadTargetKind, RequestPhase, ServerStatusRequest,
+    ServerStatusRequestSpec, ServerStatusRequestStatus,
+};
+pub use restore::{ExistingResourcePolicy, Restore, RestoreObjectStatus, RestoreObjectPhase, RestoreSpec};
+pub use schedule::{Schedule, ScheduleObjectStatus, SchedulePhase, ScheduleSpec};
+
+/// The API group.
+pub const GROUP: &str = "cairn.dev";
+
+/// Labels Cairn sets on the objects it creates (Velero's, in Cairn's group).
+pub mod labels {
+    /// The storage location a backup lives in.
+    pub const STORAGE_LOCATION: &str = "cairn.dev/storage-location";
+    /// The schedule that created a backup.
+    pub const SCHEDULE_NAME: &str = "cairn.dev/schedule-name";
+    /// The backup a restore or deletion request concerns.
+    pub const BACKUP_NAME: &str = "cairn.dev/backup-name";
+    /// The uid of the backup a deletion request concerns.
+    pub const BACKUP_UID: &str = "cairn.dev/backup-uid";
+    /// The restore a restored object came from.
+    pub const RESTORE_NAME: &str = "cairn.dev/restore-name";
+    /// Why garbage collection could not delete an expired backup.
+    pub const GC_FAILURE: &str = "cairn.dev/gc-failure";
+}
+
+/// A Go duration (`720h0m0s`, `90m`, `1h30m`, `0s`), as the API server checks it.
+pub(crate) const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$";
+
+/// Every CustomResourceDefinition of the group, in the order they are applied.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![
+        BackupStorageLocation::crd(),
+        Backup::crd(),
+        Restore::crd(),
+        Schedule::crd(),
+        DeleteBackupRequest::crd(),
+        ServerStatusRequest::crd(),
+        DownloadRequest::crd(),
+    ]
+}
+
+/// The file name a CRD is kept under in `deploy/crds/`: `<plural>.yaml`.
+pub fn crd_file_name(crd: &CustomResourceDefinition) -> String {
+    format!("{}.yaml", crd.spec.names.plural)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `deploy/crds/` must hold exactly what the types generate. Run with `CAIRN_REGENERATE_CRDS=1` to rewrite.
+    #[test]
+    fn deploy_crds_match_the_rust_types() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/crds");
+        let regenerate = std::env::var_os("CAIRN_REGENERATE_CRDS").is_some();
+        if regenerate {
+            std::fs::create_dir_all(&dir).unwrap();
+        }
+        let mut stale = Vec::new();
+        for crd in crds() {
+            let path = dir.join(crd_file_name(&crd));
+            let expected = serde_yaml_ng::to_string(&crd).unwrap();
+            if regenerate {
+                std::fs::write(&path, &expected).unwrap();
+            } else if std::fs::read_to_string(&path).ok().as_deref() != Some(expected.as_str()) {
+                stale.push(path.display().to_string());
+            }
+        }
+        assert!(
+            stale.is_empty(),
+            "stale CRDs {stale:?}: run `CAIRN_REGENERATE_CRDS=1 cargo test -p backup-core deploy_crds` and commit them"
+        );
+    }
+
+    #[test]
+    fn crds_are_in_the_cairn_group_and_have_status() {
+        for crd in crds() {
+            assert_eq!(crd.spec.group, GROUP);
+            let version = &crd.spec.versions[0];
+            assert_eq!(version.name, "v1");
+            assert!(version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(), "{}", crd.spec.names.kind);
+        }
+    }
+}
