@@ -11,7 +11,7 @@ mod schedule;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-pub use backup::{Backup, BackupObjectStatus, BackupPhase, BackupSpec};
+pub use backup::{Backup, BackupObjectProgress, BackupObjectStatus, BackupPhase, BackupSpec};
 pub use location::{
     AccessMode, BackupStorageLocation, BackupStorageLocationSpec, BackupStorageLocationStatus, LocationPhase,
     ObjectStorage, SecretKeySelector,
@@ -21,7 +21,9 @@ pub use requests::{
     DownloadRequestStatus, DownloadTarget, DownloadTargetKind, RequestPhase, ServerStatusRequest,
     ServerStatusRequestSpec, ServerStatusRequestStatus,
 };
-pub use restore::{ExistingResourcePolicy, Restore, RestoreObjectStatus, RestoreObjectPhase, RestoreSpec};
+pub use restore::{
+    ExistingResourcePolicy, Restore, RestoreObjectPhase, RestoreObjectProgress, RestoreObjectStatus, RestoreSpec,
+};
 pub use schedule::{Schedule, ScheduleObjectStatus, SchedulePhase, ScheduleSpec};
 
 /// The API group.

@@ -103,7 +103,9 @@ mod tests {
 
     #[test]
     fn schedule_pattern_accepts_what_the_parser_might_and_refuses_the_obviously_wrong() {
-        for good in ["0 3 * * *", "*/5 * * * *", "@daily", "@every 5s", "@every 1h30m", "CRON_TZ=Europe/Paris 0 3 * * *"] {
+        for good in
+            ["0 3 * * *", "*/5 * * * *", "@daily", "@every 5s", "@every 1h30m", "CRON_TZ=Europe/Paris 0 3 * * *"]
+        {
             assert!(matches(good), "{good}");
         }
         for bad in ["", "every day", "0 3 * *", "@sometimes", "@every", "0 3 * * * *"] {

@@ -36,3 +36,12 @@ pub async fn list_backups(store: &Store) -> Result<Vec<BackupRecord>, StoreError
 pub async fn create_record(store: &Store, record: &BackupRecord) -> Result<(), StoreError> {
     store.create_json(&Layout.backup_record(record.name()), record).await
 }
+
+/// The names of the backups stored in a location (folders under `backups/`), without reading their records.
+pub async fn list_backup_names(store: &Store) -> Result<Vec<String>, StoreError> {
+    let dir = Layout.backups_dir();
+    let listing = store.objects().list_with_delimiter(Some(&dir)).await.map_err(|e| store.explain(&dir, e))?;
+    let mut names: Vec<String> = listing.common_prefixes.iter().filter_map(|p| Layout.backup_of(p)).collect();
+    names.sort();
+    Ok(names)
+}

@@ -9,8 +9,9 @@ mod log;
 mod record;
 mod related;
 mod sink;
+mod sync_plan;
 
-pub use catalog::{create_record, list_backups, read_backup};
+pub use catalog::{create_record, list_backup_names, list_backups, read_backup};
 pub use engine::{BackupError, BackupOutcome, BackupProgress, BackupRequest, run_backup, validate_name};
 pub use inspect::{
     InspectError, Verification, archive_stream, backup_keys, download_archive, find_backup, read_log,
@@ -20,6 +21,7 @@ pub use log::BackupLog;
 pub use record::{
     API_VERSION, BackupRecord, BackupResults, BackupSpec, BackupStatus, Phase, Problem, Progress, RecordMeta,
 };
+pub use sync_plan::{ClusterBackup, SyncPlan, plan_sync};
 
 /// Default TTL (Velero's): 30 days.
 pub const DEFAULT_TTL: &str = "720h0m0s";

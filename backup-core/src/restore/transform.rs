@@ -9,9 +9,9 @@ use sha2::{Digest, Sha256};
 use crate::archive::hex;
 
 /// Label naming the backup an object was restored from.
-pub const BACKUP_NAME_LABEL: &str = "cairn.dev/backup-name";
+pub const BACKUP_NAME_LABEL: &str = crate::api::labels::BACKUP_NAME;
 /// Label naming the restore that created or updated an object.
-pub const RESTORE_NAME_LABEL: &str = "cairn.dev/restore-name";
+pub const RESTORE_NAME_LABEL: &str = crate::api::labels::RESTORE_NAME;
 
 /// Metadata the server owns; never sent on create, never compared.
 const SERVER_METADATA: &[&str] = &[

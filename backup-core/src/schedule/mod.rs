@@ -3,6 +3,8 @@
 //! `@annually`, `@monthly`, `@weekly`, `@daily`, `@midnight`, `@hourly`, `@every <duration>`, and a
 //! `CRON_TZ=<zone>` (or `TZ=<zone>`) prefix; UTC otherwise. Pure: no clock is read here.
 
+mod firing;
+
 use std::{str::FromStr, time::Duration};
 
 use croner::{
@@ -12,6 +14,8 @@ use croner::{
 use jiff::{Timestamp, tz::TimeZone};
 
 use crate::duration::parse_duration;
+
+pub use firing::{Firing, History, backup_name, decide};
 
 /// A schedule that cannot be used.
 #[derive(Debug, thiserror::Error)]

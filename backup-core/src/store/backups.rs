@@ -142,4 +142,47 @@ impl Store {
         self.delete_keys(&records).await?;
         Ok(data.len() + records.len())
     }
+
+    /// Deletes everything stored for restore `name` and returns how many keys went.
+    pub async fn delete_restore(&self, name: &str) -> Result<usize, StoreError> {
+        let dir = Layout.restore_dir(name);
+        let keys: Vec<Path> = self
+            .objects()
+            .list(Some(&dir))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(|e| self.explain(&dir, e))?;
+        self.delete_keys(&keys).await?;
+        Ok(keys.len())
+    }
+
+    /// A URL from which `key` can be downloaded without credentials until `expires_in` has passed: presigned on
+    /// S3, a `file://` URL for a local location (readable by whoever shares the file system).
+    pub async fn download_url(&self, key: &Path, expires_in: std::time::Duration) -> Result<String, StoreError> {
+        self.objects().head(key).await.map_err(|e| self.explain(key, e))?;
+        match (&self.signer, &self.location) {
+            (Some(signer), _) => {
+                use object_store::signer::Signer as _;
+                let full = if signer.prefix.is_empty() {
+                    key.clone()
+                } else {
+                    Path::from_iter(Path::from(signer.prefix.as_str()).parts().chain(key.parts()))
+                };
+                let url = signer
+                    .s3
+                    .signed_url(http::Method::GET, &full, expires_in)
+                    .await
+                    .map_err(|e| self.explain(key, e))?;
+                Ok(url.to_string())
+            }
+            (None, super::Location::Local { root }) => {
+                let path = root.join(key.as_ref());
+                Ok(url::Url::from_file_path(&path)
+                    .map(|u| u.to_string())
+                    .unwrap_or_else(|()| path.display().to_string()))
+            }
+            (None, location) => Err(StoreError::NotFound { key: key.to_string(), location: location.to_string() }),
+        }
+    }
 }

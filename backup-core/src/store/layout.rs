@@ -125,6 +125,11 @@ impl Layout {
         }
     }
 
+    /// The folder of one restore: everything under it belongs to that restore.
+    pub fn restore_dir(&self, restore: &str) -> Path {
+        Path::from_iter([RESTORES, restore])
+    }
+
     /// The folder that holds every restore.
     pub fn restores_dir(&self) -> Path {
         Path::from(RESTORES)

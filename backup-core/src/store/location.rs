@@ -5,7 +5,7 @@ use std::{fmt, path::PathBuf, str::FromStr, sync::Arc, time::Duration};
 use object_store::{ObjectStore, RetryConfig, aws::AmazonS3Builder, local::LocalFileSystem, prefix::PrefixStore};
 use url::Url;
 
-use super::{Store, StoreError};
+use super::{Signer, Store, StoreError};
 
 const URL_FORMS: &str =
     "use s3://BUCKET[/PREFIX][?endpoint=URL&region=REGION&credentials=FILE&profile=NAME] or file:///ABSOLUTE/PATH";
@@ -81,6 +81,7 @@ impl Location {
     /// Opens the location. S3 credentials come from `credentials` when given, else from the usual
     /// `AWS_*` environment variables. A local location's directory is created if missing.
     pub fn open(&self, credentials: Option<&S3Credentials>) -> Result<Store, StoreError> {
+        let mut signer = None;
         let objects: Arc<dyn ObjectStore> = match self {
             Location::S3 { bucket, prefix, endpoint, region, credentials_file, profile } => {
                 let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket).with_retry(retry_config());
@@ -102,10 +103,13 @@ impl Location {
                         .with_access_key_id(&credentials.access_key_id)
                         .with_secret_access_key(&credentials.secret_access_key);
                 }
-                let s3 = builder
-                    .build()
-                    .map_err(|source| StoreError::Open { location: self.to_string(), source: Box::new(source) })?;
-                if prefix.is_empty() { Arc::new(s3) } else { Arc::new(PrefixStore::new(s3, prefix.as_str())) }
+                let s3 = Arc::new(
+                    builder
+                        .build()
+                        .map_err(|source| StoreError::Open { location: self.to_string(), source: Box::new(source) })?,
+                );
+                signer = Some(Signer { s3: s3.clone(), prefix: prefix.clone() });
+                if prefix.is_empty() { s3 } else { Arc::new(PrefixStore::new(s3, prefix.as_str())) }
             }
             Location::Local { root } => {
                 std::fs::create_dir_all(root).map_err(|source| StoreError::CreateDir { path: root.clone(), source })?;
@@ -114,7 +118,7 @@ impl Location {
                 Arc::new(local)
             }
         };
-        Ok(Store { location: self.clone(), objects })
+        Ok(Store { location: self.clone(), objects, signer })
     }
 }
 
@@ -213,11 +217,16 @@ fn shared_credentials(
         profile.map(str::to_owned).or_else(|| std::env::var("AWS_PROFILE").ok()).unwrap_or_else(|| "default".into());
     let problem = |problem: String| StoreError::Credentials { path: path.clone(), problem };
     let text = std::fs::read_to_string(&path).map_err(|e| problem(format!("cannot read it: {e}")))?;
-    let keys = ini_section(&text, &profile).ok_or_else(|| problem(format!("it has no [{profile}] profile")))?;
+    credentials_from_ini(&text, &profile).map(Some).map_err(problem)
+}
+
+/// The keys of `[profile]` in the text of an AWS credentials file.
+pub(super) fn credentials_from_ini(text: &str, profile: &str) -> Result<S3Credentials, String> {
+    let keys = ini_section(text, profile).ok_or_else(|| format!("it has no [{profile}] profile"))?;
     let key = |name: &str| keys.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     match (key("aws_access_key_id"), key("aws_secret_access_key")) {
-        (Some(access_key_id), Some(secret_access_key)) => Ok(Some(S3Credentials { access_key_id, secret_access_key })),
-        _ => Err(problem(format!("profile [{profile}] needs aws_access_key_id and aws_secret_access_key"))),
+        (Some(access_key_id), Some(secret_access_key)) => Ok(S3Credentials { access_key_id, secret_access_key }),
+        _ => Err(format!("profile [{profile}] needs aws_access_key_id and aws_secret_access_key")),
     }
 }
 

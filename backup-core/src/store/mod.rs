@@ -3,10 +3,12 @@
 mod backups;
 mod layout;
 mod location;
+mod location_spec;
 mod part_writer;
 
 pub use layout::{BackupKeys, Compression, Layout, RestoreKeys};
 pub use location::{Location, S3Credentials, default_local_root};
+pub use location_spec::credentials_from_secret;
 pub use part_writer::{PART_SIZE, PartWriter};
 
 use std::sync::Arc;
@@ -80,6 +82,24 @@ pub enum StoreError {
         /// What is wrong.
         problem: String,
     },
+    /// A BackupStorageLocation's spec cannot be used.
+    #[error("backup storage location {location:?}: {problem}")]
+    InvalidSpec {
+        /// The location's name.
+        location: String,
+        /// What is wrong, and how to fix it.
+        problem: String,
+    },
+    /// The credentials in a Secret cannot be used.
+    #[error("credentials in secret {secret} key {key}: {problem}; store an AWS credentials file there")]
+    SecretCredentials {
+        /// The Secret's name.
+        secret: String,
+        /// The key.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// A local location's directory could not be created.
     #[error("cannot create the local storage directory {path}")]
     CreateDir {
@@ -97,6 +117,14 @@ pub enum StoreError {
 pub struct Store {
     location: Location,
     objects: Arc<dyn ObjectStore>,
+    signer: Option<Signer>,
+}
+
+/// Signs download URLs for keys of an S3 location.
+#[derive(Debug, Clone)]
+struct Signer {
+    s3: Arc<object_store::aws::AmazonS3>,
+    prefix: String,
 }
 
 impl Store {
