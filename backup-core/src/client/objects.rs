@@ -1,0 +1,183 @@
+//! Reading and writing `cairn.dev` objects in the server's namespace, and following one until it reaches a
+//! phase.
+
+use std::{fmt::Debug, time::Duration};
+
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+    core::NamespaceResourceScope,
+};
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::{ClientError, retry::retrying};
+
+/// A namespaced object of Cairn's API (or any namespaced object with a static type).
+pub trait CairnObject:
+    Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + Debug
+    + DeserializeOwned
+    + Serialize
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> CairnObject for K where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + Serialize
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// A Cairn server's objects, in the namespace it runs in.
+#[derive(Clone)]
+pub struct ServerApi {
+    client: Client,
+    namespace: String,
+}
+
+impl Debug for ServerApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerApi").field("namespace", &self.namespace).finish_non_exhaustive()
+    }
+}
+
+impl ServerApi {
+    /// The objects in `namespace`, reached with `client`.
+    pub fn new(client: Client, namespace: impl Into<String>) -> ServerApi {
+        ServerApi { client, namespace: namespace.into() }
+    }
+
+    /// The server's namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The Kubernetes client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn api<K: CairnObject>(&self) -> Api<K> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    fn kind<K: CairnObject>() -> String {
+        K::kind(&()).into_owned()
+    }
+
+    fn not_found<K: CairnObject>(&self, name: &str) -> ClientError {
+        ClientError::NotFound { kind: Self::kind::<K>(), name: name.to_owned(), namespace: self.namespace.clone() }
+    }
+
+    /// The object `name`.
+    pub async fn get<K: CairnObject>(&self, name: &str) -> Result<K, ClientError> {
+        let api = self.api::<K>();
+        match retrying(|| api.get_opt(name)).await {
+            Ok(Some(object)) => Ok(object),
+            Ok(None) => Err(self.not_found::<K>(name)),
+            Err(error) => Err(self.failed::<K>("reading", name, &error)),
+        }
+    }
+
+    /// Every object of the kind, sorted by name.
+    pub async fn list<K: CairnObject>(&self) -> Result<Vec<K>, ClientError> {
+        let api = self.api::<K>();
+        let params = ListParams::default();
+        let list = retrying(|| api.list(&params)).await.map_err(|error| {
+            ClientError::api(format!("listing {}s in namespace {:?}", Self::kind::<K>(), self.namespace), &error)
+        })?;
+        let mut items = list.items;
+        items.sort_by_key(|object| object.name_any());
+        Ok(items)
+    }
+
+    /// Creates `object`; an existing name or a missing namespace is an error that says so.
+    pub async fn create<K: CairnObject>(&self, object: &K) -> Result<K, ClientError> {
+        let name = object.meta().name.clone().or_else(|| object.meta().generate_name.clone()).unwrap_or_default();
+        let api = self.api::<K>();
+        let params = PostParams::default();
+        match retrying(|| api.create(&params, object)).await {
+            Ok(created) => Ok(created),
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                Err(ClientError::AlreadyExists { kind: Self::kind::<K>(), name, namespace: self.namespace.clone() })
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 => {
+                Err(ClientError::NoNamespace { namespace: self.namespace.clone() })
+            }
+            Err(error) => Err(self.failed::<K>("creating", &name, &error)),
+        }
+    }
+
+    /// Applies a JSON merge patch to the object `name`.
+    pub async fn merge_patch<K: CairnObject>(&self, name: &str, patch: &serde_json::Value) -> Result<K, ClientError> {
+        let api = self.api::<K>();
+        let params = PatchParams::default();
+        let patch = Patch::Merge(patch);
+        match retrying(|| api.patch(name, &params, &patch)).await {
+            Ok(patched) => Ok(patched),
+            Err(kube::Error::Api(status)) if status.code == 404 => Err(self.not_found::<K>(name)),
+            Err(error) => Err(self.failed::<K>("updating", name, &error)),
+        }
+    }
+
+    /// Deletes the object `name`.
+    pub async fn delete<K: CairnObject>(&self, name: &str) -> Result<(), ClientError> {
+        let api = self.api::<K>();
+        let params = DeleteParams::default();
+        match retrying(|| api.delete(name, &params)).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Err(self.not_found::<K>(name)),
+            Err(error) => Err(self.failed::<K>("deleting", name, &error)),
+        }
+    }
+
+    /// Reads the object `name` every `every` and hands it to `done` until `done` returns true; then returns
+    /// it. With a `timeout`, gives up after it with [`ClientError::NoAnswer`].
+    pub async fn follow<K: CairnObject>(
+        &self,
+        name: &str,
+        every: Duration,
+        timeout: Option<Duration>,
+        mut done: impl FnMut(&K) -> bool,
+    ) -> Result<K, ClientError> {
+        let started = tokio::time::Instant::now();
+        loop {
+            let object = match self.get::<K>(name).await {
+                Ok(object) => object,
+                Err(ClientError::NotFound { kind, name, namespace }) => {
+                    return Err(ClientError::Vanished { kind, name, namespace });
+                }
+                Err(error) => return Err(error),
+            };
+            if done(&object) {
+                return Ok(object);
+            }
+            if let Some(timeout) = timeout {
+                let elapsed = started.elapsed();
+                if elapsed >= timeout {
+                    return Err(ClientError::NoAnswer {
+                        request: Self::kind::<K>(),
+                        namespace: self.namespace.clone(),
+                        timeout,
+                    });
+                }
+                tokio::time::sleep(every.min(timeout - elapsed)).await;
+            } else {
+                tokio::time::sleep(every).await;
+            }
+        }
+    }
+
+    fn failed<K: CairnObject>(&self, verb: &str, name: &str, error: &kube::Error) -> ClientError {
+        ClientError::api(format!("{verb} {} {name:?} in namespace {:?}", Self::kind::<K>(), self.namespace), error)
+    }
+}

@@ -1,0 +1,154 @@
+//! The one-shot requests a Cairn server answers: its version (ServerStatusRequest), a link to a backup's or
+//! restore's file (DownloadRequest), and the deletion of a backup (DeleteBackupRequest). Answered requests
+//! are deleted again; a deletion request is left for the server, which works through it on its own time.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use kube::{ResourceExt, api::ObjectMeta};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{CairnObject, ClientError, ServerApi};
+use crate::api::{
+    Backup, DeleteBackupRequest, DeleteBackupRequestSpec, DownloadRequest, DownloadRequestSpec, DownloadTarget,
+    DownloadTargetKind, RequestPhase, ServerStatusRequest, ServerStatusRequestSpec, labels,
+};
+
+/// How often an outstanding request is looked at.
+const POLL: Duration = Duration::from_millis(250);
+
+/// The longest label value Kubernetes accepts.
+const LABEL_VALUE_MAX: usize = 63;
+
+/// What a server says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerStatus {
+    /// The server's version.
+    pub version: String,
+    /// Its plugins (Cairn has none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<String>,
+}
+
+impl ServerApi {
+    /// Asks the server for its version: creates a ServerStatusRequest, waits up to `timeout` for it to be
+    /// processed, and deletes it. No answer is [`ClientError::NoServer`].
+    pub async fn server_status(&self, timeout: Duration) -> Result<ServerStatus, ClientError> {
+        let request = ServerStatusRequest {
+            metadata: ObjectMeta { generate_name: Some("cairn-".into()), ..ObjectMeta::default() },
+            spec: ServerStatusRequestSpec {},
+            status: None,
+        };
+        let answered =
+            |r: &ServerStatusRequest| r.status.as_ref().and_then(|s| s.phase) == Some(RequestPhase::Processed);
+        let answer = match self.ask(&request, timeout, answered).await {
+            Err(ClientError::NoAnswer { namespace, timeout, .. }) => {
+                return Err(ClientError::NoServer { namespace, timeout });
+            }
+            other => other?,
+        };
+        let status = answer.status.unwrap_or_default();
+        Ok(ServerStatus { version: status.server_version.unwrap_or_default(), plugins: status.plugins })
+    }
+
+    /// A link to one of a backup's or restore's files: an `http(s)://` presigned URL or a `file://` URL. Creates a
+    /// DownloadRequest, waits up to `timeout` for the server's answer, and deletes it.
+    pub async fn download_link(
+        &self,
+        kind: DownloadTargetKind,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<String, ClientError> {
+        let request = DownloadRequest {
+            metadata: ObjectMeta { generate_name: Some(generate_name(name)), ..ObjectMeta::default() },
+            spec: DownloadRequestSpec { target: DownloadTarget { kind, name: name.to_owned() } },
+            status: None,
+        };
+        let answered = |r: &DownloadRequest| r.status.as_ref().and_then(|s| s.phase) == Some(RequestPhase::Processed);
+        let status = self.ask(&request, timeout, answered).await?.status.unwrap_or_default();
+        let file = serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        match (status.download_url, status.error) {
+            (Some(url), None) if !url.is_empty() => Ok(url),
+            (_, error) => Err(ClientError::Download {
+                file,
+                name: name.to_owned(),
+                reason: error.unwrap_or_else(|| "the server gave no link and no reason".into()),
+            }),
+        }
+    }
+
+    /// Asks the server to delete `backup` (its stored data, the restores made from it, then the object):
+    /// creates a DeleteBackupRequest named `<backup>-<random>` and labelled with the backup's name and uid.
+    /// Returns the request as created; the server processes it on its own time.
+    pub async fn request_backup_deletion(&self, backup: &Backup) -> Result<DeleteBackupRequest, ClientError> {
+        let name = backup.name_any();
+        let mut request_labels = BTreeMap::from([(labels::BACKUP_NAME.to_owned(), label_value(&name))]);
+        if let Some(uid) = backup.uid() {
+            request_labels.insert(labels::BACKUP_UID.to_owned(), uid);
+        }
+        let request = DeleteBackupRequest {
+            metadata: ObjectMeta {
+                generate_name: Some(generate_name(&name)),
+                labels: Some(request_labels),
+                ..ObjectMeta::default()
+            },
+            spec: DeleteBackupRequestSpec { backup_name: name },
+            status: None,
+        };
+        self.create(&request).await
+    }
+
+    /// Creates `request`, follows it until `answered` or `timeout`, and deletes it whatever happened.
+    async fn ask<K: CairnObject>(
+        &self,
+        request: &K,
+        timeout: Duration,
+        answered: impl FnMut(&K) -> bool,
+    ) -> Result<K, ClientError> {
+        let created = self.create(request).await?;
+        let name = created.name_any();
+        let answer = self.follow(&name, POLL, Some(timeout), answered).await;
+        // Best effort: a request left behind is harmless, and the server removes old ones.
+        let _ = self.delete::<K>(&name).await;
+        answer
+    }
+}
+
+/// `generateName` for a request about `name`: `<name>-`, which the API server completes with five random
+/// characters (and shortens when needed).
+fn generate_name(name: &str) -> String {
+    format!("{name}-")
+}
+
+/// `name` as a label value: itself when it fits in 63 characters, otherwise its first 57 characters and six
+/// hex digits of its SHA-256 (Velero's rule), so long names stay distinct.
+fn label_value(name: &str) -> String {
+    if name.len() <= LABEL_VALUE_MAX {
+        return name.to_owned();
+    }
+    let digest = Sha256::digest(name.as_bytes());
+    let hex: String = digest.iter().take(3).map(|b| format!("{b:02x}")).collect();
+    let head: String = name.chars().take(LABEL_VALUE_MAX - hex.len()).collect();
+    format!("{head}{hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_names_are_their_own_label_value() {
+        assert_eq!(label_value("nightly"), "nightly");
+        assert_eq!(label_value(&"a".repeat(63)), "a".repeat(63));
+    }
+
+    #[test]
+    fn long_names_are_shortened_to_distinct_label_values() {
+        let one = label_value(&format!("{}-one", "a".repeat(70)));
+        let two = label_value(&format!("{}-two", "a".repeat(70)));
+        assert_eq!(one.len(), 63);
+        assert_ne!(one, two);
+        assert!(one.starts_with(&"a".repeat(57)));
+    }
+}

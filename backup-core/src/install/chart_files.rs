@@ -1,0 +1,82 @@
+//! The Helm chart (`deploy/helm/cairn/`) against the Rust code: its CRDs and RBAC rules are generated from
+//! it, its defaults are `cairn install`'s. `CAIRN_REGENERATE_DEPLOY=1` rewrites the generated files.
+
+use std::path::{Path, PathBuf};
+
+use serde_yaml_ng::Value;
+
+use super::{
+    DEFAULT_CPU_LIMIT, DEFAULT_CPU_REQUEST, DEFAULT_IMAGE, DEFAULT_LOCAL_DIRECTORY, DEFAULT_LOCAL_VOLUME_SIZE,
+    DEFAULT_MEMORY_LIMIT, DEFAULT_MEMORY_REQUEST, InstallOptions, cluster_rules, namespace_rules,
+};
+use crate::api::{crd_file_name, crds};
+
+fn chart() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/helm/cairn")
+}
+
+const RULES_HEADER: &str = "# Generated from backup-core/src/install/rbac.rs; regenerate with\n\
+                            # CAIRN_REGENERATE_DEPLOY=1 cargo test -p backup-core --lib install\n";
+
+/// Every generated file of the chart and its expected content.
+fn generated_files() -> Vec<(PathBuf, String)> {
+    let chart = chart();
+    let mut files: Vec<(PathBuf, String)> = crds()
+        .iter()
+        .map(|crd| (chart.join("crds").join(crd_file_name(crd)), serde_yaml_ng::to_string(crd).unwrap()))
+        .collect();
+    for (name, rules) in [("cluster-rules.yaml", cluster_rules()), ("namespace-rules.yaml", namespace_rules())] {
+        files.push((
+            chart.join("files").join(name),
+            format!("{RULES_HEADER}{}", serde_yaml_ng::to_string(&rules).unwrap()),
+        ));
+    }
+    files
+}
+
+#[test]
+fn helm_chart_crds_and_rbac_rules_match_the_rust_code() {
+    let regenerate = std::env::var_os("CAIRN_REGENERATE_DEPLOY").is_some();
+    let mut stale = Vec::new();
+    for (path, expected) in generated_files() {
+        if regenerate {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &expected).unwrap();
+        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(expected.as_str()) {
+            stale.push(path.display().to_string());
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "stale chart files {stale:?}: run `CAIRN_REGENERATE_DEPLOY=1 cargo test -p backup-core --lib install` and \
+         commit them"
+    );
+}
+
+fn read_yaml(path: PathBuf) -> Value {
+    serde_yaml_ng::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+#[test]
+fn helm_chart_defaults_match_cairn_install() {
+    let chart_yaml = read_yaml(chart().join("Chart.yaml"));
+    assert_eq!(chart_yaml["appVersion"].as_str(), Some(crate::VERSION), "Chart.yaml appVersion");
+    assert_eq!(chart_yaml["version"].as_str(), Some(crate::VERSION), "Chart.yaml version");
+    let values = read_yaml(chart().join("values.yaml"));
+    let text = |value: &Value| value.as_str().map(str::to_owned).unwrap_or_else(|| format!("{value:?}"));
+    let image = format!("{}:{}", text(&values["image"]["repository"]), crate::VERSION);
+    assert_eq!(image, DEFAULT_IMAGE);
+    assert!(text(&values["image"]["tag"]).is_empty(), "the image tag defaults to the appVersion");
+    let defaults = InstallOptions::default();
+    assert_eq!(values["replicas"].as_i64(), Some(i64::from(defaults.replicas)));
+    let resources = &values["resources"];
+    assert_eq!(text(&resources["requests"]["cpu"]), DEFAULT_CPU_REQUEST);
+    assert_eq!(text(&resources["requests"]["memory"]), DEFAULT_MEMORY_REQUEST);
+    assert_eq!(text(&resources["limits"]["cpu"]), DEFAULT_CPU_LIMIT);
+    assert_eq!(text(&resources["limits"]["memory"]), DEFAULT_MEMORY_LIMIT);
+    let location = &values["defaultBackupStorageLocation"];
+    assert_eq!(location["enabled"].as_bool(), Some(true));
+    assert_eq!(text(&location["provider"]), "local");
+    assert_eq!(text(&location["bucket"]), DEFAULT_LOCAL_DIRECTORY);
+    assert_eq!(text(&location["localVolume"]["size"]), DEFAULT_LOCAL_VOLUME_SIZE);
+}

@@ -1,0 +1,314 @@
+//! What an installation is made of: the typed options `cairn install` turns its flags into, their defaults,
+//! and the checks that refuse bad values before any manifest is built.
+
+use crate::duration::parse_duration;
+
+use super::InstallError;
+
+/// The namespace the server, its Secrets, its Lease and its `cairn.dev` objects live in by default.
+pub const DEFAULT_NAMESPACE: &str = "cairn";
+/// The server's image by default: the release matching this library.
+pub const DEFAULT_IMAGE: &str = concat!("ghcr.io/cairn-dev/cairn-server:", env!("CARGO_PKG_VERSION"));
+/// The directory a `local` default location is kept in, inside the server's pod (a mounted volume).
+pub const DEFAULT_LOCAL_DIRECTORY: &str = "/var/lib/cairn/storage";
+/// The size of the volume a `local` default location gets.
+pub const DEFAULT_LOCAL_VOLUME_SIZE: &str = "10Gi";
+/// The server's CPU request by default.
+pub const DEFAULT_CPU_REQUEST: &str = "100m";
+/// The server's memory request by default (a backup or restore runs in about 60 MiB).
+pub const DEFAULT_MEMORY_REQUEST: &str = "128Mi";
+/// The server's CPU limit by default.
+pub const DEFAULT_CPU_LIMIT: &str = "1";
+/// The server's memory limit by default.
+pub const DEFAULT_MEMORY_LIMIT: &str = "512Mi";
+
+/// Everything an installation depends on. [`Default`] is what `cairn install` does without flags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstallOptions {
+    /// Where the server runs (a DNS-1123 label).
+    pub namespace: String,
+    /// The server's container image.
+    pub image: String,
+    /// How many server pods run (one leads at a time).
+    pub replicas: i32,
+    /// The server container's requests and limits.
+    pub resources: ServerResources,
+    /// Server flags to set; `None` keeps the server's own default.
+    pub server_flags: ServerFlags,
+    /// The BackupStorageLocation named `default`, or `None` to create no location.
+    pub default_location: Option<DefaultLocation>,
+}
+
+impl Default for InstallOptions {
+    fn default() -> Self {
+        InstallOptions {
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            image: DEFAULT_IMAGE.to_owned(),
+            replicas: 1,
+            resources: ServerResources::default(),
+            server_flags: ServerFlags::default(),
+            default_location: Some(DefaultLocation::default()),
+        }
+    }
+}
+
+/// CPU and memory for the server container, as Kubernetes quantities (`100m`, `128Mi`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerResources {
+    /// CPU request.
+    pub cpu_request: String,
+    /// Memory request.
+    pub memory_request: String,
+    /// CPU limit.
+    pub cpu_limit: String,
+    /// Memory limit.
+    pub memory_limit: String,
+}
+
+impl Default for ServerResources {
+    fn default() -> Self {
+        ServerResources {
+            cpu_request: DEFAULT_CPU_REQUEST.to_owned(),
+            memory_request: DEFAULT_MEMORY_REQUEST.to_owned(),
+            cpu_limit: DEFAULT_CPU_LIMIT.to_owned(),
+            memory_limit: DEFAULT_MEMORY_LIMIT.to_owned(),
+        }
+    }
+}
+
+/// The server's timing flags (Go durations); each `None` leaves the server's default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServerFlags {
+    /// `--backup-sync-period` (server default 1m).
+    pub backup_sync_period: Option<String>,
+    /// `--garbage-collection-frequency` (server default 1h).
+    pub garbage_collection_frequency: Option<String>,
+    /// `--store-validation-frequency` (server default 1m).
+    pub store_validation_frequency: Option<String>,
+    /// `--default-backup-ttl` (server default 720h0m0s).
+    pub default_backup_ttl: Option<String>,
+}
+
+impl ServerFlags {
+    /// The flags that are set, as `(flag, value)` in a fixed order.
+    pub fn set(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("--backup-sync-period", &self.backup_sync_period),
+            ("--garbage-collection-frequency", &self.garbage_collection_frequency),
+            ("--store-validation-frequency", &self.store_validation_frequency),
+            ("--default-backup-ttl", &self.default_backup_ttl),
+        ]
+        .into_iter()
+        .filter_map(|(flag, value)| value.as_deref().map(|v| (flag, v)))
+        .collect()
+    }
+}
+
+/// The location backups go to when they name none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DefaultLocation {
+    /// The S3 bucket, or for `local` the absolute directory inside the server's pod.
+    pub bucket: String,
+    /// A key prefix inside the bucket.
+    pub prefix: Option<String>,
+    /// The provider and what it needs.
+    pub provider: LocationProvider,
+}
+
+impl Default for DefaultLocation {
+    fn default() -> Self {
+        DefaultLocation {
+            bucket: DEFAULT_LOCAL_DIRECTORY.to_owned(),
+            prefix: None,
+            provider: LocationProvider::Local { volume_size: DEFAULT_LOCAL_VOLUME_SIZE.to_owned() },
+        }
+    }
+}
+
+/// Where a default location keeps its backups.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LocationProvider {
+    /// AWS S3 or an S3-compatible server.
+    Aws {
+        /// The location's `config`.
+        config: AwsConfig,
+        /// The text of an AWS credentials file, put in a Secret the location names; `None`: the server's
+        /// environment (for example IAM roles for service accounts).
+        credentials: Option<String>,
+    },
+    /// A directory on a ReadWriteOnce volume mounted into the server's pod.
+    Local {
+        /// The volume's size (a quantity such as `10Gi`).
+        volume_size: String,
+    },
+}
+
+/// The `config` of an `aws` location.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AwsConfig {
+    /// `region`.
+    pub region: Option<String>,
+    /// `s3Url`: the endpoint of an S3-compatible server.
+    pub s3_url: Option<String>,
+    /// `profile`: the profile to read in the credentials file.
+    pub profile: Option<String>,
+}
+
+impl AwsConfig {
+    /// The keys a location's `config` accepts for `aws`.
+    pub const KEYS: [&str; 3] = ["region", "s3Url", "profile"];
+
+    /// The config as the location's `config` map entries.
+    pub fn entries(&self) -> Vec<(&'static str, &str)> {
+        [("profile", &self.profile), ("region", &self.region), ("s3Url", &self.s3_url)]
+            .into_iter()
+            .filter_map(|(key, value)| value.as_deref().map(|v| (key, v)))
+            .collect()
+    }
+}
+
+impl InstallOptions {
+    /// Refuses values the cluster would refuse or the server could not use, naming the fix.
+    pub fn validate(&self) -> Result<(), InstallError> {
+        if !is_dns_label(&self.namespace) {
+            return Err(InstallError::Namespace(self.namespace.clone()));
+        }
+        if self.image.trim().is_empty() || self.image.contains(char::is_whitespace) {
+            return Err(InstallError::Image(self.image.clone()));
+        }
+        if self.replicas < 1 {
+            return Err(InstallError::Replicas(self.replicas));
+        }
+        let resources = &self.resources;
+        for (flag, value) in [
+            ("--cpu-request", &resources.cpu_request),
+            ("--memory-request", &resources.memory_request),
+            ("--cpu-limit", &resources.cpu_limit),
+            ("--memory-limit", &resources.memory_limit),
+        ] {
+            check_quantity(flag, value)?;
+        }
+        for (flag, value) in self.server_flags.set() {
+            parse_duration(value).map_err(|problem| InstallError::Duration { flag, problem })?;
+        }
+        match &self.default_location {
+            Some(location) => location.validate(self.replicas),
+            None => Ok(()),
+        }
+    }
+}
+
+impl DefaultLocation {
+    fn validate(&self, replicas: i32) -> Result<(), InstallError> {
+        match &self.provider {
+            LocationProvider::Aws { config, credentials } => {
+                if self.bucket.is_empty() || self.bucket.contains('/') {
+                    return Err(InstallError::Bucket(self.bucket.clone()));
+                }
+                if let Some(s3_url) = &config.s3_url {
+                    let scheme = url::Url::parse(s3_url).map(|u| u.scheme().to_owned()).unwrap_or_default();
+                    if scheme != "http" && scheme != "https" {
+                        return Err(InstallError::S3Url(s3_url.clone()));
+                    }
+                }
+                if credentials.as_ref().is_some_and(|c| c.trim().is_empty()) {
+                    return Err(InstallError::EmptyCredentials);
+                }
+                Ok(())
+            }
+            LocationProvider::Local { volume_size } => {
+                if !self.bucket.starts_with('/') {
+                    return Err(InstallError::LocalDirectory(self.bucket.clone()));
+                }
+                if replicas > 1 {
+                    return Err(InstallError::LocalReplicas(replicas));
+                }
+                check_quantity("--local-volume-size", volume_size)
+            }
+        }
+    }
+}
+
+/// Whether `name` is a DNS-1123 label (what a namespace name must be).
+fn is_dns_label(name: &str) -> bool {
+    name.len() <= 63 && !name.contains('.') && crate::object_name::is_valid_name(name)
+}
+
+fn check_quantity(flag: &'static str, value: &str) -> Result<(), InstallError> {
+    if is_quantity(value) { Ok(()) } else { Err(InstallError::Quantity { flag, value: value.to_owned() }) }
+}
+
+/// Whether `text` is a Kubernetes quantity: a decimal number, then an optional binary (`Ki`..`Ei`),
+/// decimal (`n`, `u`, `m`, `k`, `M`..`E`) or exponent (`e3`) suffix.
+fn is_quantity(text: &str) -> bool {
+    let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
+    let digits_end = unsigned.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(unsigned.len());
+    let (number, suffix) = unsigned.split_at(digits_end);
+    let number_ok = number.chars().filter(|&c| c == '.').count() <= 1 && number.chars().any(|c| c.is_ascii_digit());
+    let exponent_ok = |rest: &str| {
+        let rest = rest.strip_prefix(['+', '-']).unwrap_or(rest);
+        !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit())
+    };
+    let suffix_ok = matches!(
+        suffix,
+        "" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei" | "n" | "u" | "m" | "k" | "M" | "G" | "T" | "P" | "E"
+    ) || suffix.strip_prefix(['e', 'E']).is_some_and(exponent_ok);
+    number_ok && suffix_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_are_read_like_kubernetes_reads_them() {
+        for good in ["1", "100m", "0.5", "128Mi", "10Gi", "1e3", "2k", "+1"] {
+            assert!(is_quantity(good), "{good}");
+        }
+        for bad in ["", "Mi", "1.2.3", "10GB", "ten", "1 Gi", "1e"] {
+            assert!(!is_quantity(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn default_options_are_valid() {
+        InstallOptions::default().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_values_are_refused_naming_the_flag_to_fix() {
+        let refused = |change: fn(&mut InstallOptions)| {
+            let mut options = InstallOptions::default();
+            change(&mut options);
+            options.validate().unwrap_err().to_string()
+        };
+        assert!(refused(|o| o.namespace = "Cairn_NS".into()).contains("--namespace"));
+        assert!(refused(|o| o.namespace = "a.b".into()).contains("--namespace"));
+        assert!(refused(|o| o.image = "".into()).contains("--image"));
+        assert!(refused(|o| o.replicas = 0).contains("--replicas"));
+        assert!(refused(|o| o.resources.memory_limit = "512MB".into()).contains("--memory-limit"));
+        assert!(refused(|o| o.server_flags.backup_sync_period = Some("5d".into())).contains("--backup-sync-period"));
+        assert!(refused(|o| o.default_location.as_mut().unwrap().bucket = "relative/dir".into()).contains("--bucket"));
+        assert!(refused(|o| o.replicas = 2).contains("--replicas"));
+        let aws = |bucket: &str, s3_url: Option<&str>| DefaultLocation {
+            bucket: bucket.into(),
+            prefix: None,
+            provider: LocationProvider::Aws {
+                config: AwsConfig { s3_url: s3_url.map(Into::into), ..AwsConfig::default() },
+                credentials: None,
+            },
+        };
+        let with_location = |location: DefaultLocation| {
+            InstallOptions { default_location: Some(location), ..InstallOptions::default() }.validate()
+        };
+        assert!(with_location(aws("bucket/path", None)).unwrap_err().to_string().contains("--prefix"));
+        assert!(with_location(aws("b", Some("minio:9000"))).unwrap_err().to_string().contains("s3Url"));
+        with_location(aws("b", Some("http://minio:9000"))).unwrap();
+    }
+
+    #[test]
+    fn only_set_server_flags_are_passed() {
+        let flags = ServerFlags { default_backup_ttl: Some("72h".into()), ..ServerFlags::default() };
+        assert_eq!(flags.set(), [("--default-backup-ttl", "72h")]);
+    }
+}

@@ -1,0 +1,201 @@
+//! The server's permissions, least privilege: what backups and restores need cluster-wide, and what the
+//! server itself needs in its own namespace. Nothing outside `cairn.dev` may be deleted.
+
+use k8s_openapi::api::{
+    core::v1::ServiceAccount,
+    rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject},
+};
+
+use super::{SERVER_NAME, meta};
+use crate::api::{self, GROUP};
+
+/// The name of the ClusterRole and ClusterRoleBinding of a server in `namespace`: one pair per installation,
+/// so servers in two namespaces do not take each other's binding (Velero names its binding the same way).
+pub fn cluster_role_name(namespace: &str) -> String {
+    format!("{SERVER_NAME}-{namespace}")
+}
+
+fn rule(api_groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
+    let strings = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    PolicyRule {
+        api_groups: Some(strings(api_groups)),
+        resources: Some(strings(resources)),
+        verbs: strings(verbs),
+        ..PolicyRule::default()
+    }
+}
+
+/// The cluster-wide rules. Kubernetes cannot grant "every resource except subresources", so the wildcards
+/// below also reach subresources; that is the price of restoring custom resources of any type, and still
+/// far less than the cluster-admin Velero asks for: no deletion, no impersonation.
+pub fn cluster_rules() -> Vec<PolicyRule> {
+    vec![
+        // Backups read every type the API server serves, in every namespace, at its preferred version.
+        rule(&["*"], &["*"], &["get", "list", "watch"]),
+        // Restores create missing objects and merge-patch (or update) existing ones, of any type. They never
+        // delete, so no rule here carries `delete` or `deletecollection`.
+        rule(&["*"], &["*"], &["create", "update", "patch"]),
+        // Restoring a Role or ClusterRole that grants more than the server holds needs `escalate`; restoring a
+        // binding to one needs `bind`.
+        rule(&["rbac.authorization.k8s.io"], &["roles", "clusterroles"], &["bind", "escalate"]),
+    ]
+}
+
+/// The rules in the server's own namespace.
+pub fn namespace_rules() -> Vec<PolicyRule> {
+    let mut cairn_resources = Vec::new();
+    for crd in api::crds() {
+        let plural = crd.spec.names.plural;
+        cairn_resources.push(format!("{plural}/status"));
+        cairn_resources.push(plural);
+    }
+    cairn_resources.sort();
+    let cairn_resources: Vec<&str> = cairn_resources.iter().map(String::as_str).collect();
+    vec![
+        // The server owns its cairn.dev objects: it creates backups for schedules, records status, and deletes
+        // backups and restores when a DeleteBackupRequest or garbage collection says so. The only deletion
+        // the server may do in the cluster.
+        rule(
+            &[GROUP],
+            &cairn_resources,
+            &["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"],
+        ),
+        // Leader election: one server replica works at a time, holding a Lease.
+        rule(&["coordination.k8s.io"], &["leases"], &["get", "list", "watch", "create", "update"]),
+        // Storage locations name a Secret holding their credentials.
+        rule(&[""], &["secrets"], &["get"]),
+        // Events on the server's objects, for `kubectl describe`.
+        rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
+    ]
+}
+
+/// The ServiceAccount the server runs as.
+pub fn service_account(namespace: &str) -> ServiceAccount {
+    ServiceAccount { metadata: meta(SERVER_NAME, Some(namespace)), ..ServiceAccount::default() }
+}
+
+fn subject(namespace: &str) -> Subject {
+    Subject {
+        kind: "ServiceAccount".to_owned(),
+        name: SERVER_NAME.to_owned(),
+        namespace: Some(namespace.to_owned()),
+        ..Subject::default()
+    }
+}
+
+/// The cluster-wide role, [`cluster_rules`].
+pub fn cluster_role(namespace: &str) -> ClusterRole {
+    ClusterRole {
+        metadata: meta(&cluster_role_name(namespace), None),
+        rules: Some(cluster_rules()),
+        ..ClusterRole::default()
+    }
+}
+
+/// Binds [`cluster_role`] to the server's ServiceAccount.
+pub fn cluster_role_binding(namespace: &str) -> ClusterRoleBinding {
+    ClusterRoleBinding {
+        metadata: meta(&cluster_role_name(namespace), None),
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".to_owned()),
+            kind: "ClusterRole".to_owned(),
+            name: cluster_role_name(namespace),
+        },
+        subjects: Some(vec![subject(namespace)]),
+    }
+}
+
+/// The role in the server's namespace, [`namespace_rules`].
+pub fn role(namespace: &str) -> Role {
+    Role { metadata: meta(SERVER_NAME, Some(namespace)), rules: Some(namespace_rules()) }
+}
+
+/// Binds [`role`] to the server's ServiceAccount.
+pub fn role_binding(namespace: &str) -> RoleBinding {
+    RoleBinding {
+        metadata: meta(SERVER_NAME, Some(namespace)),
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".to_owned()),
+            kind: "Role".to_owned(),
+            name: SERVER_NAME.to_owned(),
+        },
+        subjects: Some(vec![subject(namespace)]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_rules() -> Vec<PolicyRule> {
+        cluster_rules().into_iter().chain(namespace_rules()).collect()
+    }
+
+    #[test]
+    fn rbac_never_grants_delete_outside_cairn_dev() {
+        let plurals: Vec<String> = api::crds().into_iter().map(|c| c.spec.names.plural).collect();
+        for rule in all_rules() {
+            assert!(!rule.verbs.iter().any(|v| v == "*"), "wildcard verb in {rule:?}");
+            if rule.verbs.iter().any(|v| v == "delete" || v == "deletecollection") {
+                assert_eq!(rule.api_groups.as_deref(), Some(&[GROUP.to_owned()][..]), "{rule:?}");
+                for resource in rule.resources.as_deref().unwrap_or_default() {
+                    let base = resource.split('/').next().unwrap_or_default();
+                    assert!(plurals.iter().any(|p| p == base), "delete on {resource}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cluster_role_reads_everything_and_writes_without_deleting() {
+        let rules = cluster_rules();
+        let grants = |verb: &str| {
+            rules.iter().any(|r| {
+                r.verbs.iter().any(|v| v == verb)
+                    && r.api_groups.as_deref() == Some(&["*".to_owned()][..])
+                    && r.resources.as_deref() == Some(&["*".to_owned()][..])
+            })
+        };
+        for verb in ["get", "list", "watch", "create", "update", "patch"] {
+            assert!(grants(verb), "{verb}");
+        }
+        assert!(!grants("delete"));
+    }
+
+    #[test]
+    fn restoring_rbac_objects_is_allowed_to_bind_and_escalate() {
+        let rbac = cluster_rules()
+            .into_iter()
+            .find(|r| r.api_groups.as_deref() == Some(&["rbac.authorization.k8s.io".to_owned()][..]))
+            .unwrap();
+        assert_eq!(rbac.verbs, ["bind", "escalate"]);
+        assert_eq!(rbac.resources.unwrap(), ["roles", "clusterroles"]);
+    }
+
+    #[test]
+    fn server_namespace_role_covers_cairn_status_leases_and_secrets() {
+        let rules = namespace_rules();
+        let allows = |group: &str, resource: &str, verb: &str| {
+            rules.iter().any(|r| {
+                r.api_groups.as_deref().unwrap_or_default().iter().any(|g| g == group)
+                    && r.resources.as_deref().unwrap_or_default().iter().any(|x| x == resource)
+                    && r.verbs.iter().any(|v| v == verb)
+            })
+        };
+        assert!(allows(GROUP, "backups/status", "patch"));
+        assert!(allows(GROUP, "deletebackuprequests", "delete"));
+        assert!(allows("coordination.k8s.io", "leases", "update"));
+        assert!(allows("", "secrets", "get"));
+        assert!(!allows("", "secrets", "list"));
+    }
+
+    #[test]
+    fn bindings_name_the_server_account_in_its_namespace() {
+        let binding = cluster_role_binding("ops");
+        assert_eq!(binding.metadata.name.as_deref(), Some("cairn-ops"));
+        assert_eq!(binding.role_ref.name, "cairn-ops");
+        let subject = &binding.subjects.unwrap()[0];
+        assert_eq!((subject.name.as_str(), subject.namespace.as_deref()), ("cairn", Some("ops")));
+        assert_eq!(role_binding("ops").metadata.namespace.as_deref(), Some("ops"));
+    }
+}
