@@ -1,10 +1,23 @@
 //! `backup-server`: runs Cairn's controllers against a cluster, in it or outside it with a kubeconfig.
+//! Argument parsing, leadership and wiring only; the reconcilers are in `controllers/`.
 
-use std::{path::PathBuf, process::ExitCode};
+mod context;
+mod controllers;
+mod http;
+mod locations;
+mod metrics;
 
-use anyhow::Context;
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use backup_core::{api, duration::parse_duration, leader::LeaderElection};
 use clap::Parser;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use tokio::sync::{Semaphore, watch};
+use tokio_util::sync::CancellationToken;
+
+use context::{Context, Settings};
+use controllers::run_controller;
 
 /// Cairn's server: the controllers that run backups, restores and schedules in a cluster.
 #[derive(Debug, Parser)]
@@ -13,6 +26,40 @@ struct Args {
     /// Kubeconfig to use outside a cluster; in a pod the service account is used.
     #[arg(long, env = "KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
+    /// The namespace of Cairn's objects (backups, schedules, locations, their Secrets, the Lease).
+    #[arg(long, env = "CAIRN_NAMESPACE", default_value = "cairn")]
+    namespace: String,
+    /// Where /metrics, /healthz and /readyz are served.
+    #[arg(long, default_value = "0.0.0.0:8085")]
+    metrics_address: SocketAddr,
+    /// How often expired backups are deleted (Go duration).
+    #[arg(long, default_value = "1h", value_parser = go_duration)]
+    garbage_collection_frequency: Duration,
+    /// How often each location's bucket is synchronised with the cluster; 0s disables (Go duration).
+    #[arg(long, default_value = "1m", value_parser = go_duration)]
+    backup_sync_period: Duration,
+    /// How often each location's availability is checked (Go duration).
+    #[arg(long, default_value = "1m", value_parser = go_duration)]
+    store_validation_frequency: Duration,
+    /// The TTL of backups that give none (Go duration).
+    #[arg(long, default_value = backup_core::backup::DEFAULT_TTL)]
+    default_backup_ttl: String,
+    /// Act only while holding the Lease `cairn-server`, so that of several replicas one acts.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    /// How long the Lease stays held without renewal: a standby takes over that long after the leader stops.
+    #[arg(long, default_value = "15s", value_parser = go_duration)]
+    leader_lease_duration: Duration,
+    /// This replica's name in the Lease (default: the host name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+}
+
+/// The Lease replicas compete for.
+const LEASE: &str = "cairn-server";
+
+fn go_duration(text: &str) -> Result<Duration, String> {
+    parse_duration(text).map_err(|e| e.to_string())
 }
 
 async fn client(args: &Args) -> anyhow::Result<kube::Client> {
@@ -27,13 +74,112 @@ async fn client(args: &Args) -> anyhow::Result<kube::Client> {
     Ok(backup_core::apiclient::client(config)?)
 }
 
+/// Resolves on SIGTERM or Ctrl-C.
+async fn stop_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match terminate.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
+    parse_duration(&args.default_backup_ttl).context("--default-backup-ttl")?;
     let client = client(&args).await?;
     let version = client.apiserver_version().await.context("the Kubernetes API server does not answer")?;
-    tracing::info!(server = %version.git_version, cairn = backup_core::VERSION, "connected to the cluster");
-    tokio::signal::ctrl_c().await?;
-    tracing::info!("shutting down");
-    Ok(())
+    tracing::info!(server = %version.git_version, cairn = backup_core::VERSION, namespace = %args.namespace, "connected to the cluster");
+    let backups: kube::Api<api::Backup> = kube::Api::namespaced(client.clone(), &args.namespace);
+    backups.list(&kube::api::ListParams::default().limit(1)).await.with_context(|| {
+        format!(
+            "cannot list cairn.dev backups in namespace {}: are the CRDs installed (cairn install, or kubectl apply -f \
+             deploy/crds) and may this identity read them?",
+            args.namespace
+        )
+    })?;
+
+    let metrics = Arc::new(metrics::Metrics::new());
+    let (ready_tx, ready) = watch::channel(false);
+    let stopping = CancellationToken::new();
+    let http =
+        tokio::spawn(http::serve(args.metrics_address, metrics.clone(), ready, stopping.clone().cancelled_owned()));
+
+    let identity = args
+        .identity
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("cairn-{}", std::process::id()));
+    let mut leadership = if args.leader_elect {
+        let election = LeaderElection::new(client.clone(), &args.namespace, LEASE, &identity)
+            .lease_duration(args.leader_lease_duration);
+        ready_tx.send_replace(true);
+        tokio::select! {
+            held = election.acquire() => Some(held.context("leader election")?),
+            () = stop_signal() => return Ok(()),
+        }
+    } else {
+        None
+    };
+    tracing::info!(%identity, "leading: starting the controllers");
+
+    let context = Arc::new(Context {
+        client,
+        namespace: args.namespace.clone(),
+        settings: Settings {
+            gc_frequency: args.garbage_collection_frequency,
+            sync_period: args.backup_sync_period,
+            validation_frequency: args.store_validation_frequency,
+            default_ttl: args.default_backup_ttl.clone(),
+        },
+        metrics,
+        backup_slot: Semaphore::new(1),
+        running: Default::default(),
+    });
+    let stop = || stopping.clone().cancelled_owned();
+    let mut controllers = tokio::task::JoinSet::new();
+    controllers.spawn(run_controller::<api::Backup, _, _>(context.clone(), controllers::backup::reconcile, stop()));
+    controllers.spawn(run_controller::<api::Restore, _, _>(context.clone(), controllers::restore::reconcile, stop()));
+    controllers.spawn(run_controller::<api::Schedule, _, _>(context.clone(), controllers::schedule::reconcile, stop()));
+    controllers.spawn(run_controller::<api::DeleteBackupRequest, _, _>(
+        context.clone(),
+        controllers::deletion::reconcile,
+        stop(),
+    ));
+    controllers.spawn(run_controller::<api::ServerStatusRequest, _, _>(
+        context.clone(),
+        controllers::server_status::reconcile,
+        stop(),
+    ));
+    controllers.spawn(run_controller::<api::DownloadRequest, _, _>(
+        context.clone(),
+        controllers::download::reconcile,
+        stop(),
+    ));
+    controllers.spawn(controllers::locations::run(context.clone(), stop()));
+    controllers.spawn(controllers::gc::run(context.clone(), stop()));
+    controllers.spawn(controllers::totals::run(context.clone(), stop()));
+    ready_tx.send_replace(true);
+
+    let lost = async {
+        match leadership.as_mut() {
+            Some(leadership) => leadership.lost().await,
+            None => std::future::pending().await,
+        }
+    };
+    let outcome = tokio::select! {
+        () = stop_signal() => Ok(()),
+        () = lost => Err(anyhow::anyhow!("lost the Lease {LEASE} in namespace {}; stopping so that only the leader acts", args.namespace)),
+        _ = controllers.join_next() => Err(anyhow::anyhow!("a controller stopped unexpectedly")),
+    };
+    tracing::info!("shutting down; work in flight is marked Failed by the next leader");
+    stopping.cancel();
+    controllers.abort_all();
+    if let Some(leadership) = leadership
+        && let Err(error) = leadership.release().await
+    {
+        tracing::warn!("releasing the Lease: {error}");
+    }
+    let _ = http.await;
+    outcome
 }
 
 #[tokio::main]

@@ -15,6 +15,7 @@ pub mod environment;
 pub mod pki;
 pub mod process;
 pub mod s3;
+pub mod server;
 pub mod shared;
 
 pub use environment::{EnvInfo, Environment};

@@ -3,5 +3,6 @@
 
 mod backup;
 mod control_plane;
+mod leader;
 mod object_store;
 mod restore;

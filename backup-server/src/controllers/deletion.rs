@@ -1,0 +1,165 @@
+//! DeleteBackupRequests: refuse while the backup runs or its location is read-only or unreachable; otherwise
+//! mark the backup Deleting, delete its stored data, the restores made from it (objects and stored files),
+//! then the Backup object. Processed requests are removed after a day.
+
+use std::{sync::Arc, time::Duration};
+
+use backup_core::api::{Backup, BackupPhase, DeleteBackupRequest, RequestPhase, Restore, labels};
+use jiff::{Timestamp, ToSpan};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{
+    Api, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams},
+    runtime::controller::Action,
+};
+use serde_json::json;
+
+use backup_core::restore::label_value;
+
+use super::{KubeContext, ReconcileError, absent_ok};
+use crate::{context::Context, locations};
+
+/// How long a processed request is kept.
+const KEEP_PROCESSED: Duration = Duration::from_secs(24 * 3600);
+
+/// Reconciles one DeleteBackupRequest.
+pub async fn reconcile(request: Arc<DeleteBackupRequest>, context: Arc<Context>) -> Result<Action, ReconcileError> {
+    let api = context.api::<DeleteBackupRequest>();
+    let name = request.name_any();
+    let status = request.status.clone().unwrap_or_default();
+    match status.phase.unwrap_or_default() {
+        RequestPhase::Processed => {
+            let processed = status.processed_timestamp.map(|t| t.0).unwrap_or_else(Timestamp::now);
+            let expires = processed + 24.hours();
+            if expires <= Timestamp::now() {
+                api.delete(&name, &DeleteParams::default())
+                    .await
+                    .doing(|| format!("removing processed request {name}"))?;
+                return Ok(Action::await_change());
+            }
+            Ok(Action::requeue(
+                KEEP_PROCESSED.min(Duration::from_secs((expires - Timestamp::now()).get_seconds().max(1) as u64)),
+            ))
+        }
+        // InProgress left by a stopped server is simply done again: every step is idempotent.
+        RequestPhase::New | RequestPhase::InProgress => {
+            // The watch cache may lag behind this reconciler's own status writes: decide on a fresh read.
+            match api.get_opt(&name).await.doing(|| format!("reading delete request {name}"))? {
+                Some(fresh) if fresh.status.as_ref().and_then(|s| s.phase) != Some(RequestPhase::Processed) => {}
+                _ => return Ok(Action::requeue(KEEP_PROCESSED)),
+            }
+            let backup_name = request.spec.backup_name.clone();
+            let schedule = context
+                .api::<Backup>()
+                .get_opt(&backup_name)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|b| b.labels().get(labels::SCHEDULE_NAME).cloned())
+                .unwrap_or_default();
+            let errors = match delete(&context, &request).await? {
+                Ok(()) => Vec::new(),
+                Err(reason) => vec![reason],
+            };
+            context.metrics.backup_deletion(&schedule, errors.is_empty());
+            patch_status(
+                &api,
+                &name,
+                json!({ "phase": RequestPhase::Processed, "errors": errors, "processedTimestamp": Time(Timestamp::now()) }),
+            )
+            .await?;
+            Ok(Action::requeue(KEEP_PROCESSED))
+        }
+    }
+}
+
+async fn patch_status(
+    api: &Api<DeleteBackupRequest>,
+    name: &str,
+    status: serde_json::Value,
+) -> Result<(), ReconcileError> {
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
+        .await
+        .doing(|| format!("updating the status of delete request {name}"))?;
+    Ok(())
+}
+
+/// Deletes the backup; the inner error is why it was refused or failed.
+async fn delete(context: &Context, request: &DeleteBackupRequest) -> Result<Result<(), String>, ReconcileError> {
+    let backups = context.api::<Backup>();
+    let requests = context.api::<DeleteBackupRequest>();
+    let name = request.spec.backup_name.clone();
+    let Some(backup) = backups.get_opt(&name).await.doing(|| format!("reading backup {name}"))? else {
+        // Started earlier (by a server that stopped midway) and the backup is gone: the deletion is done.
+        if request.status.as_ref().and_then(|s| s.phase) == Some(RequestPhase::InProgress) {
+            return Ok(Ok(()));
+        }
+        return Ok(Err(format!("backup {name} does not exist in namespace {}", context.namespace)));
+    };
+    let request_name = request.name_any();
+    requests
+        .patch(
+            &request_name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "labels": {
+                labels::BACKUP_NAME: label_value(&name),
+                labels::BACKUP_UID: backup.uid().unwrap_or_default(),
+            } } })),
+        )
+        .await
+        .doing(|| format!("labelling delete request {request_name}"))?;
+    if backup.phase().is_active() {
+        return Ok(Err(format!("backup {name} is {}; delete it once it has finished", backup.phase().as_str())));
+    }
+    patch_status(&requests, &request_name, json!({ "phase": RequestPhase::InProgress })).await?;
+    // A backup that never reached its location (it failed validation) has nothing stored.
+    let stored = !matches!(backup.phase(), BackupPhase::FailedValidation | BackupPhase::New);
+    let location = match locations::open(context, &backup.spec.storage_location).await {
+        Ok(location) => Some(location),
+        Err(_) if !stored => None,
+        Err(problem) => return Ok(Err(format!("cannot delete backup {name}: {problem}"))),
+    };
+    if let Some(location) = &location {
+        if location.object.is_read_only() {
+            return Ok(Err(format!(
+                "backup storage location {} is ReadOnly: nothing is deleted from it; set its accessMode to ReadWrite",
+                location.name()
+            )));
+        }
+        if let Err(error) = location.store.check_reachable().await {
+            return Ok(Err(format!("cannot delete backup {name}: {error}")));
+        }
+    }
+    backups
+        .patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": { "phase": BackupPhase::Deleting } })),
+        )
+        .await
+        .doing(|| format!("marking backup {name} Deleting"))?;
+    if let Some(location) = &location {
+        let removed = match location.store.delete_backup(&name).await {
+            Ok(removed) => removed,
+            Err(error) => return Ok(Err(format!("deleting the stored data of backup {name} failed: {error}"))),
+        };
+        tracing::info!(backup = %name, keys = removed, location = %location.name(), "stored data deleted");
+    }
+    let restores = context.api::<Restore>();
+    for restore in restores.list(&Default::default()).await.doing(|| "listing restores".into())?.items {
+        if restore.spec.backup_name != name {
+            continue;
+        }
+        let restore_name = restore.name_any();
+        if let Some(location) = &location
+            && let Err(error) = location.store.delete_restore(&restore_name).await
+        {
+            return Ok(Err(format!("deleting the stored files of restore {restore_name} failed: {error}")));
+        }
+        absent_ok(restores.delete(&restore_name, &DeleteParams::default()).await)
+            .doing(|| format!("deleting restore {restore_name}"))?;
+    }
+    absent_ok(backups.delete(&name, &DeleteParams::default()).await).doing(|| format!("deleting backup {name}"))?;
+    tracing::info!(backup = %name, "backup deleted");
+    Ok(Ok(()))
+}

@@ -1,0 +1,91 @@
+//! Garbage collection, every `--garbage-collection-frequency`: an expired backup gets a DeleteBackupRequest,
+//! unless its location is missing, unreadable or read-only; then it keeps a `cairn.dev/gc-failure` label
+//! naming why, and is retried at the next run.
+
+use std::{sync::Arc, time::Duration};
+
+use backup_core::api::{Backup, BackupPhase, DeleteBackupRequest, DeleteBackupRequestSpec, RequestPhase, labels};
+use jiff::Timestamp;
+use kube::{
+    ResourceExt,
+    api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams},
+};
+use serde_json::json;
+
+use backup_core::restore::label_value;
+
+use super::{KubeContext, ReconcileError};
+use crate::{context::Context, locations};
+
+/// Runs until `shutdown` resolves.
+pub async fn run(context: Arc<Context>, shutdown: impl std::future::Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        if let Err(error) = collect(&context).await {
+            tracing::warn!("garbage collection: {error}");
+        }
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(context.settings.gc_frequency.max(Duration::from_millis(100))) => {}
+        }
+    }
+}
+
+/// One garbage collection run.
+pub async fn collect(context: &Context) -> Result<(), ReconcileError> {
+    let backups = context.api::<Backup>();
+    let now = Timestamp::now();
+    for backup in backups.list(&Default::default()).await.doing(|| "listing backups".into())?.items {
+        let expired = backup.status.as_ref().and_then(|s| s.expiration.as_ref()).is_some_and(|e| e.0 <= now);
+        if !expired || matches!(backup.phase(), BackupPhase::New | BackupPhase::InProgress | BackupPhase::Deleting) {
+            continue;
+        }
+        let name = backup.name_any();
+        let failure = match locations::open(context, &backup.spec.storage_location).await {
+            Err(problem) => Some(problem.gc_label()),
+            Ok(location) if location.object.is_read_only() => Some("BSLReadOnly"),
+            Ok(location) if location.store.check_reachable().await.is_err() => Some("BSLCannotGet"),
+            Ok(_) => None,
+        };
+        let current = backup.labels().get(labels::GC_FAILURE).map(String::as_str);
+        if current != failure {
+            let patch = json!({ "metadata": { "labels": { labels::GC_FAILURE: failure } } });
+            backups
+                .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+                .doing(|| format!("labelling backup {name}"))?;
+        }
+        match failure {
+            Some(reason) => tracing::info!(backup = %name, "expired but kept: {reason}"),
+            None => request_deletion(context, &backup).await?,
+        }
+    }
+    Ok(())
+}
+
+/// Creates a DeleteBackupRequest for `backup` unless an unprocessed one exists.
+async fn request_deletion(context: &Context, backup: &Backup) -> Result<(), ReconcileError> {
+    let name = backup.name_any();
+    let requests = context.api::<DeleteBackupRequest>();
+    let selector = format!("{}={}", labels::BACKUP_NAME, label_value(&name));
+    let pending =
+        requests.list(&ListParams::default().labels(&selector)).await.doing(|| "listing delete requests".into())?;
+    if pending.items.iter().any(|r| r.status.as_ref().and_then(|s| s.phase) != Some(RequestPhase::Processed)) {
+        return Ok(());
+    }
+    let request = DeleteBackupRequest {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{name}-")),
+            labels: Some([(labels::BACKUP_NAME.to_owned(), label_value(&name))].into()),
+            ..Default::default()
+        },
+        spec: DeleteBackupRequestSpec { backup_name: name.clone() },
+        status: None,
+    };
+    requests
+        .create(&PostParams::default(), &request)
+        .await
+        .doing(|| format!("requesting deletion of backup {name}"))?;
+    tracing::info!(backup = %name, "expired: deletion requested");
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! Bucket sync for one location: backups found in the bucket appear as Backup objects (re-pointed to this
+//! location), and Completed or PartiallyFailed objects whose data is gone are removed.
+
+use std::collections::BTreeSet;
+
+use backup_core::{
+    api::{Backup, BackupObjectStatus, labels},
+    backup::{ClusterBackup, list_backup_names, plan_sync, read_backup},
+};
+use kube::{
+    ResourceExt,
+    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
+};
+use serde_json::json;
+
+use super::{KubeContext, ReconcileError, absent_ok, backup::SYNCED_ANNOTATION};
+use crate::{context::Context, locations::OpenLocation};
+
+/// What one sync did.
+#[derive(Debug, Default)]
+pub struct Synced {
+    /// Backup objects created from the bucket.
+    pub created: usize,
+    /// Backup objects removed because their data is gone.
+    pub removed: usize,
+}
+
+/// Synchronises the cluster's Backup objects with `location`'s bucket.
+pub async fn sync_location(
+    context: &Context,
+    location: &OpenLocation,
+) -> Result<Result<Synced, String>, ReconcileError> {
+    let location_name = location.name();
+    let stored: BTreeSet<String> = match list_backup_names(&location.store).await {
+        Ok(names) => names.into_iter().collect(),
+        Err(error) => return Ok(Err(error.to_string())),
+    };
+    let api = context.api::<Backup>();
+    let objects = api.list(&Default::default()).await.doing(|| "listing backups".into())?.items;
+    let cluster: Vec<ClusterBackup> = objects
+        .iter()
+        .map(|b| ClusterBackup { name: b.name_any(), location: b.spec.storage_location.clone(), phase: b.phase() })
+        .collect();
+    let plan = plan_sync(&location_name, &stored, &cluster);
+    let mut synced = Synced::default();
+    for name in &plan.create {
+        let record = match read_backup(&location.store, name).await {
+            Ok(Some(record)) => record,
+            // A folder without a record is a backup still being written, or one that never finished.
+            Ok(None) => continue,
+            Err(error) => {
+                tracing::warn!(backup = %name, location = %location_name, "unreadable record skipped: {error}");
+                continue;
+            }
+        };
+        let mut labels = record.metadata.labels.clone();
+        labels.insert(labels::STORAGE_LOCATION.to_owned(), location_name.clone());
+        let mut spec = record.spec.clone();
+        spec.storage_location = location_name.clone();
+        let object = Backup {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                labels: Some(labels),
+                annotations: Some([(SYNCED_ANNOTATION.to_owned(), "true".to_owned())].into()),
+                ..Default::default()
+            },
+            spec,
+            status: None,
+        };
+        match api.create(&PostParams::default(), &object).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 409 => continue,
+            Err(source) => return Err(ReconcileError::Kube { action: format!("creating backup {name}"), source }),
+        }
+        let status = BackupObjectStatus::from_record(&record.status);
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
+            .await
+            .doing(|| format!("writing the status of synced backup {name}"))?;
+        tracing::info!(backup = %name, location = %location_name, "backup found in the bucket");
+        synced.created += 1;
+    }
+    for name in &plan.remove {
+        absent_ok(api.delete(name, &DeleteParams::default()).await).doing(|| format!("removing backup {name}"))?;
+        tracing::info!(backup = %name, location = %location_name, "backup's data is gone from the bucket; object removed");
+        synced.removed += 1;
+    }
+    Ok(Ok(synced))
+}
