@@ -1,19 +1,24 @@
 //! `cairn`: the command-line front end. Argument parsing and presentation only; the work is in `backup-core`.
 
 mod backup;
+mod confirm;
 mod connect;
+mod fetch;
+mod follow;
+mod install;
+mod location;
 mod output;
 mod progress;
 mod restore;
+mod schedule;
 mod selection;
+mod version;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use serde::Serialize;
 
 use connect::Connection;
-use output::OutputFormat;
 
 /// Kubernetes backup, restore and cluster maintenance.
 #[derive(Debug, Parser)]
@@ -33,34 +38,46 @@ enum Command {
     /// Restore backups into the cluster, preview restores, list and inspect them.
     #[command(subcommand)]
     Restore(Box<restore::RestoreCommand>),
-    /// Print the client's version.
-    Version {
-        /// Output format.
-        #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
-        output: OutputFormat,
-    },
+    /// Install Cairn's server in the cluster (CRDs, RBAC, Deployment, default storage location), or print its
+    /// manifests with --dry-run -o yaml.
+    Install(Box<install::InstallArgs>),
+    /// Create, list, inspect, pause and delete backup schedules (needs a server).
+    #[command(subcommand)]
+    Schedule(Box<schedule::ScheduleCommand>),
+    /// Add, list, change and delete the server's storage locations (needs a server).
+    #[command(subcommand, name = "backup-location")]
+    BackupLocation(Box<location::LocationCommand>),
+    /// Print the client's version and mode, and the server's version.
+    Version(version::VersionArgs),
 }
 
-/// What `cairn version` reports.
-#[derive(Debug, Serialize)]
-struct VersionReport {
-    client: ClientVersion,
-}
-
-#[derive(Debug, Serialize)]
-struct ClientVersion {
-    version: &'static str,
+/// The mode the connection flags lead to, noted on stderr for a person at a terminal.
+async fn noted_mode(connection: &Connection) -> anyhow::Result<connect::Mode> {
+    let mode = connection.mode().await?;
+    mode.note();
+    Ok(mode)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
-        Command::Backup(command) => backup::run(*command, &cli.connection).await,
-        Command::Restore(command) => restore::run(*command, &cli.connection).await,
-        Command::Version { output } => {
-            let report = VersionReport { client: ClientVersion { version: backup_core::VERSION } };
-            output.print(&report, |r| format!("Client:\n\tVersion: {}\n", r.client.version))?;
-            Ok(true)
+        Command::Backup(command) => {
+            let mode = noted_mode(&cli.connection).await?;
+            backup::run(*command, &cli.connection, &mode).await
         }
+        Command::Restore(command) => {
+            let mode = noted_mode(&cli.connection).await?;
+            restore::run(*command, &cli.connection, &mode).await
+        }
+        Command::Schedule(command) => {
+            let mode = noted_mode(&cli.connection).await?;
+            schedule::run(*command, mode.server("cairn schedule")?).await
+        }
+        Command::BackupLocation(command) => {
+            let mode = noted_mode(&cli.connection).await?;
+            location::run(*command, mode.server("cairn backup-location")?).await
+        }
+        Command::Install(args) => install::run(*args, &cli.connection).await,
+        Command::Version(args) => version::run(args, &cli.connection.mode().await?).await,
     }
 }
 
@@ -77,5 +94,15 @@ async fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_command_parses_without_conflicting_flags() {
+        super::Cli::command().debug_assert();
     }
 }

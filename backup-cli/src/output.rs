@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::Serialize;
 
 /// How a command prints its report.
@@ -47,4 +48,23 @@ pub fn human_bytes(bytes: u64) -> String {
         unit += 1;
     }
     if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+/// A Kubernetes time for tables: `2026-01-02 03:04:05 UTC`, or `<n/a>` when absent.
+pub fn time_text(time: Option<&Time>) -> String {
+    match time {
+        Some(time) => time.0.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        None => "<n/a>".into(),
+    }
+}
+
+/// `object` as printed in JSON and YAML: without `metadata.managedFields`, bookkeeping of the API server's.
+pub fn printable<K: kube::Resource>(mut object: K) -> K {
+    object.meta_mut().managed_fields = None;
+    object
+}
+
+/// A list for people: `a, b`, or `<none>` when empty.
+pub fn list_text(items: &[String]) -> String {
+    if items.is_empty() { "<none>".into() } else { items.join(", ") }
 }

@@ -1,20 +1,23 @@
-//! `cairn restore ...`: flags, validation into requests, and presentation of restores and previews.
+//! `cairn restore ...`: flags, their validation into a restore spec, and what standalone and server mode
+//! share in presenting restores. The work of each mode is in `restore/standalone.rs` and
+//! `restore/server.rs`.
+
+mod server;
+mod standalone;
 
 use std::collections::BTreeMap;
 
 use anyhow::Context;
-use backup_core::restore::{
-    self, ExistingResourcePolicy, ItemOutcome, RestoreOutcome, RestorePhase, RestoreProgress, RestoreRecord,
-    RestoreRequest, RestoreSpec,
+use backup_core::{
+    backup::Problem,
+    restore::{ExistingResourcePolicy, ItemOutcome, ItemResult, RestoreSpec},
 };
 use clap::{Args, Subcommand, ValueEnum};
-use serde::Serialize;
-use tokio::sync::watch;
 
 use crate::{
-    connect::Connection,
+    backup::check_name,
+    connect::{Connection, Mode},
     output::{OutputFormat, table},
-    progress::ProgressView,
     selection::SelectionArgs,
 };
 
@@ -59,11 +62,14 @@ pub enum PolicyArg {
 /// `cairn restore create` flags (Velero's names).
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// The restore's name; default `<backup>-<YYYYMMDDhhmmss>`.
+    /// The restore's name; default `<backup or schedule>-<YYYYMMDDhhmmss>`.
     name: Option<String>,
     /// The backup to restore.
+    #[arg(long, required_unless_present = "from_schedule", conflicts_with = "from_schedule")]
+    from_backup: Option<String>,
+    /// With a server: restore the latest Completed backup of this schedule.
     #[arg(long)]
-    from_backup: String,
+    from_schedule: Option<String>,
     #[command(flatten)]
     selection: SelectionArgs,
     /// Restore namespace A into B: `a:b,c:d`.
@@ -75,10 +81,12 @@ pub struct CreateArgs {
     /// Keep Services' node ports.
     #[arg(long)]
     preserve_nodeports: bool,
-    /// Print what would happen to every object, checked by the API server's dry run; change nothing.
+    /// Standalone: print what would happen to every object, checked by the API server's dry run; change
+    /// nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Wait for completion (the standalone CLI always does; kept for Velero parity).
+    /// With a server: follow the restore until it ends, and exit 0 only if it Completed. (Standalone runs
+    /// always wait.)
     #[arg(long)]
     wait: bool,
     /// Output format.
@@ -87,7 +95,19 @@ pub struct CreateArgs {
 }
 
 impl CreateArgs {
-    fn request(&self) -> anyhow::Result<RestoreRequest> {
+    /// The restore's name: the one given, or `<source>-<YYYYMMDDhhmmss>`; checked.
+    fn name(&self) -> anyhow::Result<String> {
+        let source = self.from_backup.as_deref().or(self.from_schedule.as_deref()).unwrap_or_default();
+        let name = match &self.name {
+            Some(name) => name.clone(),
+            None => backup_core::restore::default_restore_name(source, jiff::Timestamp::now()),
+        };
+        check_name("restore", &name)?;
+        Ok(name)
+    }
+
+    /// Validates the flags into a spec (what to restore from is left to the caller).
+    fn spec(&self) -> anyhow::Result<RestoreSpec> {
         let mut mapping = BTreeMap::new();
         for pair in &self.namespace_mappings {
             let (from, to) = pair
@@ -95,27 +115,21 @@ impl CreateArgs {
                 .with_context(|| format!("--namespace-mappings {pair:?}: write old:new, e.g. shop:shop-copy"))?;
             mapping.insert(from.trim().to_owned(), to.trim().to_owned());
         }
-        Ok(RestoreRequest {
-            name: self
-                .name
-                .clone()
-                .unwrap_or_else(|| restore::default_restore_name(&self.from_backup, jiff::Timestamp::now())),
-            spec: RestoreSpec {
-                backup_name: self.from_backup.clone(),
-                selection: self.selection.spec()?,
-                namespace_mapping: mapping,
-                existing_resource_policy: match self.existing_resource_policy {
-                    PolicyArg::None => ExistingResourcePolicy::None,
-                    PolicyArg::Update => ExistingResourcePolicy::Update,
-                },
-                preserve_node_ports: self.preserve_nodeports,
-                schedule_name: None,
+        Ok(RestoreSpec {
+            backup_name: self.from_backup.clone().unwrap_or_default(),
+            selection: self.selection.spec()?,
+            namespace_mapping: mapping,
+            existing_resource_policy: match self.existing_resource_policy {
+                PolicyArg::None => ExistingResourcePolicy::None,
+                PolicyArg::Update => ExistingResourcePolicy::Update,
             },
-            dry_run: self.dry_run,
+            preserve_node_ports: self.preserve_nodeports,
+            schedule_name: self.from_schedule.clone(),
         })
     }
 }
 
+/// What happened (dry run: would happen) to an object, as the item table says it.
 fn action(outcome: ItemOutcome, dry_run: bool) -> &'static str {
     match (outcome, dry_run) {
         (ItemOutcome::Created, true) => "create",
@@ -126,10 +140,10 @@ fn action(outcome: ItemOutcome, dry_run: bool) -> &'static str {
     }
 }
 
-fn items_table(outcome: &RestoreOutcome) -> String {
-    let dry_run = outcome.restore.status.phase == RestorePhase::DryRun;
+/// One row per object: ACTION RESOURCE NAMESPACE NAME DETAIL.
+fn items_table(items: &[ItemResult], dry_run: bool) -> String {
     let mut rows = vec![["ACTION", "RESOURCE", "NAMESPACE", "NAME", "DETAIL"].map(String::from).to_vec()];
-    for item in &outcome.items {
+    for item in items {
         let mut detail = item.reason.clone().unwrap_or_default();
         if !item.changes.is_empty() {
             let fields = format!("fields: {}", item.changes.join(", "));
@@ -146,42 +160,24 @@ fn items_table(outcome: &RestoreOutcome) -> String {
     table(&rows)
 }
 
-/// Objects per kind and outcome: `{"ConfigMap": {"created": 3}}`.
-fn per_kind(outcome: &RestoreOutcome) -> BTreeMap<String, BTreeMap<&'static str, u64>> {
+/// Objects per kind and outcome, as a table: KIND CREATED UPDATED UNCHANGED SKIPPED FAILED.
+fn per_kind_table(items: &[ItemResult]) -> String {
     let mut counts: BTreeMap<String, BTreeMap<&'static str, u64>> = BTreeMap::new();
-    for item in &outcome.items {
+    for item in items {
         *counts.entry(item.kind.clone()).or_default().entry(item.outcome.as_str()).or_default() += 1;
     }
-    counts
-}
-
-fn summary(outcome: &RestoreOutcome) -> String {
-    let status = &outcome.restore.status;
-    let verb = if status.phase == RestorePhase::DryRun { "would be created or updated" } else { "restored" };
-    let mut text = format!(
-        "Restore {} from backup {} {}: {} objects {verb} of {}, {} warnings, {} errors\n",
-        outcome.restore.metadata.name,
-        outcome.restore.spec.backup_name,
-        status.phase.as_str(),
-        status.items_restored,
-        status.total_items,
-        status.warnings,
-        status.errors
-    );
-    let mut rows = vec![vec![
-        "KIND".to_owned(),
-        "CREATED".into(),
-        "UPDATED".into(),
-        "UNCHANGED".into(),
-        "SKIPPED".into(),
-        "FAILED".into(),
-    ]];
-    for (kind, counts) in per_kind(outcome) {
+    let mut rows = vec![["KIND", "CREATED", "UPDATED", "UNCHANGED", "SKIPPED", "FAILED"].map(String::from).to_vec()];
+    for (kind, counts) in counts {
         let n = |k: &str| counts.get(k).copied().unwrap_or(0).to_string();
         rows.push(vec![kind, n("created"), n("updated"), n("unchanged"), n("skipped"), n("failed")]);
     }
-    text.push_str(&table(&rows));
-    for (title, problems) in [("Warnings", &outcome.warnings), ("Errors", &outcome.errors)] {
+    table(&rows)
+}
+
+/// `Warnings:` and `Errors:` paragraphs, for those that are not empty.
+fn problems_text(warnings: &[Problem], errors: &[Problem]) -> String {
+    let mut text = String::new();
+    for (title, problems) in [("Warnings", warnings), ("Errors", errors)] {
         if !problems.is_empty() {
             text.push_str(&format!("{title}:\n"));
             for p in problems {
@@ -192,82 +188,10 @@ fn summary(outcome: &RestoreOutcome) -> String {
     text
 }
 
-async fn create(args: CreateArgs, connection: &Connection) -> anyhow::Result<bool> {
-    let request = args.request()?;
-    let store = connection.store()?;
-    let client = connection.client().await?;
-    let (sender, receiver) = watch::channel(RestoreProgress::default());
-    let label = if request.dry_run {
-        format!("restore {} (dry run)", request.name)
-    } else {
-        format!("restore {}", request.name)
-    };
-    let view = ProgressView::start(&label, receiver);
-    let result = restore::run_restore(&client, &store, request, &sender).await;
-    view.finish().await;
-    let outcome = result?;
-    let dry_run = outcome.restore.status.phase == RestorePhase::DryRun;
-    args.output.print(&outcome, |o| if dry_run { format!("{}{}", items_table(o), summary(o)) } else { summary(o) })?;
-    Ok(outcome.errors.is_empty())
-}
-
-/// What `restore describe` prints.
-#[derive(Debug, Serialize)]
-struct Description {
-    restore: RestoreRecord,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    results: Option<restore::StoredResults>,
-}
-
-fn restores_table(records: &[RestoreRecord]) -> String {
-    let mut rows =
-        vec![["NAME", "BACKUP", "STATUS", "STARTED", "COMPLETED", "ERRORS", "WARNINGS"].map(String::from).to_vec()];
-    for r in records {
-        rows.push(vec![
-            r.metadata.name.clone(),
-            r.spec.backup_name.clone(),
-            r.status.phase.as_str().to_owned(),
-            r.status.start_timestamp.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
-            r.status.completion_timestamp.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
-            r.status.errors.to_string(),
-            r.status.warnings.to_string(),
-        ]);
-    }
-    table(&rows)
-}
-
-/// Runs a `cairn restore` subcommand. Ok(false): the restore ran with errors (exit 1).
-pub async fn run(command: RestoreCommand, connection: &Connection) -> anyhow::Result<bool> {
-    match command {
-        RestoreCommand::Create(args) => create(*args, connection).await,
-        RestoreCommand::Get { output } => {
-            let store = connection.store()?;
-            output.print(&restore::list_restores(&store).await?, |r| restores_table(r))?;
-            Ok(true)
-        }
-        RestoreCommand::Describe { name, details, output } => {
-            let store = connection.store()?;
-            let record = restore::find_restore(&store, &name).await?;
-            let results = if details { Some(restore::read_restore_results(&store, &name).await?) } else { None };
-            output.print(&Description { restore: record, results }, |d| {
-                let outcome = RestoreOutcome {
-                    restore: d.restore.clone(),
-                    items: d.results.as_ref().map(|r| r.items.clone()).unwrap_or_default(),
-                    warnings: d.results.as_ref().map(|r| r.warnings.clone()).unwrap_or_default(),
-                    errors: d.results.as_ref().map(|r| r.errors.clone()).unwrap_or_default(),
-                };
-                let mut text = summary(&outcome);
-                if details {
-                    text.push_str(&items_table(&outcome));
-                }
-                text
-            })?;
-            Ok(true)
-        }
-        RestoreCommand::Logs { name } => {
-            let store = connection.store()?;
-            print!("{}", restore::read_restore_log(&store, &name).await?);
-            Ok(true)
-        }
+/// Runs a `cairn restore` subcommand in `mode`. Ok(false): the restore did not complete (exit 1).
+pub async fn run(command: RestoreCommand, connection: &Connection, mode: &Mode) -> anyhow::Result<bool> {
+    match mode {
+        Mode::Standalone(_) => standalone::run(command, connection).await,
+        Mode::Server(server) => server::run(command, server).await,
     }
 }

@@ -1,0 +1,281 @@
+//! `cairn backup ...` with a server: Backup objects in its namespace, their files through DownloadRequests,
+//! and deletion through DeleteBackupRequests.
+
+use std::{collections::BTreeMap, path::PathBuf};
+
+use anyhow::bail;
+use backup_core::{
+    api::{Backup, BackupPhase, DownloadTargetKind, labels},
+    backup::BackupResults,
+    client::ServerApi,
+    store::Compression,
+};
+use kube::{ResourceExt, api::ObjectMeta};
+use serde::Serialize;
+
+use super::{BackupCommand, CreateArgs, check_name, problems_text, selector_text, spec_text, standalone};
+use crate::{
+    confirm::confirm,
+    fetch::{self, gunzip_json, gunzip_text},
+    follow::{ServerProgress, follow},
+    output::{human_bytes, list_text, printable, table, time_text},
+};
+
+/// What `backup create` prints with a server.
+#[derive(Debug, Serialize)]
+struct CreateReport {
+    backup: Backup,
+}
+
+fn progress(backup: &Backup) -> ServerProgress {
+    let counts = backup.status.as_ref().and_then(|s| s.progress.clone()).unwrap_or_default();
+    ServerProgress { phase: backup.phase().as_str(), done: counts.items_backed_up, total: counts.total_items }
+}
+
+/// Where the backup goes, for people: the location's name, or `<default>`.
+fn location_text(backup: &Backup) -> String {
+    if backup.spec.storage_location.is_empty() { "<default>".into() } else { backup.spec.storage_location.clone() }
+}
+
+/// The last state of a followed backup, in a few lines.
+fn outcome_text(backup: &Backup) -> String {
+    let name = backup.name_any();
+    let status = backup.status.clone().unwrap_or_default();
+    let counts = status.progress.unwrap_or_default();
+    let mut text = format!(
+        "Backup {name} {}: {} of {} objects, {} warnings, {} errors, in {}\n",
+        backup.phase().as_str(),
+        counts.items_backed_up,
+        counts.total_items,
+        status.warnings,
+        status.errors,
+        location_text(backup),
+    );
+    text.push_str(&reasons_text(backup));
+    text.push_str(&format!("Run `cairn backup describe {name} --details` or `cairn backup logs {name}` for more.\n"));
+    text
+}
+
+/// Validation errors and the failure reason, if any.
+fn reasons_text(backup: &Backup) -> String {
+    let Some(status) = &backup.status else { return String::new() };
+    let mut text = String::new();
+    if !status.validation_errors.is_empty() {
+        text.push_str("Validation errors:\n");
+        for error in &status.validation_errors {
+            text.push_str(&format!("  {error}\n"));
+        }
+    }
+    if let Some(reason) = &status.failure_reason {
+        text.push_str(&format!("Failure: {reason}\n"));
+    }
+    text
+}
+
+async fn create(args: CreateArgs, server: &ServerApi) -> anyhow::Result<bool> {
+    check_name("backup", &args.name)?;
+    let spec = args.spec.server_spec()?;
+    args.spec.check_storage_location(server).await?;
+    let mut backup_labels = args.labels()?;
+    if let Some(location) = args.spec.storage_location() {
+        backup_labels.insert(labels::STORAGE_LOCATION.to_owned(), location.to_owned());
+    }
+    let backup = Backup {
+        metadata: ObjectMeta {
+            name: Some(args.name.clone()),
+            labels: (!backup_labels.is_empty()).then_some(backup_labels),
+            ..ObjectMeta::default()
+        },
+        spec,
+        status: None,
+    };
+    let created = server.create(&backup).await?;
+    let name = &args.name;
+    if !args.wait {
+        args.output.print(&CreateReport { backup: printable(created) }, |_| {
+            format!(
+                "Backup request {name:?} submitted successfully.\nRun `cairn backup describe {name}` or `cairn backup logs {name}` for more details.\n"
+            )
+        })?;
+        return Ok(true);
+    }
+    let finished =
+        follow(server, &format!("backup {name}"), &created, progress, |b: &Backup| !b.phase().is_active()).await?;
+    let completed = finished.phase() == BackupPhase::Completed;
+    args.output.print(&CreateReport { backup: printable(finished) }, |r| outcome_text(&r.backup))?;
+    Ok(completed)
+}
+
+fn backups_table(backups: &[Backup]) -> String {
+    let mut rows = vec![
+        ["NAME", "STATUS", "ERRORS", "WARNINGS", "CREATED", "EXPIRES", "STORAGE LOCATION", "SELECTOR"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for b in backups {
+        let status = b.status.clone().unwrap_or_default();
+        rows.push(vec![
+            b.name_any(),
+            b.phase().as_str().to_owned(),
+            status.errors.to_string(),
+            status.warnings.to_string(),
+            time_text(b.metadata.creation_timestamp.as_ref()),
+            time_text(status.expiration.as_ref()),
+            location_text(b),
+            selector_text(&b.spec.selection),
+        ]);
+    }
+    table(&rows)
+}
+
+/// What `backup describe` prints with a server.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Description {
+    backup: Backup,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    results: Option<BackupResults>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource_list: Option<BTreeMap<String, Vec<String>>>,
+}
+
+fn describe_text(d: &Description) -> String {
+    let b = &d.backup;
+    let status = b.status.clone().unwrap_or_default();
+    let counts = status.progress.clone().unwrap_or_default();
+    let labels: Vec<String> = b.labels().iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut text = format!(
+        "Name:         {}\nNamespace:    {}\nLabels:       {}\nPhase:        {}\n",
+        b.name_any(),
+        b.namespace().unwrap_or_default(),
+        list_text(&labels),
+        b.phase().as_str()
+    );
+    text.push_str(&reasons_text(b));
+    text.push('\n');
+    text.push_str(&spec_text(&b.spec, &location_text(b)));
+    text.push_str(&format!(
+        "\nCreated:    {}\nStarted:    {}\nCompleted:  {}\nExpiration: {}\n\nTotal items to be backed up:  {}\nItems backed up:              {}\nWarnings: {}\nErrors:   {}\n",
+        time_text(b.metadata.creation_timestamp.as_ref()),
+        time_text(status.start_timestamp.as_ref()),
+        time_text(status.completion_timestamp.as_ref()),
+        time_text(status.expiration.as_ref()),
+        counts.total_items,
+        counts.items_backed_up,
+        status.warnings,
+        status.errors,
+    ));
+    if let Some(version) = &status.version {
+        text.push_str(&format!("\nWritten by Cairn {version}\n"));
+    }
+    if let Some(results) = &d.results {
+        text.push_str(&problems_text(&results.warnings, "\nWarnings"));
+        text.push_str(&problems_text(&results.errors, "\nErrors"));
+    }
+    if let Some(resources) = &d.resource_list {
+        text.push_str(&standalone::resource_list_text(resources));
+    }
+    text
+}
+
+async fn describe(name: &str, details: bool, server: &ServerApi) -> anyhow::Result<Description> {
+    let backup = server.get::<Backup>(name).await?;
+    if !details || !backup.phase().is_restorable() {
+        return Ok(Description { backup, results: None, resource_list: None });
+    }
+    let results = gunzip_json(&fetch::download(server, DownloadTargetKind::BackupResults, name).await?)?;
+    let resource_list = gunzip_json(&fetch::download(server, DownloadTargetKind::BackupResourceList, name).await?)?;
+    Ok(Description { backup, results: Some(results), resource_list: Some(resource_list) })
+}
+
+/// The backup `name`, which must have finished; `what` names the file wanted, for the error.
+async fn finished_backup(name: &str, what: &str, server: &ServerApi) -> anyhow::Result<Backup> {
+    let backup = server.get::<Backup>(name).await?;
+    if backup.phase().is_active() {
+        bail!(
+            "backup {name:?} is {}: its {what} is stored when it ends; try again then (`cairn backup get {name}` shows its phase)",
+            backup.phase().as_str()
+        );
+    }
+    Ok(backup)
+}
+
+async fn download(name: &str, file: Option<PathBuf>, force: bool, server: &ServerApi) -> anyhow::Result<()> {
+    let backup = finished_backup(name, "archive", server).await?;
+    if !backup.phase().is_restorable() {
+        bail!("backup {name:?} is {}; it has no archive", backup.phase().as_str());
+    }
+    let extension = match backup.spec.compression.unwrap_or(Compression::Zstd) {
+        Compression::Zstd => "tar.zst",
+        Compression::Gzip => "tar.gz",
+    };
+    let path = file.unwrap_or_else(|| PathBuf::from(format!("{name}-data.{extension}")));
+    if path.exists() && !force {
+        bail!("{} already exists; pass --force to replace it or -f PATH to write elsewhere", path.display());
+    }
+    let partial = path.with_extension(format!("{extension}.partial"));
+    let bytes = match fetch::download_to_file(server, DownloadTargetKind::BackupContents, name, &partial).await {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(error);
+        }
+    };
+    tokio::fs::rename(&partial, &path).await?;
+    println!("Backup {name} downloaded to {} ({}).", path.display(), human_bytes(bytes));
+    Ok(())
+}
+
+async fn delete(name: &str, confirmed: bool, server: &ServerApi) -> anyhow::Result<()> {
+    let backup = server.get::<Backup>(name).await?;
+    confirm(
+        confirmed,
+        &format!("backup {name:?}"),
+        &format!(
+            "Delete backup {name:?}, all its stored data and the restores made from it (server in namespace {:?})?",
+            server.namespace()
+        ),
+    )?;
+    server.request_backup_deletion(&backup).await?;
+    println!(
+        "Request to delete backup {name:?} submitted successfully.\nThe server deletes its stored data, the restores made from it, then the Backup object; `cairn backup get {name}` shows it until then."
+    );
+    Ok(())
+}
+
+/// Runs a `cairn backup` subcommand against the server.
+pub async fn run(command: BackupCommand, server: &ServerApi) -> anyhow::Result<bool> {
+    match command {
+        BackupCommand::Create(args) => create(*args, server).await,
+        BackupCommand::Get { names, output } => {
+            let backups = if names.is_empty() {
+                server.list::<Backup>().await?
+            } else {
+                let mut backups = Vec::with_capacity(names.len());
+                for name in &names {
+                    backups.push(server.get::<Backup>(name).await?);
+                }
+                backups
+            };
+            let backups: Vec<Backup> = backups.into_iter().map(printable).collect();
+            output.print(&backups, |b| backups_table(b))?;
+            Ok(true)
+        }
+        BackupCommand::Describe { name, details, output } => {
+            let mut description = describe(&name, details, server).await?;
+            description.backup = printable(description.backup);
+            output.print(&description, describe_text)?;
+            Ok(true)
+        }
+        BackupCommand::Download { name, file, force } => download(&name, file, force, server).await.map(|()| true),
+        BackupCommand::Logs { name } => {
+            finished_backup(&name, "log", server).await?;
+            print!("{}", gunzip_text(&fetch::download(server, DownloadTargetKind::BackupLog, &name).await?)?);
+            Ok(true)
+        }
+        BackupCommand::Verify { .. } => bail!(
+            "`cairn backup verify` reads the archive and its manifest straight from the storage location: pass --storage URL (the location's URL) to verify standalone"
+        ),
+        BackupCommand::Delete { name, confirm } => delete(&name, confirm, server).await.map(|()| true),
+    }
+}

@@ -1,0 +1,247 @@
+//! `cairn schedule ...` (server only): Schedule objects, a cron expression and the Backup spec the server
+//! stamps out each time it fires. Expressions are checked here, before anything is created.
+
+use backup_core::{
+    api::{Schedule, ScheduleSpec},
+    client::ServerApi,
+    schedule::Schedule as CronSchedule,
+};
+use clap::{Args, Subcommand};
+use kube::{ResourceExt, api::ObjectMeta};
+use serde_json::json;
+
+use crate::{
+    backup::{SpecArgs, check_name, selector_text, spec_text},
+    confirm::confirm,
+    output::{OutputFormat, printable, table, time_text},
+};
+
+/// `cairn schedule` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Create a schedule: the server backs up on it (Velero's syntax: cron, @daily, @every 6h, CRON_TZ=).
+    Create(Box<CreateArgs>),
+    /// List schedules.
+    Get {
+        /// Only these schedules.
+        names: Vec<String>,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+    /// Show one schedule.
+    Describe {
+        /// The schedule.
+        name: String,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+    /// Stop schedules from creating backups.
+    Pause {
+        /// The schedules.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Let paused schedules create backups again.
+    Unpause {
+        /// The schedules.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Delete a schedule (the backups it made are kept).
+    Delete {
+        /// The schedule.
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        confirm: bool,
+    },
+}
+
+/// `cairn schedule create` flags (Velero's names).
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The schedule's name; its backups are named `<NAME>-<YYYYMMDDhhmmss>`.
+    name: String,
+    /// When to back up: five cron fields ("0 3 * * *"), @daily, @every 6h, optionally after CRON_TZ=ZONE.
+    #[arg(long)]
+    schedule: String,
+    #[command(flatten)]
+    spec: SpecArgs,
+    /// Create it paused.
+    #[arg(long)]
+    paused: bool,
+    /// Make the schedule the owner of its Backup objects.
+    #[arg(long)]
+    use_owner_references_in_backup: bool,
+    /// Skip the first firing after creation.
+    #[arg(long)]
+    skip_immediately: bool,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
+    output: OutputFormat,
+}
+
+impl CreateArgs {
+    /// Validates the flags into a Schedule object; nothing is created when they are wrong.
+    fn schedule(&self) -> anyhow::Result<Schedule> {
+        check_name("schedule", &self.name)?;
+        self.schedule.parse::<CronSchedule>()?;
+        Ok(Schedule {
+            metadata: ObjectMeta { name: Some(self.name.clone()), ..ObjectMeta::default() },
+            spec: ScheduleSpec {
+                schedule: self.schedule.trim().to_owned(),
+                template: self.spec.server_spec()?,
+                use_owner_references_in_backup: self.use_owner_references_in_backup.then_some(true),
+                paused: self.paused,
+                skip_immediately: self.skip_immediately.then_some(true),
+            },
+            status: None,
+        })
+    }
+}
+
+/// When the schedule fires next, for people: a time, `paused`, or why it cannot be computed.
+fn next_text(schedule: &Schedule) -> String {
+    if schedule.spec.paused {
+        return "<paused>".into();
+    }
+    let after = schedule
+        .status
+        .as_ref()
+        .and_then(|s| s.last_backup.as_ref())
+        .or(schedule.metadata.creation_timestamp.as_ref())
+        .map(|t| t.0)
+        .unwrap_or_else(jiff::Timestamp::now);
+    match schedule.spec.schedule.parse::<CronSchedule>().and_then(|s| s.next_after(after)) {
+        Ok(next) => next.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        Err(error) => format!("<{error}>"),
+    }
+}
+
+fn schedules_table(schedules: &[Schedule]) -> String {
+    let mut rows = vec![
+        ["NAME", "STATUS", "CREATED", "SCHEDULE", "BACKUP TTL", "LAST BACKUP", "SELECTOR", "PAUSED"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for s in schedules {
+        rows.push(vec![
+            s.name_any(),
+            s.phase().as_str().to_owned(),
+            time_text(s.metadata.creation_timestamp.as_ref()),
+            s.spec.schedule.clone(),
+            s.spec.template.ttl.clone(),
+            time_text(s.status.as_ref().and_then(|st| st.last_backup.as_ref())),
+            selector_text(&s.spec.template.selection),
+            s.spec.paused.to_string(),
+        ]);
+    }
+    table(&rows)
+}
+
+fn describe_text(s: &Schedule) -> String {
+    let status = s.status.clone().unwrap_or_default();
+    let location = if s.spec.template.storage_location.is_empty() {
+        "<default>"
+    } else {
+        s.spec.template.storage_location.as_str()
+    };
+    let mut text = format!(
+        "Name:         {}\nNamespace:    {}\nPhase:        {}\n",
+        s.name_any(),
+        s.namespace().unwrap_or_default(),
+        s.phase().as_str()
+    );
+    if !status.validation_errors.is_empty() {
+        text.push_str("Validation errors:\n");
+        for error in &status.validation_errors {
+            text.push_str(&format!("  {error}\n"));
+        }
+    }
+    text.push_str(&format!(
+        "Paused:       {}\nSchedule:     {}\nNext backup:  {}\nLast backup:  {}\nLast skipped: {}\nOwns its backups:   {}\nSkip immediately:   {}\n\nBackup template:\n",
+        s.spec.paused,
+        s.spec.schedule,
+        next_text(s),
+        time_text(status.last_backup.as_ref()),
+        time_text(status.last_skipped.as_ref()),
+        s.spec.use_owner_references_in_backup.unwrap_or(false),
+        s.spec.skip_immediately.unwrap_or(false),
+    ));
+    for line in spec_text(&s.spec.template, location).lines() {
+        text.push_str(&if line.is_empty() { "\n".to_owned() } else { format!("  {line}\n") });
+    }
+    text
+}
+
+async fn create(args: CreateArgs, server: &ServerApi) -> anyhow::Result<()> {
+    let schedule = args.schedule()?;
+    args.spec.check_storage_location(server).await?;
+    let created = printable(server.create(&schedule).await?);
+    args.output.print(&created, |s| {
+        let name = s.name_any();
+        let next = if s.spec.paused {
+            format!("It is paused; `cairn schedule unpause {name}` starts it.")
+        } else {
+            format!("Next backup: {} (unless skipped).", next_text(s))
+        };
+        format!("Schedule {name:?} created successfully. {next}\n")
+    })
+}
+
+async fn set_paused(names: &[String], paused: bool, server: &ServerApi) -> anyhow::Result<()> {
+    let (verb, state) = if paused { ("paused", "paused") } else { ("unpaused", "running") };
+    for name in names {
+        let schedule = server.get::<Schedule>(name).await?;
+        if schedule.spec.paused == paused {
+            println!("Schedule {name:?} is already {state}.");
+            continue;
+        }
+        server.merge_patch::<Schedule>(name, &json!({"spec": {"paused": paused}})).await?;
+        println!("Schedule {name:?} {verb} successfully.");
+    }
+    Ok(())
+}
+
+async fn delete(name: &str, confirmed: bool, server: &ServerApi) -> anyhow::Result<()> {
+    let schedule = server.get::<Schedule>(name).await?;
+    confirm(confirmed, &format!("schedule {name:?}"), &format!("Delete schedule {name:?}? Its backups are kept."))?;
+    server.delete::<Schedule>(name).await?;
+    if schedule.spec.use_owner_references_in_backup == Some(true) {
+        println!(
+            "Schedule {name:?} deleted; the Backup objects it owns go with it (their stored data is kept in the bucket)."
+        );
+    } else {
+        println!("Schedule {name:?} deleted; the backups it made are kept.");
+    }
+    Ok(())
+}
+
+/// Runs a `cairn schedule` subcommand against the server.
+pub async fn run(command: ScheduleCommand, server: &ServerApi) -> anyhow::Result<bool> {
+    match command {
+        ScheduleCommand::Create(args) => create(*args, server).await?,
+        ScheduleCommand::Get { names, output } => {
+            let schedules = if names.is_empty() {
+                server.list::<Schedule>().await?
+            } else {
+                let mut schedules = Vec::with_capacity(names.len());
+                for name in &names {
+                    schedules.push(server.get::<Schedule>(name).await?);
+                }
+                schedules
+            };
+            let schedules: Vec<Schedule> = schedules.into_iter().map(printable).collect();
+            output.print(&schedules, |s| schedules_table(s))?;
+        }
+        ScheduleCommand::Describe { name, output } => {
+            output.print(&printable(server.get::<Schedule>(&name).await?), describe_text)?;
+        }
+        ScheduleCommand::Pause { names } => set_paused(&names, true, server).await?,
+        ScheduleCommand::Unpause { names } => set_paused(&names, false, server).await?,
+        ScheduleCommand::Delete { name, confirm } => delete(&name, confirm, server).await?,
+    }
+    Ok(true)
+}

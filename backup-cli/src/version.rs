@@ -1,0 +1,67 @@
+//! `cairn version`: the client's version, the mode it is in, and the server's version, which the server
+//! reports through a ServerStatusRequest.
+
+use std::{io::Write, time::Duration};
+
+use anyhow::Context;
+use backup_core::{client::ServerStatus, duration::parse_duration};
+use clap::Args;
+use serde::Serialize;
+
+use crate::{connect::Mode, output::OutputFormat};
+
+/// `cairn version` flags.
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
+    output: OutputFormat,
+    /// How long to wait for the server's answer (Go duration).
+    #[arg(long, default_value = "10s")]
+    timeout: String,
+}
+
+/// What `cairn version` reports.
+#[derive(Debug, Serialize)]
+struct VersionReport {
+    client: ClientVersion,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server: Option<ServerStatus>,
+}
+
+#[derive(Debug, Serialize)]
+struct ClientVersion {
+    version: &'static str,
+    mode: &'static str,
+    detail: String,
+}
+
+fn client_text(client: &ClientVersion) -> String {
+    format!("Client:\n\tVersion: {}\n\tMode: {} ({})\n", client.version, client.mode, client.detail)
+}
+
+fn server_text(server: &ServerStatus) -> String {
+    format!("Server:\n\tVersion: {}\n", server.version)
+}
+
+/// Prints the versions. With a server that does not answer within the timeout, the client's part is printed
+/// (as text) and the error says where no server answered and how to install one.
+pub async fn run(args: VersionArgs, mode: &Mode) -> anyhow::Result<bool> {
+    let timeout: Duration = parse_duration(&args.timeout).context("--timeout")?;
+    let client = ClientVersion { version: backup_core::VERSION, mode: mode.name(), detail: mode.detail() };
+    let Mode::Server(server) = mode else {
+        args.output.print(&VersionReport { client, server: None }, |r| client_text(&r.client))?;
+        return Ok(true);
+    };
+    if args.output == OutputFormat::Table {
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(client_text(&client).as_bytes())?;
+        stdout.flush()?;
+    }
+    let status = server.server_status(timeout).await?;
+    match args.output {
+        OutputFormat::Table => print!("{}", server_text(&status)),
+        other => other.print(&VersionReport { client, server: Some(status) }, |_| String::new())?,
+    }
+    Ok(true)
+}
