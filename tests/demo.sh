@@ -3,7 +3,10 @@
 # kube-apiserver, kube-controller-manager, kube-scheduler) on loopback, loads the seed's sample workloads,
 # backs them up into the embedded default storage (a local directory) and shows what was saved, deletes the
 # namespace, previews the restore, restores it in place and into a mapped namespace, and shows what came back.
-# Everything but the backup goes away at the end; with --keep the cluster stays up too.
+# Then the same with the server: Cairn's CRDs, a storage location on the same directory, backup-server run
+# outside the cluster with the kubeconfig; the backups already stored appear as objects (bucket sync), a
+# backup and a schedule run as objects, and the server's metrics show them.
+# Everything but the backups goes away at the end; with --keep the cluster (and the server) stay up too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 keep=false
@@ -11,12 +14,14 @@ keep=false
 
 bash tests/env/build-deps.sh
 echo "== building cairn"
-cargo build --quiet -p backup-cli -p cairn-tests --bin cairn --bin cairn-testenv
+cargo build --quiet -p backup-cli -p backup-server -p cairn-tests --bin cairn --bin backup-server --bin cairn-testenv
 testenv=target/debug/cairn-testenv
 cairn=target/debug/cairn
+server=target/debug/backup-server
 state=$(mktemp -d -t cairn-demo.XXXXXX)
+server_pid=
 if [ "$keep" = false ]; then
-  trap '"$testenv" --state "$state" down' EXIT
+  trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; "$testenv" --state "$state" down' EXIT
 fi
 
 echo "== starting a local cluster and an S3 server on loopback"
@@ -50,8 +55,37 @@ echo "== cairn restore create --from-backup $name --namespace-mappings shop:shop
 echo "== cairn restore get"
 "$cairn" restore get
 "$testenv" --state "$state" status
-echo "== the backup is stored in the embedded default storage: ${CAIRN_STORAGE_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/cairn/storage}"
+storage=${CAIRN_STORAGE_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/cairn/storage}
+echo "== the backups are stored in the embedded default storage: $storage"
+
+echo "== with a server: Cairn's CRDs and namespace cairn (what \`cairn install\` also applies)"
+{
+  printf 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: cairn\n---\n'
+  for crd in deploy/crds/*.yaml; do cat "$crd"; echo ---; done
+} | "$testenv" --state "$state" apply -f - | sed 's/^/   /'
+echo "== cairn backup-location create default --provider local --bucket $storage --default"
+"$cairn" backup-location create default --provider local --bucket "$storage" --default
+port=$((20000 + RANDOM % 20000))
+echo "== backup-server --namespace cairn --metrics-address 127.0.0.1:$port   (outside the cluster, log in $state/backup-server.log)"
+"$server" --namespace cairn --metrics-address "127.0.0.1:$port" --backup-sync-period 2s >"$state/backup-server.log" 2>&1 &
+server_pid=$!
+sleep 3
+echo "== cairn version"
+"$cairn" version
+echo "== cairn backup get   (the bucket is the source of truth: stored backups appear as objects)"
+"$cairn" backup get
+echo "== cairn backup create $name-server --include-namespaces shop --wait   (a Backup object the server runs)"
+"$cairn" backup create "$name-server" --include-namespaces shop --wait
+echo "== cairn schedule create shop-often --schedule '@every 10s' --include-namespaces shop --ttl 1h"
+"$cairn" schedule create shop-often --schedule '@every 10s' --include-namespaces shop --ttl 1h
+sleep 12
+"$cairn" schedule pause shop-often
+"$cairn" schedule get
+echo "== cairn backup get   (with the schedule's backups, named shop-often-<time>)"
+"$cairn" backup get
+echo "== the server's metrics (http://127.0.0.1:$port/metrics)"
+curl -fsS "http://127.0.0.1:$port/metrics" | grep -E '^cairn_(backup_(attempt|success)_total|backup_total)' | sed 's/^/   /' || true
 if [ "$keep" = true ]; then
-  echo "== the environment stays up; to use it: eval \"\$($testenv --state $state env)\""
-  echo "   to stop it: $testenv --state $state down"
+  echo "== the environment and the server (pid $server_pid) stay up; to use them: eval \"\$($testenv --state $state env)\""
+  echo "   to stop them: kill $server_pid; $testenv --state $state down"
 fi
