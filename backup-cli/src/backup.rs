@@ -97,8 +97,9 @@ pub enum CompressionArg {
 pub struct SpecArgs {
     #[command(flatten)]
     selection: SelectionArgs,
-    /// How long to keep the backup (Go duration: 720h, 72h30m).
-    #[arg(long, default_value = DEFAULT_TTL)]
+    /// How long to keep the backup (Go duration: 720h, 72h30m); default: the server's --default-backup-ttl,
+    /// standalone 720h0m0s.
+    #[arg(long, default_value = "")]
     ttl: String,
     /// The server's BackupStorageLocation to write to; default: the server's default location.
     #[arg(long)]
@@ -112,7 +113,9 @@ impl SpecArgs {
     /// Validates the flags into a spec with `storage_location` as its location.
     fn spec_at(&self, storage_location: String) -> anyhow::Result<BackupSpec> {
         let selection = self.selection.spec()?;
-        backup_core::duration::parse_duration(&self.ttl).context("--ttl")?;
+        if !self.ttl.is_empty() {
+            backup_core::duration::parse_duration(&self.ttl).context("--ttl")?;
+        }
         Ok(BackupSpec {
             selection,
             ttl: self.ttl.clone(),
@@ -232,7 +235,7 @@ pub fn spec_text(spec: &BackupSpec, storage_location: &str) -> String {
         },
         selector_text(s),
         storage_location,
-        spec.ttl,
+        if spec.ttl.is_empty() { DEFAULT_TTL } else { &spec.ttl },
         match spec.compression.unwrap_or(Compression::Zstd) {
             Compression::Zstd => "zstd",
             Compression::Gzip => "gzip",

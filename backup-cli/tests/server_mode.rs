@@ -317,7 +317,7 @@ async fn backup_create_without_wait_creates_the_backup_object_and_later_commands
     let plain = backups.get("plain").await.unwrap();
     assert_eq!(plain.spec.storage_location, "");
     assert!(!plain.labels().contains_key(labels::STORAGE_LOCATION));
-    assert_eq!(plain.spec.ttl, "720h0m0s");
+    assert_eq!(plain.spec.ttl, "", "no --ttl: the server's --default-backup-ttl applies");
 
     failed_with(cairn(&env, &ns, &["backup", "create", "nightly"]), &["Backup \"nightly\" already exists"]);
     failed_with(cairn(&env, &ns, &["backup", "create", "x", "--ttl", "5d"]), &["invalid duration"]);

@@ -501,6 +501,15 @@ fn is_not_found(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 404)
 }
 
+/// Eight random hex digits, to make a candidate's identity unique when only a host name is known.
+pub fn random_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher
+        .write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    format!("{:08x}", hasher.finish() as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

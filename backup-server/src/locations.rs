@@ -2,31 +2,39 @@
 //! credentials of their Secret, or a reason why not.
 
 use backup_core::{
-    api::BackupStorageLocation,
+    api::{BackupStorageLocation, labels},
     store::{Location, Store, credentials_from_secret},
 };
 use k8s_openapi::api::core::v1::Secret;
 
 use crate::context::Context;
 
-/// Why a location cannot be used. The variants' names are the `cairn.dev/gc-failure` label values.
+/// Why a location cannot be used.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LocationProblem {
     /// No BackupStorageLocation of that name (or no default).
     #[error("{0}")]
     NotFound(String),
-    /// It exists but cannot be opened or read.
+    /// It exists but cannot be used as it is: its spec or its Secret is wrong.
     #[error("{0}")]
     CannotGet(String),
+    /// The API server failed while reading it or its Secret: may pass, so worth retrying.
+    #[error("{0}")]
+    Api(String),
 }
 
 impl LocationProblem {
-    /// The label value garbage collection records.
+    /// The `cairn.dev/gc-failure` value garbage collection records.
     pub fn gc_label(&self) -> &'static str {
         match self {
-            LocationProblem::NotFound(_) => "BSLNotFound",
-            LocationProblem::CannotGet(_) => "BSLCannotGet",
+            LocationProblem::NotFound(_) => labels::GC_LOCATION_NOT_FOUND,
+            LocationProblem::CannotGet(_) | LocationProblem::Api(_) => labels::GC_LOCATION_UNREACHABLE,
         }
+    }
+
+    /// Whether retrying later may help (the spec is fine, the API server was not).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, LocationProblem::Api(_))
     }
 }
 
@@ -45,6 +53,10 @@ impl OpenLocation {
     }
 }
 
+fn names(locations: &[&BackupStorageLocation]) -> String {
+    locations.iter().map(|l| l.metadata.name.clone().unwrap_or_default()).collect::<Vec<_>>().join(", ")
+}
+
 /// The name a spec's `storageLocation` means: itself, or the default location when empty.
 pub async fn resolve_name(context: &Context, named: &str) -> Result<String, LocationProblem> {
     if !named.is_empty() {
@@ -54,22 +66,33 @@ pub async fn resolve_name(context: &Context, named: &str) -> Result<String, Loca
         .api::<BackupStorageLocation>()
         .list(&Default::default())
         .await
-        .map_err(|e| LocationProblem::CannotGet(format!("listing backup storage locations failed: {e}")))?;
-    let defaults: Vec<_> = all.items.iter().filter(|l| l.spec.default).collect();
-    let chosen = match (defaults.as_slice(), all.items.as_slice()) {
+        .map_err(|e| LocationProblem::Api(format!("listing backup storage locations failed: {e}")))?;
+    let every: Vec<&BackupStorageLocation> = all.items.iter().collect();
+    let defaults: Vec<&BackupStorageLocation> = all.items.iter().filter(|l| l.spec.default).collect();
+    let chosen = match (defaults.as_slice(), every.as_slice()) {
         ([one], _) => *one,
-        ([], [only]) => only,
+        ([], [only]) => *only,
         ([], []) => {
             return Err(LocationProblem::NotFound(format!(
                 "no backup storage location exists in namespace {}; create one (cairn backup-location create)",
                 context.namespace
             )));
         }
-        _ => {
-            return Err(LocationProblem::NotFound(
-                "no single default backup storage location; name one in spec.storageLocation or mark one default"
-                    .into(),
-            ));
+        ([], _) => {
+            return Err(LocationProblem::NotFound(format!(
+                "none of the backup storage locations in namespace {} ({}) is the default; name one \
+                 (--storage-location, spec.storageLocation) or mark one default (cairn backup-location set NAME --default)",
+                context.namespace,
+                names(&every)
+            )));
+        }
+        (several, _) => {
+            return Err(LocationProblem::NotFound(format!(
+                "backup storage locations {} in namespace {} are all marked default; keep one default \
+                 (cairn backup-location set NAME --default) or name one in spec.storageLocation",
+                names(several),
+                context.namespace
+            )));
         }
     };
     Ok(chosen.metadata.name.clone().unwrap_or_default())
@@ -82,10 +105,11 @@ pub async fn open(context: &Context, named: &str) -> Result<OpenLocation, Locati
         .api::<BackupStorageLocation>()
         .get_opt(&name)
         .await
-        .map_err(|e| LocationProblem::CannotGet(format!("reading backup storage location {name} failed: {e}")))?
+        .map_err(|e| LocationProblem::Api(format!("reading backup storage location {name} failed: {e}")))?
         .ok_or_else(|| {
             LocationProblem::NotFound(format!(
-                "backup storage location {name:?} does not exist in namespace {}",
+                "backup storage location {name:?} does not exist in namespace {}; create it (cairn \
+                 backup-location create {name} ...) or name an existing one",
                 context.namespace
             ))
         })?;
@@ -100,24 +124,25 @@ pub async fn open_object(context: &Context, object: BackupStorageLocation) -> Re
         None => None,
         Some(selector) => {
             let secret = context.api::<Secret>().get_opt(&selector.name).await.map_err(|e| {
-                LocationProblem::CannotGet(format!("reading secret {} for location {name} failed: {e}", selector.name))
+                LocationProblem::Api(format!("reading secret {} for location {name} failed: {e}", selector.name))
             })?;
-            let bytes =
-                secret.and_then(|s| s.data).and_then(|mut data| data.remove(&selector.key)).ok_or_else(|| {
-                    LocationProblem::CannotGet(format!(
-                        "location {name}: secret {} has no key {} in namespace {}; create it with the AWS \
-                         credentials file",
-                        selector.name, selector.key, context.namespace
-                    ))
-                })?;
+            let Some(secret) = secret else {
+                return Err(LocationProblem::CannotGet(format!(
+                    "location {name}: secret {} does not exist in namespace {}; create it with the AWS credentials \
+                     file under key {} (kubectl create secret generic {} --from-file={}=FILE)",
+                    selector.name, context.namespace, selector.key, selector.name, selector.key
+                )));
+            };
+            let bytes = secret.data.and_then(|mut data| data.remove(&selector.key)).ok_or_else(|| {
+                LocationProblem::CannotGet(format!(
+                    "location {name}: secret {} in namespace {} has no key {}; put the AWS credentials file there",
+                    selector.name, context.namespace, selector.key
+                ))
+            })?;
             let text = String::from_utf8_lossy(&bytes.0);
-            let credentials = credentials_from_secret(
-                &selector.name,
-                &selector.key,
-                &text,
-                object.spec.config.get("profile").map(String::as_str),
-            )
-            .map_err(|e| LocationProblem::CannotGet(e.to_string()))?;
+            let profile = object.spec.config.get("profile").map(String::as_str);
+            let credentials = credentials_from_secret(&selector.name, &selector.key, &text, profile)
+                .map_err(|e| LocationProblem::CannotGet(e.to_string()))?;
             Some(credentials)
         }
     };

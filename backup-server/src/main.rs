@@ -50,7 +50,7 @@ struct Args {
     /// How long the Lease stays held without renewal: a standby takes over that long after the leader stops.
     #[arg(long, default_value = "15s", value_parser = go_duration)]
     leader_lease_duration: Duration,
-    /// This replica's name in the Lease (default: the host name).
+    /// This replica's name in the Lease (default: the host name and a random suffix).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
 }
@@ -103,11 +103,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let http =
         tokio::spawn(http::serve(args.metrics_address, metrics.clone(), ready, stopping.clone().cancelled_owned()));
 
-    let identity = args
-        .identity
-        .clone()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| format!("cairn-{}", std::process::id()));
+    // Two candidates with one identity would both lead: without an explicit one, the host name gets a
+    // random suffix (as client-go does).
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "cairn".into());
+        format!("{host}-{}", backup_core::leader::random_suffix())
+    });
     let mut leadership = if args.leader_elect {
         let election = LeaderElection::new(client.clone(), &args.namespace, LEASE, &identity)
             .lease_duration(args.leader_lease_duration);

@@ -240,8 +240,14 @@ async fn a_schedule_every_five_seconds_makes_backups_that_never_overlap() {
     .await;
     let owner = &owned_backup.owner_references()[0];
     assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("Schedule", "owner"));
-    let selector = format!("{}=patient", labels::SCHEDULE_NAME);
-    assert!(backups.list(&ListParams::default().labels(&selector)).await.unwrap().items.is_empty());
+    let schedules = setup.api::<Schedule>();
+    eventually(Duration::from_secs(20), "the patient schedule to be enabled", || {
+        let schedules = schedules.clone();
+        async move { schedules.get("patient").await.unwrap().status.filter(|s| s.phase.is_some()) }
+    })
+    .await;
+    let patient = format!("{}=patient", labels::SCHEDULE_NAME);
+    assert!(backups.list(&ListParams::default().labels(&patient)).await.unwrap().items.is_empty());
 
     // Paused: no more backups.
     let patch = serde_json::json!({ "spec": { "paused": true } });
@@ -282,7 +288,8 @@ async fn an_invalid_schedule_is_refused_at_admission_or_marked_failed_validation
     let locations = setup.api::<BackupStorageLocation>();
     let mut spec = locations.get("main").await.unwrap().spec;
     spec.provider = "gcp".into();
-    let error = locations.create(&PostParams::default(), &BackupStorageLocation::new("gcs", spec.clone())).await.unwrap_err();
+    let error =
+        locations.create(&PostParams::default(), &BackupStorageLocation::new("gcs", spec.clone())).await.unwrap_err();
     assert!(error.to_string().contains("spec.provider"), "{error}");
     spec.provider = "local".into();
     spec.object_storage.bucket = "relative/dir".into();
@@ -371,7 +378,7 @@ async fn backups_appear_through_sync_in_another_cluster_and_vanish_when_their_da
 #[tokio::test]
 async fn a_read_only_location_refuses_backups_and_deletions_but_serves_restores() {
     let setup = Setup::new("srv-ro").await;
-    let server = setup.server("solo", &[]);
+    let server = setup.server("solo", &["--garbage-collection-frequency", "1s"]);
     setup.create_backup("before", "1h").await;
     assert_eq!(setup.finished("before", &server).await.phase(), BackupPhase::Completed);
     let patch = serde_json::json!({ "spec": { "accessMode": "ReadOnly" } });
@@ -387,6 +394,17 @@ async fn a_read_only_location_refuses_backups_and_deletions_but_serves_restores(
     let reason = &refused.status.unwrap().validation_errors[0];
     assert!(reason.contains("ReadOnly") && reason.contains("--access-mode ReadWrite"), "{reason}");
     assert!(read_backup(&setup.store(), "refused").await.unwrap().is_none(), "nothing was written");
+
+    // Expired while its location is ReadOnly: garbage collection keeps it and says why.
+    let backups = setup.api::<Backup>();
+    let past = serde_json::json!({ "status": { "expiration": "2020-01-01T00:00:00Z" } });
+    backups.patch_status("before", &Default::default(), &kube::api::Patch::Merge(past)).await.unwrap();
+    let label = eventually(Duration::from_secs(20), &format!("the gc-failure label\n{}", server.tail()), || {
+        let backups = backups.clone();
+        async move { backups.get("before").await.unwrap().labels().get(labels::GC_FAILURE).cloned() }
+    })
+    .await;
+    assert_eq!(label, labels::GC_LOCATION_READ_ONLY);
 
     let requests = setup.api::<DeleteBackupRequest>();
     let request = DeleteBackupRequest::new("delete-before", DeleteBackupRequestSpec { backup_name: "before".into() });
@@ -419,12 +437,27 @@ async fn a_read_only_location_refuses_backups_and_deletions_but_serves_restores(
     })
     .await;
     assert_eq!(restore.phase, Some(RestoreObjectPhase::Completed), "{restore:?}");
+
+    // Its location gone: garbage collection keeps it, labelled BSLNotFound.
+    setup.api::<BackupStorageLocation>().delete("main", &Default::default()).await.unwrap();
+    let label = eventually(Duration::from_secs(20), "the BSLNotFound label", || {
+        let backups = backups.clone();
+        async move {
+            let label = backups.get("before").await.unwrap().labels().get(labels::GC_FAILURE).cloned();
+            label.filter(|l| l == labels::GC_LOCATION_NOT_FOUND)
+        }
+    })
+    .await;
+    assert_eq!(label, labels::GC_LOCATION_NOT_FOUND);
+    assert!(read_backup(&setup.store(), "before").await.unwrap().is_some(), "the stored backup is untouched");
 }
 
 #[tokio::test]
 async fn with_two_replicas_only_the_lease_holder_acts_and_a_standby_takes_over() {
     let setup = Setup::new("srv-lead").await;
-    let lease_flags = ["--leader-lease-duration", "3s"];
+    // Short enough that the standby takes over within the test, long enough that a slow etcd write on a
+    // loaded machine does not cost the leader its Lease.
+    let lease_flags = ["--leader-lease-duration", "8s"];
     let mut first = setup.server("replica-a", &lease_flags);
     let leases: Api<Lease> = setup.api();
     eventually(Duration::from_secs(15), "replica-a to hold the Lease", || {
@@ -442,6 +475,8 @@ async fn with_two_replicas_only_the_lease_holder_acts_and_a_standby_takes_over()
     assert!(!second.log().contains("backup starting"), "the standby acted:\n{}", second.tail());
     assert!(!second.log().contains("starting the controllers"), "{}", second.tail());
 
+    let lease = leases.get("cairn-server").await.unwrap().spec.unwrap();
+    assert_eq!(lease.holder_identity.as_deref(), Some("replica-a"), "the Lease changed hands while a was alive");
     first.kill();
     setup.create_backup("after-a-died", "1h").await;
     assert_eq!(setup.finished("after-a-died", &second).await.phase(), BackupPhase::Completed, "{}", second.tail());

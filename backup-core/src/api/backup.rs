@@ -7,10 +7,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::{selection::SelectionSpec, store::Compression};
 
-fn default_ttl() -> String {
-    crate::backup::DEFAULT_TTL.to_owned()
-}
-
 /// What to back up and how. Stored in the record as given; on a server the Backup object's spec.
 #[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
@@ -32,9 +28,10 @@ pub struct BackupSpec {
     /// Which objects.
     #[serde(flatten)]
     pub selection: SelectionSpec,
-    /// How long the backup is kept, as a Go duration (`720h0m0s`, the default).
-    #[serde(default = "default_ttl")]
-    #[schemars(pattern(super::DURATION_PATTERN))]
+    /// How long the backup is kept, as a Go duration (`72h`, `90m`); empty: the server's
+    /// `--default-backup-ttl`, 720h0m0s unless set otherwise.
+    #[serde(default)]
+    #[schemars(pattern(super::OPTIONAL_DURATION_PATTERN))]
     pub ttl: String,
     /// The storage location: a BackupStorageLocation's name on a server (empty: the default location), the
     /// location's URL in a standalone backup's record.
@@ -49,7 +46,7 @@ impl Default for BackupSpec {
     fn default() -> Self {
         BackupSpec {
             selection: SelectionSpec::default(),
-            ttl: default_ttl(),
+            ttl: String::new(),
             storage_location: String::new(),
             compression: None,
         }

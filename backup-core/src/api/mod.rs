@@ -41,12 +41,22 @@ pub mod labels {
     pub const BACKUP_UID: &str = "cairn.dev/backup-uid";
     /// The restore a restored object came from.
     pub const RESTORE_NAME: &str = "cairn.dev/restore-name";
-    /// Why garbage collection could not delete an expired backup.
+    /// Why garbage collection could not delete an expired backup: one of the `GC_*` values.
     pub const GC_FAILURE: &str = "cairn.dev/gc-failure";
+    /// [`GC_FAILURE`]: the backup's location does not exist.
+    pub const GC_LOCATION_NOT_FOUND: &str = "BSLNotFound";
+    /// [`GC_FAILURE`]: the backup's location cannot be opened or reached.
+    pub const GC_LOCATION_UNREACHABLE: &str = "BSLCannotGet";
+    /// [`GC_FAILURE`]: the backup's location is ReadOnly.
+    pub const GC_LOCATION_READ_ONLY: &str = "BSLReadOnly";
+    /// Annotation on Backup objects that sync created from a stored record: they are never run.
+    pub const SYNCED_FROM_BUCKET: &str = "cairn.dev/synced-from-bucket";
 }
 
 /// A Go duration (`720h0m0s`, `90m`, `1h30m`, `0s`), as the API server checks it.
 pub(crate) const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$";
+/// [`DURATION_PATTERN`], or empty for "the default".
+pub(crate) const OPTIONAL_DURATION_PATTERN: &str = r"^(([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)?$";
 
 /// Every CustomResourceDefinition of the group, in the order they are applied.
 pub fn crds() -> Vec<CustomResourceDefinition> {

@@ -39,7 +39,8 @@ pub struct ScheduleSpec {
     /// Create no backups while true.
     #[serde(default)]
     pub paused: bool,
-    /// Skip the first firing after creation or unpausing.
+    /// A new schedule waits for its first cron time instead of firing at once. (Velero also applies this when
+    /// a schedule is unpaused; Cairn does not yet: an unpaused schedule fires when a firing is due.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_immediately: Option<bool>,
 }

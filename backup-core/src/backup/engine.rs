@@ -389,7 +389,7 @@ pub async fn run_backup(
 ) -> Result<BackupOutcome, BackupError> {
     let name = request.name.clone();
     validate_name(&name)?;
-    let ttl = parse_duration(&request.spec.ttl)?;
+    let ttl = parse_duration(if request.spec.ttl.is_empty() { super::DEFAULT_TTL } else { &request.spec.ttl })?;
     let compression = request.spec.compression.unwrap_or(Compression::Zstd);
     store.check_reachable().await?;
     if super::read_backup(store, &name).await?.is_some() {
@@ -583,6 +583,12 @@ pub async fn run_backup(
     match super::create_record(store, &record).await {
         Ok(()) => Ok(BackupOutcome { record, results }),
         Err(StoreError::AlreadyExists { location, .. }) => {
+            // A retried create whose first attempt went through finds its own record: the backup is done.
+            if let Ok(Some(stored)) = super::read_backup(store, &name).await
+                && stored.status.run == record.status.run
+            {
+                return Ok(BackupOutcome { record, results });
+            }
             // Another writer took the name meanwhile: remove only this attempt's files.
             let _ = store.delete_keys(&attempt_keys(&keys)).await;
             Err(BackupError::Exists { name, location })

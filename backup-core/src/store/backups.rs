@@ -126,7 +126,9 @@ impl Store {
             .await
     }
 
-    /// Deletes everything stored for backup `name`, the record last, and returns how many keys went.
+    /// Deletes everything stored for backup `name`, the record first (a backup exists only while its record
+    /// does, so a deletion that stops midway leaves leftovers, never a backup with missing data), and returns
+    /// how many keys went.
     pub async fn delete_backup(&self, name: &str) -> Result<usize, StoreError> {
         let dir = Layout.backup_dir(name);
         let record = Layout.backup_record(name);
@@ -138,8 +140,8 @@ impl Store {
             .await
             .map_err(|e| self.explain(&dir, e))?;
         let (records, data): (Vec<Path>, Vec<Path>) = keys.into_iter().partition(|k| *k == record);
-        self.delete_keys(&data).await?;
         self.delete_keys(&records).await?;
+        self.delete_keys(&data).await?;
         Ok(data.len() + records.len())
     }
 

@@ -20,6 +20,13 @@ impl Location {
                 "objectStorage.bucket is empty; name the bucket (for provider local: a directory)".into(),
             ));
         }
+        if spec.object_storage.ca_cert.is_some() {
+            return Err(invalid(
+                "objectStorage.caCert is not supported yet; remove it and let the server trust the CA through \
+                 its system trust store (SSL_CERT_FILE)"
+                    .into(),
+            ));
+        }
         match spec.provider.as_str() {
             "aws" => {
                 if let Some(unknown) = spec.config.keys().find(|k| !AWS_CONFIG.contains(&k.as_str())) {

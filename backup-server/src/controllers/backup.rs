@@ -1,30 +1,31 @@
-//! Backups: a New Backup object is validated, waits for the backup slot, runs the backup engine into its
-//! location, and ends Completed, PartiallyFailed, Failed or FailedValidation. An InProgress object this
-//! process is not running was left by a server that stopped: it is marked Failed (or Completed, if its
-//! record reached the bucket before the server stopped).
+//! Backups: a New Backup object waits for the backup slot, is validated on a fresh read, runs the backup
+//! engine into its location, and ends Completed, PartiallyFailed, Failed or FailedValidation. An InProgress
+//! object this process is not running was left by a server that stopped: it is marked Failed, or Completed
+//! if its record reached the bucket before the server stopped. A New object that sync created from the bucket
+//! gets its status from the stored record.
 
 use std::{sync::Arc, time::Duration};
 
 use backup_core::{
     api::{Backup, BackupObjectProgress, BackupObjectStatus, BackupPhase, labels},
-    backup::{BackupError, BackupProgress, BackupRequest, read_backup, run_backup},
+    backup::{BackupError, BackupOutcome, BackupProgress, BackupRequest, read_backup, run_backup},
     duration::parse_duration,
 };
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
     Api, ResourceExt,
-    api::{Patch, PatchParams},
+    api::{DeleteParams, Patch, PatchParams},
     runtime::controller::Action,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use super::{KubeContext, ReconcileError};
-use crate::{context::Context, locations};
-
-/// Set on Backup objects that sync created from the bucket: they are records, never run.
-pub const SYNCED_ANNOTATION: &str = "cairn.dev/synced-from-bucket";
+use super::{KubeContext, ReconcileError, absent_ok, patch_final_status, patch_status};
+use crate::{
+    context::Context,
+    locations::{self, LocationProblem},
+};
 
 /// How often a running backup's progress is written to its status.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
@@ -37,105 +38,129 @@ pub async fn reconcile(backup: Arc<Backup>, context: Arc<Context>) -> Result<Act
         return Ok(Action::await_change());
     };
     match backup.phase() {
-        BackupPhase::New if backup.annotations().contains_key(SYNCED_ANNOTATION) => Ok(Action::await_change()),
+        BackupPhase::New if backup.annotations().contains_key(labels::SYNCED_FROM_BUCKET) => {
+            complete_synced(&backup, &context).await
+        }
         BackupPhase::New => run(&backup, &context).await,
-        BackupPhase::InProgress if !context.is_running(&key(&name)) => adopt_orphan(&backup, &context).await,
+        BackupPhase::InProgress if !context.is_running(&key(&backup)) => adopt_orphan(&backup, &context).await,
         _ => Ok(Action::await_change()),
     }
 }
 
-fn key(name: &str) -> String {
-    format!("backup/{name}")
+/// What this process runs is keyed by uid: a deleted and re-created backup of the same name is another one.
+fn key(backup: &Backup) -> String {
+    format!("backup/{}", backup.uid().unwrap_or_default())
 }
 
-async fn patch_status(api: &Api<Backup>, name: &str, status: serde_json::Value) -> Result<(), ReconcileError> {
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
-        .await
-        .doing(|| format!("updating the status of backup {name}"))?;
-    Ok(())
-}
-
-fn full_status(status: &BackupObjectStatus) -> serde_json::Value {
+fn full_status(status: &BackupObjectStatus) -> Value {
     serde_json::to_value(status).expect("a status serialises")
 }
 
-async fn fail_validation(api: &Api<Backup>, name: &str, reason: String) -> Result<Action, ReconcileError> {
-    tracing::warn!(backup = name, "failed validation: {reason}");
-    patch_status(api, name, json!({ "phase": BackupPhase::FailedValidation, "validationErrors": [reason] })).await?;
-    Ok(Action::await_change())
+/// The status a location problem gives: FailedValidation when the location is missing or unusable as
+/// configured; a transient API failure is retried instead.
+fn location_failure(problem: LocationProblem) -> Result<Value, ReconcileError> {
+    if problem.is_transient() {
+        return Err(ReconcileError::Transient(problem.to_string()));
+    }
+    Ok(json!({ "phase": BackupPhase::FailedValidation, "validationErrors": [problem.to_string()] }))
 }
 
 async fn run(backup: &Backup, context: &Arc<Context>) -> Result<Action, ReconcileError> {
     let api = context.api::<Backup>();
     let name = backup.name_any();
+    let uid = backup.uid();
     let schedule = backup.labels().get(labels::SCHEDULE_NAME).cloned().unwrap_or_default();
+
+    // One backup at a time; the others stay New until the slot is free. Everything is then decided on a
+    // fresh read, so a location made ReadOnly while a backup waited is honoured.
+    let _slot = context.backup_slot.acquire().await.expect("the backup slot is never closed");
+    let Some(backup) = api.get_opt(&name).await.doing(|| format!("reading backup {name}"))? else {
+        return Ok(Action::await_change());
+    };
+    if backup.phase() != BackupPhase::New || backup.uid() != uid {
+        return Ok(Action::await_change());
+    }
+    let Some(_running) = context.start_running(key(&backup)) else { return Ok(Action::await_change()) };
+    let uid = uid.as_deref();
+
     let mut spec = backup.spec.clone();
     if spec.ttl.is_empty() {
         spec.ttl = context.settings.default_ttl.clone();
     }
-    if let Err(error) = parse_duration(&spec.ttl) {
-        context.metrics.backup_validation_failed(&schedule);
-        return fail_validation(&api, &name, format!("invalid spec.ttl: {error}")).await;
-    }
+    let ttl = match parse_duration(&spec.ttl) {
+        Ok(ttl) => ttl,
+        Err(error) => {
+            context.metrics.backup_validation_failed(&schedule);
+            let status = json!({ "phase": BackupPhase::FailedValidation, "validationErrors": [format!("invalid spec.ttl: {error}")] });
+            patch_status(&api, &name, uid, status).await?;
+            return Ok(Action::await_change());
+        }
+    };
     let location = match locations::open(context, &spec.storage_location).await {
         Ok(location) => location,
         Err(problem) => {
+            let status = location_failure(problem)?;
             context.metrics.backup_validation_failed(&schedule);
-            return fail_validation(&api, &name, problem.to_string()).await;
+            patch_status(&api, &name, uid, status).await?;
+            return Ok(Action::await_change());
         }
     };
     if location.object.is_read_only() {
         context.metrics.backup_validation_failed(&schedule);
         let reason = format!(
-            "backup storage location {} is ReadOnly: it takes no new backups; set its accessMode to ReadWrite \
-             (cairn backup-location set {} --access-mode ReadWrite) or name another location",
-            location.name(),
+            "backup storage location {0} is ReadOnly: it takes no new backups; set its accessMode to ReadWrite \
+             (cairn backup-location set {0} --access-mode ReadWrite) or name another location",
             location.name()
         );
-        return fail_validation(&api, &name, reason).await;
+        patch_status(&api, &name, uid, json!({ "phase": BackupPhase::FailedValidation, "validationErrors": [reason] }))
+            .await?;
+        return Ok(Action::await_change());
     }
 
-    // One backup at a time; the others stay New until the slot is free.
-    let _slot = context.backup_slot.acquire().await.expect("the backup slot is never closed");
-    let Some(_running) = context.start_running(key(&name)) else { return Ok(Action::await_change()) };
-    match api.get_opt(&name).await.doing(|| format!("reading backup {name}"))? {
-        Some(current) if current.phase() == BackupPhase::New => {}
-        _ => return Ok(Action::await_change()),
-    }
     spec.storage_location = location.name();
-    api.patch(
-        &name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({
-            "metadata": { "labels": { labels::STORAGE_LOCATION: location.name() } },
-            "spec": { "storageLocation": location.name(), "ttl": spec.ttl },
-        })),
-    )
-    .await
-    .doing(|| format!("labelling backup {name}"))?;
+    let metadata = json!({
+        "metadata": { "uid": uid, "labels": { labels::STORAGE_LOCATION: location.name() } },
+        "spec": { "storageLocation": location.name(), "ttl": spec.ttl },
+    });
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(metadata))
+        .await
+        .doing(|| format!("labelling backup {name}"))?;
     let started = Timestamp::now();
-    patch_status(&api, &name, json!({ "phase": BackupPhase::InProgress, "startTimestamp": Time(started) })).await?;
+    let expiration = started + SignedDuration::try_from(ttl).unwrap_or(SignedDuration::MAX);
+    let status =
+        json!({ "phase": BackupPhase::InProgress, "startTimestamp": Time(started), "expiration": Time(expiration) });
+    patch_status(&api, &name, uid, status).await?;
     context.metrics.backup_attempt(&schedule);
     tracing::info!(backup = %name, location = %location.name(), "backup starting");
 
     let request = BackupRequest { name: name.clone(), spec, labels: backup.labels().clone() };
     let (progress, watcher) = watch::channel(BackupProgress::default());
-    let reporter = tokio::spawn(report_progress(api.clone(), name.clone(), watcher));
+    let reporter = tokio::spawn(report_progress(api.clone(), name.clone(), uid.map(str::to_owned), watcher));
     let result = run_backup(&context.client, &location.store, request, &progress).await;
     reporter.abort();
-    let elapsed = Duration::from_secs_f64((Timestamp::now() - started).get_seconds() as f64);
-    let (status, phase) = match result {
+    let elapsed =
+        Duration::from_secs_f64((Timestamp::now() - started).total(jiff::Unit::Second).unwrap_or(0.0).max(0.0));
+    let (status, phase) = outcome_status(&result);
+    match (&result, phase) {
+        (_, BackupPhase::FailedValidation) => context.metrics.backup_validation_failed(&schedule),
+        (Ok(outcome), phase) => {
+            let size = outcome.record.status.archive.as_ref().map_or(0, |a| a.size);
+            let items = outcome.record.status.progress.items_backed_up;
+            context.metrics.backup_finished(&schedule, phase, elapsed, size, items);
+        }
+        (Err(_), phase) => context.metrics.backup_finished(&schedule, phase, elapsed, 0, 0),
+    }
+    tracing::info!(backup = %name, phase = phase.as_str(), "backup finished");
+    patch_final_status(&api, &name, uid, status).await?;
+    Ok(Action::await_change())
+}
+
+/// The status an engine run ends in.
+fn outcome_status(result: &Result<BackupOutcome, BackupError>) -> (Value, BackupPhase) {
+    match result {
         Ok(outcome) => {
             let status = BackupObjectStatus::from_record(&outcome.record.status);
-            let size = outcome.record.status.archive.as_ref().map_or(0, |a| a.size);
             let phase = status.phase.unwrap_or(BackupPhase::Failed);
-            context.metrics.backup_finished(
-                &schedule,
-                phase,
-                elapsed,
-                size,
-                outcome.record.status.progress.items_backed_up,
-            );
             (full_status(&status), phase)
         }
         Err(
@@ -143,30 +168,28 @@ async fn run(backup: &Backup, context: &Arc<Context>) -> Result<Action, Reconcil
             | BackupError::Ttl(_)
             | BackupError::Selection(_)
             | BackupError::Exists { .. }),
-        ) => {
-            context.metrics.backup_validation_failed(&schedule);
-            (
-                json!({ "phase": BackupPhase::FailedValidation, "validationErrors": [error.to_string()] }),
-                BackupPhase::FailedValidation,
-            )
-        }
-        Err(error) => {
-            context.metrics.backup_finished(&schedule, BackupPhase::Failed, elapsed, 0, 0);
-            let status = json!({
+        ) => (
+            json!({ "phase": BackupPhase::FailedValidation, "validationErrors": [error.to_string()] }),
+            BackupPhase::FailedValidation,
+        ),
+        Err(error) => (
+            json!({
                 "phase": BackupPhase::Failed,
                 "failureReason": error.to_string(),
                 "completionTimestamp": Time(Timestamp::now()),
-            });
-            (status, BackupPhase::Failed)
-        }
-    };
-    tracing::info!(backup = %name, phase = phase.as_str(), "backup finished");
-    patch_status(&api, &name, status).await?;
-    Ok(Action::await_change())
+            }),
+            BackupPhase::Failed,
+        ),
+    }
 }
 
 /// Writes the engine's counters to the status every [`PROGRESS_INTERVAL`] while the backup runs.
-async fn report_progress(api: Api<Backup>, name: String, mut progress: watch::Receiver<BackupProgress>) {
+async fn report_progress(
+    api: Api<Backup>,
+    name: String,
+    uid: Option<String>,
+    mut progress: watch::Receiver<BackupProgress>,
+) {
     loop {
         tokio::time::sleep(PROGRESS_INTERVAL).await;
         if progress.has_changed().is_err() {
@@ -174,21 +197,24 @@ async fn report_progress(api: Api<Backup>, name: String, mut progress: watch::Re
         }
         let now = progress.borrow_and_update().clone();
         let counts = BackupObjectProgress { total_items: now.items, items_backed_up: now.items };
-        if let Err(error) = patch_status(&api, &name, json!({ "progress": counts })).await {
+        if let Err(error) = patch_status(&api, &name, uid.as_deref(), json!({ "progress": counts })).await {
             tracing::debug!("{error}");
         }
     }
 }
 
 /// An InProgress backup nobody runs: its server stopped. If the record reached the bucket the backup
-/// finished; otherwise it failed, and its partial files (never a record) stay unreadable as a backup.
+/// finished; if the bucket answers that there is none, it failed (its partial files are never a backup).
+/// When the bucket cannot be asked, nothing is decided: the reconcile is retried.
 async fn adopt_orphan(backup: &Backup, context: &Arc<Context>) -> Result<Action, ReconcileError> {
     let api = context.api::<Backup>();
     let name = backup.name_any();
-    let record = match locations::open(context, &backup.spec.storage_location).await {
-        Ok(location) => read_backup(&location.store, &name).await.ok().flatten(),
-        Err(_) => None,
-    };
+    let location = locations::open(context, &backup.spec.storage_location)
+        .await
+        .map_err(|problem| ReconcileError::Transient(format!("backup {name} was left InProgress: {problem}")))?;
+    let record = read_backup(&location.store, &name)
+        .await
+        .map_err(|error| ReconcileError::Transient(format!("backup {name} was left InProgress: {error}")))?;
     let status = match record {
         Some(record) => full_status(&BackupObjectStatus::from_record(&record.status)),
         None => json!({
@@ -199,6 +225,27 @@ async fn adopt_orphan(backup: &Backup, context: &Arc<Context>) -> Result<Action,
         }),
     };
     tracing::warn!(backup = %name, "found InProgress with no server running it; {status}");
-    patch_status(&api, &name, status).await?;
+    patch_final_status(&api, &name, backup.uid().as_deref(), status).await?;
+    Ok(Action::await_change())
+}
+
+/// A Backup object sync created whose status was never written (the server stopped in between): its status
+/// comes from the stored record, or the object goes if the record has gone too.
+async fn complete_synced(backup: &Backup, context: &Arc<Context>) -> Result<Action, ReconcileError> {
+    let api = context.api::<Backup>();
+    let name = backup.name_any();
+    let location = locations::open(context, &backup.spec.storage_location)
+        .await
+        .map_err(|problem| ReconcileError::Transient(format!("synced backup {name}: {problem}")))?;
+    match read_backup(&location.store, &name).await {
+        Ok(Some(record)) => {
+            let status = full_status(&BackupObjectStatus::from_record(&record.status));
+            patch_final_status(&api, &name, backup.uid().as_deref(), status).await?;
+        }
+        Ok(None) => {
+            absent_ok(api.delete(&name, &DeleteParams::default()).await).doing(|| format!("removing backup {name}"))?;
+        }
+        Err(error) => return Err(ReconcileError::Transient(format!("synced backup {name}: {error}"))),
+    }
     Ok(Action::await_change())
 }

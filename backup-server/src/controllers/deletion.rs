@@ -112,17 +112,23 @@ async fn delete(context: &Context, request: &DeleteBackupRequest) -> Result<Resu
         return Ok(Err(format!("backup {name} is {}; delete it once it has finished", backup.phase().as_str())));
     }
     patch_status(&requests, &request_name, json!({ "phase": RequestPhase::InProgress })).await?;
-    // A backup that never reached its location (it failed validation) has nothing stored.
+    // A backup that failed validation never wrote anything: what its location holds under its name (if
+    // anything) belongs to another backup of that name, and is never touched.
     let stored = !matches!(backup.phase(), BackupPhase::FailedValidation | BackupPhase::New);
-    let location = match locations::open(context, &backup.spec.storage_location).await {
-        Ok(location) => Some(location),
-        Err(_) if !stored => None,
-        Err(problem) => return Ok(Err(format!("cannot delete backup {name}: {problem}"))),
+    let location = if stored {
+        match locations::open(context, &backup.spec.storage_location).await {
+            Ok(location) => Some(location),
+            Err(problem) if problem.is_transient() => return Err(ReconcileError::Transient(problem.to_string())),
+            Err(problem) => return Ok(Err(format!("cannot delete backup {name}: {problem}"))),
+        }
+    } else {
+        None
     };
     if let Some(location) = &location {
         if location.object.is_read_only() {
             return Ok(Err(format!(
-                "backup storage location {} is ReadOnly: nothing is deleted from it; set its accessMode to ReadWrite",
+                "backup storage location {0} is ReadOnly: nothing is deleted from it; set its accessMode to ReadWrite \
+                 (cairn backup-location set {0} --access-mode ReadWrite) and delete again",
                 location.name()
             )));
         }

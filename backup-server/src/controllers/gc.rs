@@ -4,7 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use backup_core::api::{Backup, BackupPhase, DeleteBackupRequest, DeleteBackupRequestSpec, RequestPhase, labels};
+use backup_core::api::{Backup, DeleteBackupRequest, DeleteBackupRequestSpec, RequestPhase, labels};
 use jiff::Timestamp;
 use kube::{
     ResourceExt,
@@ -37,14 +37,15 @@ pub async fn collect(context: &Context) -> Result<(), ReconcileError> {
     let now = Timestamp::now();
     for backup in backups.list(&Default::default()).await.doing(|| "listing backups".into())?.items {
         let expired = backup.status.as_ref().and_then(|s| s.expiration.as_ref()).is_some_and(|e| e.0 <= now);
-        if !expired || matches!(backup.phase(), BackupPhase::New | BackupPhase::InProgress | BackupPhase::Deleting) {
+        // Deleting backups are retried: a deletion that failed midway left them so.
+        if !expired || backup.phase().is_active() {
             continue;
         }
         let name = backup.name_any();
         let failure = match locations::open(context, &backup.spec.storage_location).await {
             Err(problem) => Some(problem.gc_label()),
-            Ok(location) if location.object.is_read_only() => Some("BSLReadOnly"),
-            Ok(location) if location.store.check_reachable().await.is_err() => Some("BSLCannotGet"),
+            Ok(location) if location.object.is_read_only() => Some(labels::GC_LOCATION_READ_ONLY),
+            Ok(location) if location.store.check_reachable().await.is_err() => Some(labels::GC_LOCATION_UNREACHABLE),
             Ok(_) => None,
         };
         let current = backup.labels().get(labels::GC_FAILURE).map(String::as_str);

@@ -32,10 +32,60 @@ pub enum ReconcileError {
     Kube {
         /// What was being done.
         action: String,
-        /// The error.
-        #[source]
+        /// The error (in the message, so it is not also a source).
         source: kube::Error,
     },
+    /// A storage location could not be read for a reason that may pass (the API server, the network).
+    #[error("{0}")]
+    Transient(String),
+}
+
+/// Merge-patches `status` into the status of `name`. With `uid`, the patch applies only to that very
+/// object: a same-named object created meanwhile is left alone (the API server refuses the patch).
+pub async fn patch_status<K>(
+    api: &kube::Api<K>,
+    name: &str,
+    uid: Option<&str>,
+    status: serde_json::Value,
+) -> Result<(), ReconcileError>
+where
+    K: Clone + DeserializeOwned + Debug,
+{
+    let mut body = serde_json::json!({ "status": status });
+    if let Some(uid) = uid {
+        body["metadata"] = serde_json::json!({ "uid": uid });
+    }
+    api.patch_status(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(body))
+        .await
+        .doing(|| format!("updating the status of {name}"))?;
+    Ok(())
+}
+
+/// [`patch_status`], retried a few times over about ten seconds: for the final status of a backup or restore,
+/// which must not be lost to a passing API error.
+pub async fn patch_final_status<K>(
+    api: &kube::Api<K>,
+    name: &str,
+    uid: Option<&str>,
+    status: serde_json::Value,
+) -> Result<(), ReconcileError>
+where
+    K: Clone + DeserializeOwned + Debug,
+{
+    let mut delay = Duration::from_millis(250);
+    for _ in 0..5 {
+        match patch_status(api, name, uid, status.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(ReconcileError::Kube { source: kube::Error::Api(s), .. }) if s.code == 404 || s.code == 409 => {
+                // Gone, or replaced by another object of that name: there is nothing of ours left to update.
+                return Ok(());
+            }
+            Err(error) => tracing::warn!("{error}; retrying"),
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+    }
+    patch_status(api, name, uid, status).await
 }
 
 /// Adds what was being done to a kube error.

@@ -1,12 +1,17 @@
-//! Restores: a New Restore object is validated (its backup, or its schedule's latest restorable backup,
-//! must exist and be restorable), runs the restore engine from the backup's location, and ends Completed,
-//! PartiallyFailed, Failed or FailedValidation. An InProgress restore nobody runs is marked Failed.
+//! Restores: a New Restore object is validated (it names a backup, or a schedule whose newest Completed backup
+//! is taken; the backup must be restorable), runs the restore engine from the backup's location, and ends
+//! Completed, PartiallyFailed, Failed or FailedValidation. An InProgress restore nobody runs takes the outcome
+//! its stored record gives, or is marked Failed when the bucket has none.
 
 use std::{sync::Arc, time::Duration};
 
 use backup_core::{
-    api::{Backup, Restore, RestoreObjectPhase, RestoreObjectProgress, labels},
-    restore::{RestoreError, RestorePhase, RestoreProgress, RestoreRequest, run_restore},
+    api::{Backup, BackupPhase, Restore, RestoreObjectPhase, RestoreObjectProgress, labels},
+    restore::{
+        RestoreError, RestorePhase, RestoreProgress, RestoreRecord, RestoreRequest, find_restore, label_value,
+        run_restore,
+    },
+    store::StoreError,
 };
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -15,12 +20,10 @@ use kube::{
     api::{ListParams, Patch, PatchParams},
     runtime::controller::Action,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use backup_core::restore::label_value;
-
-use super::{KubeContext, ReconcileError};
+use super::{KubeContext, ReconcileError, patch_final_status, patch_status};
 use crate::{context::Context, locations};
 
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
@@ -35,141 +38,115 @@ pub async fn reconcile(restore: Arc<Restore>, context: Arc<Context>) -> Result<A
     };
     match restore.phase() {
         RestoreObjectPhase::New => run(&restore, &context).await,
-        RestoreObjectPhase::InProgress if !context.is_running(&key(&name)) => {
-            let reason = "the server stopped while this restore was running; objects restored until then stay, \
-                          run a new restore (policy none skips them) to finish";
-            tracing::warn!(restore = %name, "found InProgress with no server running it");
-            patch_status(
-                &context.api(),
-                &name,
-                json!({ "phase": RestoreObjectPhase::Failed, "failureReason": reason, "completionTimestamp": Time(Timestamp::now()) }),
-            )
-            .await?;
-            Ok(Action::await_change())
-        }
+        RestoreObjectPhase::InProgress if !context.is_running(&key(&restore)) => adopt_orphan(&restore, &context).await,
         _ => Ok(Action::await_change()),
     }
 }
 
-fn key(name: &str) -> String {
-    format!("restore/{name}")
-}
-
-async fn patch_status(api: &Api<Restore>, name: &str, status: serde_json::Value) -> Result<(), ReconcileError> {
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
-        .await
-        .doing(|| format!("updating the status of restore {name}"))?;
-    Ok(())
+/// What this process runs is keyed by uid: a deleted and re-created restore of the same name is another one.
+fn key(restore: &Restore) -> String {
+    format!("restore/{}", restore.uid().unwrap_or_default())
 }
 
 async fn fail_validation(
     context: &Context,
-    name: &str,
+    restore: &Restore,
     schedule: &str,
     reason: String,
 ) -> Result<Action, ReconcileError> {
-    tracing::warn!(restore = name, "failed validation: {reason}");
+    let name = restore.name_any();
+    tracing::warn!(restore = %name, "failed validation: {reason}");
     context.metrics.restore_validation_failed(schedule);
-    patch_status(
-        &context.api(),
-        name,
-        json!({ "phase": RestoreObjectPhase::FailedValidation, "validationErrors": [reason] }),
-    )
-    .await?;
+    let status = json!({ "phase": RestoreObjectPhase::FailedValidation, "validationErrors": [reason] });
+    patch_status(&context.api::<Restore>(), &name, restore.uid().as_deref(), status).await?;
     Ok(Action::await_change())
 }
 
-/// The backup a restore reads: the named one, or the newest restorable backup of the named schedule.
+/// The backup a restore reads: the named one, or the newest Completed backup of the named schedule; the
+/// inner error says why there is none.
 async fn find_backup(context: &Context, restore: &Restore) -> Result<Result<Backup, String>, ReconcileError> {
     let backups = context.api::<Backup>();
     let spec = &restore.spec;
-    if !spec.backup_name.is_empty() {
-        let found =
-            backups.get_opt(&spec.backup_name).await.doing(|| format!("reading backup {}", spec.backup_name))?;
-        return Ok(match found {
-            Some(backup) if backup.phase().is_restorable() => Ok(backup),
-            Some(backup) => Err(format!(
-                "backup {} is {}, not Completed or PartiallyFailed; restore another backup",
-                spec.backup_name,
-                backup.phase().as_str()
-            )),
-            None => Err(format!(
-                "backup {} does not exist in namespace {}; `cairn backup get` lists the backups",
-                spec.backup_name, context.namespace
-            )),
-        });
+    let schedule = spec.schedule_name.as_deref().filter(|s| !s.is_empty());
+    match (spec.backup_name.is_empty(), schedule) {
+        (false, Some(_)) => return Ok(Err("give spec.backupName or spec.scheduleName, not both".into())),
+        (true, None) => return Ok(Err("name a backup (spec.backupName) or a schedule (spec.scheduleName)".into())),
+        (false, None) => {
+            let found =
+                backups.get_opt(&spec.backup_name).await.doing(|| format!("reading backup {}", spec.backup_name))?;
+            return Ok(match found {
+                Some(backup) if backup.phase().is_restorable() => Ok(backup),
+                Some(backup) => Err(format!(
+                    "backup {} is {}, not Completed or PartiallyFailed; restore another backup",
+                    spec.backup_name,
+                    backup.phase().as_str()
+                )),
+                None => Err(format!(
+                    "backup {} does not exist in namespace {}; `cairn backup get` lists the backups",
+                    spec.backup_name, context.namespace
+                )),
+            });
+        }
+        (true, Some(schedule)) => {
+            let selector = format!("{}={}", labels::SCHEDULE_NAME, label_value(schedule));
+            let list =
+                backups.list(&ListParams::default().labels(&selector)).await.doing(|| "listing backups".into())?;
+            let newest = list
+                .items
+                .into_iter()
+                .filter(|b| b.phase() == BackupPhase::Completed)
+                .max_by_key(|b| b.status.as_ref().and_then(|s| s.start_timestamp.clone()).map(|t| t.0));
+            Ok(newest.ok_or_else(|| format!("schedule {schedule} has no Completed backup to restore")))
+        }
     }
-    let Some(schedule) = spec.schedule_name.as_deref().filter(|s| !s.is_empty()) else {
-        return Ok(Err("name a backup (spec.backupName) or a schedule (spec.scheduleName) to restore".into()));
-    };
-    let selector = format!("{}={}", labels::SCHEDULE_NAME, label_value(schedule));
-    let list = backups.list(&ListParams::default().labels(&selector)).await.doing(|| "listing backups".into())?;
-    let newest = list
-        .items
-        .into_iter()
-        .filter(|b| b.phase().is_restorable())
-        .max_by_key(|b| b.status.as_ref().and_then(|s| s.start_timestamp.clone()).map(|t| t.0));
-    Ok(newest.ok_or_else(|| format!("schedule {schedule} has no Completed or PartiallyFailed backup to restore")))
 }
 
 async fn run(restore: &Restore, context: &Arc<Context>) -> Result<Action, ReconcileError> {
     let api = context.api::<Restore>();
     let name = restore.name_any();
+    let uid = restore.uid();
     let backup = match find_backup(context, restore).await? {
         Ok(backup) => backup,
-        Err(reason) => return fail_validation(context, &name, "", reason).await,
+        Err(reason) => return fail_validation(context, restore, "", reason).await,
     };
     let schedule = backup.labels().get(labels::SCHEDULE_NAME).cloned().unwrap_or_default();
     let location = match locations::open(context, &backup.spec.storage_location).await {
         Ok(location) => location,
-        Err(problem) => return fail_validation(context, &name, &schedule, problem.to_string()).await,
+        Err(problem) if problem.is_transient() => return Err(ReconcileError::Transient(problem.to_string())),
+        Err(problem) => return fail_validation(context, restore, &schedule, problem.to_string()).await,
     };
-    let Some(_running) = context.start_running(key(&name)) else { return Ok(Action::await_change()) };
+    let Some(_running) = context.start_running(key(restore)) else { return Ok(Action::await_change()) };
+    let uid = uid.as_deref();
     let backup_name = backup.name_any();
-    api.patch(
-        &name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({
-            "metadata": { "labels": { labels::BACKUP_NAME: label_value(&backup_name) } },
-            "spec": { "backupName": backup_name },
-        })),
-    )
-    .await
-    .doing(|| format!("labelling restore {name}"))?;
-    patch_status(
-        &api,
-        &name,
-        json!({ "phase": RestoreObjectPhase::InProgress, "startTimestamp": Time(Timestamp::now()) }),
-    )
-    .await?;
+    let metadata = json!({
+        "metadata": { "uid": uid, "labels": { labels::BACKUP_NAME: label_value(&backup_name) } },
+        "spec": { "backupName": backup_name },
+    });
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(metadata))
+        .await
+        .doing(|| format!("labelling restore {name}"))?;
+    let status = json!({ "phase": RestoreObjectPhase::InProgress, "startTimestamp": Time(Timestamp::now()) });
+    patch_status(&api, &name, uid, status).await?;
     context.metrics.restore_attempt(&schedule);
     tracing::info!(restore = %name, backup = %backup_name, "restore starting");
 
     let mut spec = restore.spec.clone();
     spec.backup_name = backup_name;
+    spec.schedule_name = None;
     let request = RestoreRequest { name: name.clone(), spec, dry_run: false };
     let (progress, watcher) = watch::channel(RestoreProgress::default());
-    let reporter = tokio::spawn(report_progress(api.clone(), name.clone(), watcher));
+    let reporter = tokio::spawn(report_progress(api.clone(), name.clone(), uid.map(str::to_owned), watcher));
     let result = run_restore(&context.client, &location.store, request, &progress).await;
     reporter.abort();
     let status = match result {
         Ok(outcome) => {
-            let record = &outcome.restore.status;
-            let phase = match record.phase {
-                RestorePhase::Completed | RestorePhase::DryRun => RestoreObjectPhase::Completed,
-                RestorePhase::PartiallyFailed => RestoreObjectPhase::PartiallyFailed,
-            };
-            context.metrics.restore_finished(&schedule, phase);
-            json!({
-                "phase": phase,
-                "completionTimestamp": Time(record.completion_timestamp),
-                "progress": RestoreObjectProgress { total_items: record.total_items, items_restored: record.items_restored },
-                "warnings": record.warnings,
-                "errors": record.errors,
-            })
+            let status = record_status(&outcome.restore);
+            context.metrics.restore_finished(&schedule, record_phase(&outcome.restore));
+            status
         }
         Err(error @ (RestoreError::Mapping(_) | RestoreError::Name(_) | RestoreError::Selection(_))) => {
-            return fail_validation(context, &name, &schedule, error.to_string()).await;
+            context.metrics.restore_validation_failed(&schedule);
+            json!({ "phase": RestoreObjectPhase::FailedValidation, "validationErrors": [error.to_string()] })
         }
         Err(error) => {
             context.metrics.restore_finished(&schedule, RestoreObjectPhase::Failed);
@@ -181,11 +158,36 @@ async fn run(restore: &Restore, context: &Arc<Context>) -> Result<Action, Reconc
         }
     };
     tracing::info!(restore = %name, "restore finished: {status}");
-    patch_status(&api, &name, status).await?;
+    patch_final_status(&api, &name, uid, status).await?;
     Ok(Action::await_change())
 }
 
-async fn report_progress(api: Api<Restore>, name: String, mut progress: watch::Receiver<RestoreProgress>) {
+fn record_phase(record: &RestoreRecord) -> RestoreObjectPhase {
+    match record.status.phase {
+        RestorePhase::Completed | RestorePhase::DryRun => RestoreObjectPhase::Completed,
+        RestorePhase::PartiallyFailed => RestoreObjectPhase::PartiallyFailed,
+    }
+}
+
+/// The status a stored restore record describes.
+fn record_status(record: &RestoreRecord) -> Value {
+    let status = &record.status;
+    json!({
+        "phase": record_phase(record),
+        "startTimestamp": Time(status.start_timestamp),
+        "completionTimestamp": Time(status.completion_timestamp),
+        "progress": RestoreObjectProgress { total_items: status.total_items, items_restored: status.items_restored },
+        "warnings": status.warnings,
+        "errors": status.errors,
+    })
+}
+
+async fn report_progress(
+    api: Api<Restore>,
+    name: String,
+    uid: Option<String>,
+    mut progress: watch::Receiver<RestoreProgress>,
+) {
     loop {
         tokio::time::sleep(PROGRESS_INTERVAL).await;
         if progress.has_changed().is_err() {
@@ -193,8 +195,44 @@ async fn report_progress(api: Api<Restore>, name: String, mut progress: watch::R
         }
         let now = progress.borrow_and_update().clone();
         let counts = RestoreObjectProgress { total_items: now.total, items_restored: now.done };
-        if let Err(error) = patch_status(&api, &name, json!({ "progress": counts })).await {
+        if let Err(error) = patch_status(&api, &name, uid.as_deref(), json!({ "progress": counts })).await {
             tracing::debug!("{error}");
         }
     }
+}
+
+/// An InProgress restore nobody runs: its server stopped, or its final status write was lost. The stored
+/// record, if the restore got that far, has the outcome; otherwise it failed. When the bucket cannot be
+/// asked, nothing is decided and the reconcile is retried.
+async fn adopt_orphan(restore: &Restore, context: &Arc<Context>) -> Result<Action, ReconcileError> {
+    let name = restore.name_any();
+    let transient = |what: String| ReconcileError::Transient(format!("restore {name} was left InProgress: {what}"));
+    let backup =
+        context.api::<Backup>().get_opt(&restore.spec.backup_name).await.doing(|| "reading the backup".into())?;
+    let stored = match backup {
+        None => None,
+        Some(backup) => {
+            let location = locations::open(context, &backup.spec.storage_location)
+                .await
+                .map_err(|problem| transient(problem.to_string()))?;
+            match find_restore(&location.store, &name).await {
+                Ok(record) => Some(record),
+                Err(RestoreError::Name(_)) => None,
+                Err(RestoreError::Store(StoreError::NotFound { .. })) => None,
+                Err(error) => return Err(transient(error.to_string())),
+            }
+        }
+    };
+    let status = match stored {
+        Some(record) => record_status(&record),
+        None => json!({
+            "phase": RestoreObjectPhase::Failed,
+            "failureReason": "the server stopped while this restore was running; objects restored until then \
+                              stay. Run a new restore (policy none skips what is there) to finish.",
+            "completionTimestamp": Time(Timestamp::now()),
+        }),
+    };
+    tracing::warn!(restore = %name, "found InProgress with no server running it; {status}");
+    patch_final_status(&context.api::<Restore>(), &name, restore.uid().as_deref(), status).await?;
+    Ok(Action::await_change())
 }

@@ -7,26 +7,31 @@ use std::{sync::Arc, time::Duration};
 use backup_core::{
     api::{Backup, Schedule as ScheduleObject, SchedulePhase, labels},
     duration::parse_duration,
+    restore::label_value,
     schedule::{Firing, History, Schedule, backup_name, decide},
 };
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::{
-    Api, Resource, ResourceExt,
-    api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams},
+    Resource, ResourceExt,
+    api::{ListParams, ObjectMeta, PostParams},
     runtime::controller::Action,
 };
 use serde_json::json;
 
-use backup_core::restore::label_value;
-
-use super::{KubeContext, ReconcileError};
+use super::{KubeContext, ReconcileError, patch_status};
 use crate::context::Context;
 
 /// Reconciles one Schedule.
 pub async fn reconcile(object: Arc<ScheduleObject>, context: Arc<Context>) -> Result<Action, ReconcileError> {
     let api = context.api::<ScheduleObject>();
     let name = object.name_any();
+    // The watch cache may lag behind this server's own status writes: decide on a fresh read.
+    let Some(object) = api.get_opt(&name).await.doing(|| format!("reading schedule {name}"))? else {
+        return Ok(Action::await_change());
+    };
+    let uid = object.uid();
+    let uid = uid.as_deref();
     let mut problems = Vec::new();
     let schedule = match object.spec.schedule.parse::<Schedule>() {
         Ok(schedule) => Some(schedule),
@@ -43,73 +48,71 @@ pub async fn reconcile(object: Arc<ScheduleObject>, context: Arc<Context>) -> Re
     let Some(schedule) = schedule.filter(|_| problems.is_empty()) else {
         if object.phase() != SchedulePhase::FailedValidation {
             tracing::warn!(schedule = %name, "failed validation: {problems:?}");
-            patch_status(
-                &api,
-                &name,
-                json!({ "phase": SchedulePhase::FailedValidation, "validationErrors": problems }),
-            )
-            .await?;
+            let status = json!({ "phase": SchedulePhase::FailedValidation, "validationErrors": problems });
+            patch_status(&api, &name, uid, status).await?;
         }
         return Ok(Action::await_change());
     };
     if object.phase() != SchedulePhase::Enabled {
-        patch_status(&api, &name, json!({ "phase": SchedulePhase::Enabled, "validationErrors": null })).await?;
+        patch_status(&api, &name, uid, json!({ "phase": SchedulePhase::Enabled, "validationErrors": null })).await?;
     }
     if object.spec.paused {
         return Ok(Action::await_change());
     }
 
     let status = object.status.clone().unwrap_or_default();
+    let backups = schedule_backups(&context, &name).await?;
+    let busy = backups.iter().any(|b| b.phase().is_active());
+    // A backup this schedule made counts as a firing even when recording it in lastBackup failed, so a
+    // lost status write never fires the same backup twice.
+    let newest = backups.iter().filter_map(|b| b.creation_timestamp().map(|t| t.0)).max();
+    let last_backup = match (status.last_backup.map(|t| t.0), newest) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
     let history = History {
         created: object.creation_timestamp().map(|t| t.0).unwrap_or_else(Timestamp::now),
-        last_backup: status.last_backup.map(|t| t.0),
+        last_backup,
         last_skipped: status.last_skipped.map(|t| t.0),
         skip_immediately: object.spec.skip_immediately.unwrap_or(false),
     };
     let now = Timestamp::now();
-    let busy = has_active_backup(&context, &name).await?;
     let next = match decide(&schedule, history, now, busy) {
         Ok(Firing::Wait { next }) => next,
         Ok(Firing::Skip { next }) => {
             tracing::info!(schedule = %name, "a backup of this schedule is still running; this firing is skipped");
-            patch_status(&api, &name, json!({ "lastSkipped": Time(now) })).await?;
+            patch_status(&api, &name, uid, json!({ "lastSkipped": Time(now) })).await?;
             next
         }
         Ok(Firing::Fire { next }) => {
             create_backup(&context, &object, now).await?;
-            patch_status(&api, &name, json!({ "lastBackup": Time(now) })).await?;
+            patch_status(&api, &name, uid, json!({ "lastBackup": Time(now) })).await?;
             next
         }
         Err(error) => {
-            patch_status(
-                &api,
-                &name,
-                json!({ "phase": SchedulePhase::FailedValidation, "validationErrors": [error.to_string()] }),
-            )
-            .await?;
+            let status = json!({ "phase": SchedulePhase::FailedValidation, "validationErrors": [error.to_string()] });
+            patch_status(&api, &name, uid, status).await?;
             return Ok(Action::await_change());
         }
     };
-    let wait = (next - Timestamp::now()).get_milliseconds().max(200) as u64;
-    Ok(Action::requeue(Duration::from_millis(wait)))
+    Ok(Action::requeue(until(next, Timestamp::now())))
 }
 
-async fn patch_status(api: &Api<ScheduleObject>, name: &str, status: serde_json::Value) -> Result<(), ReconcileError> {
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
-        .await
-        .doing(|| format!("updating the status of schedule {name}"))?;
-    Ok(())
+/// How long to wait from `now` until `next`, at least 200 ms.
+fn until(next: Timestamp, now: Timestamp) -> Duration {
+    let wait = next.duration_since(now).max(SignedDuration::from_millis(200));
+    Duration::try_from(wait).unwrap_or(Duration::from_millis(200))
 }
 
-/// Whether a backup of the schedule is New or InProgress.
-async fn has_active_backup(context: &Context, schedule: &str) -> Result<bool, ReconcileError> {
+/// The Backup objects the schedule created.
+async fn schedule_backups(context: &Context, schedule: &str) -> Result<Vec<Backup>, ReconcileError> {
     let selector = format!("{}={}", labels::SCHEDULE_NAME, label_value(schedule));
-    let backups = context
+    let list = context
         .api::<Backup>()
         .list(&ListParams::default().labels(&selector))
         .await
         .doing(|| "listing backups".into())?;
-    Ok(backups.items.iter().any(|b| b.phase().is_active()))
+    Ok(list.items)
 }
 
 async fn create_backup(context: &Context, schedule: &ScheduleObject, now: Timestamp) -> Result<(), ReconcileError> {
@@ -143,5 +146,17 @@ async fn create_backup(context: &Context, schedule: &ScheduleObject, now: Timest
         }
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
         Err(source) => Err(ReconcileError::Kube { action: format!("creating backup {name}"), source }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_until_the_next_firing_counts_whole_seconds() {
+        let now: Timestamp = "2026-11-28T12:00:00Z".parse().unwrap();
+        assert_eq!(until("2026-11-28T13:00:00.5Z".parse().unwrap(), now), Duration::from_millis(3_600_500));
+        assert_eq!(until("2026-11-28T11:00:00Z".parse().unwrap(), now), Duration::from_millis(200));
     }
 }

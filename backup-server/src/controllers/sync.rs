@@ -13,7 +13,7 @@ use kube::{
 };
 use serde_json::json;
 
-use super::{KubeContext, ReconcileError, absent_ok, backup::SYNCED_ANNOTATION};
+use super::{KubeContext, ReconcileError, absent_ok};
 use crate::{context::Context, locations::OpenLocation};
 
 /// What one sync did.
@@ -61,7 +61,7 @@ pub async fn sync_location(
             metadata: ObjectMeta {
                 name: Some(name.clone()),
                 labels: Some(labels),
-                annotations: Some([(SYNCED_ANNOTATION.to_owned(), "true".to_owned())].into()),
+                annotations: Some([(labels::SYNCED_FROM_BUCKET.to_owned(), "true".to_owned())].into()),
                 ..Default::default()
             },
             spec,
