@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::{selection::SelectionSpec, store::Compression};
 
 /// What to back up and how. Stored in the record as given; on a server the Backup object's spec.
-#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "cairn.dev",
     version = "v1",
@@ -42,16 +42,6 @@ pub struct BackupSpec {
     pub compression: Option<Compression>,
 }
 
-impl Default for BackupSpec {
-    fn default() -> Self {
-        BackupSpec {
-            selection: SelectionSpec::default(),
-            ttl: String::new(),
-            storage_location: String::new(),
-            compression: None,
-        }
-    }
-}
 
 /// A Backup object's phase (Velero's names).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -69,12 +69,12 @@ async fn find_backup(context: &Context, restore: &Restore) -> Result<Result<Back
     let spec = &restore.spec;
     let schedule = spec.schedule_name.as_deref().filter(|s| !s.is_empty());
     match (spec.backup_name.is_empty(), schedule) {
-        (false, Some(_)) => return Ok(Err("give spec.backupName or spec.scheduleName, not both".into())),
-        (true, None) => return Ok(Err("name a backup (spec.backupName) or a schedule (spec.scheduleName)".into())),
+        (false, Some(_)) => Ok(Err("give spec.backupName or spec.scheduleName, not both".into())),
+        (true, None) => Ok(Err("name a backup (spec.backupName) or a schedule (spec.scheduleName)".into())),
         (false, None) => {
             let found =
                 backups.get_opt(&spec.backup_name).await.doing(|| format!("reading backup {}", spec.backup_name))?;
-            return Ok(match found {
+            Ok(match found {
                 Some(backup) if backup.phase().is_restorable() => Ok(backup),
                 Some(backup) => Err(format!(
                     "backup {} is {}, not Completed or PartiallyFailed; restore another backup",
@@ -85,7 +85,7 @@ async fn find_backup(context: &Context, restore: &Restore) -> Result<Result<Back
                     "backup {} does not exist in namespace {}; `cairn backup get` lists the backups",
                     spec.backup_name, context.namespace
                 )),
-            });
+            })
         }
         (true, Some(schedule)) => {
             let selector = format!("{}={}", labels::SCHEDULE_NAME, label_value(schedule));
