@@ -634,6 +634,9 @@ async fn write_results(store: &Store, outcome: &RestoreOutcome, log: &BackupLog)
         list.entry(format!("{}/{}", r.api_version, r.kind)).or_default().push(name);
     }
     list.values_mut().for_each(|v| v.sort());
+    // The record first and create-only: a restore of the same name written meanwhile (another cluster on the
+    // same bucket) keeps its files, and this one's are not written.
+    store.create_json(&keys.record, &outcome.restore).await?;
     store.put_gzip_json(&keys.resource_list, &list).await?;
     store
         .put_gzip_json(
@@ -641,8 +644,7 @@ async fn write_results(store: &Store, outcome: &RestoreOutcome, log: &BackupLog)
             &json!({"warnings": outcome.warnings, "errors": outcome.errors, "items": outcome.items}),
         )
         .await?;
-    store.put_gzip_text(&keys.log, &log.text()).await?;
-    store.create_json(&keys.record, &outcome.restore).await
+    store.put_gzip_text(&keys.log, &log.text()).await
 }
 
 #[cfg(test)]
