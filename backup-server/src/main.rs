@@ -50,9 +50,21 @@ struct Args {
     /// How long the Lease stays held without renewal: a standby takes over that long after the leader stops.
     #[arg(long, default_value = "15s", value_parser = go_duration)]
     leader_lease_duration: Duration,
+    /// Log format: text, or json for log collectors (level, time, message and fields such as backup=NAME).
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
     /// This replica's name in the Lease (default: the host name and a random suffix).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    /// One readable line per event.
+    Text,
+    /// One JSON object per event (for log collectors).
+    Json,
 }
 
 /// The Lease replicas compete for.
@@ -185,10 +197,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
-    match run(Args::parse()).await {
+    let args = Args::parse();
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()));
+    match args.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
+    match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");

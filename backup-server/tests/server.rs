@@ -119,7 +119,7 @@ impl Setup {
 #[tokio::test]
 async fn a_backup_object_runs_completes_and_restores_into_a_mapped_namespace() {
     let setup = Setup::new("srv-run").await;
-    let server = setup.server("solo", &[]);
+    let server = setup.server("solo", &["--log-format", "json"]);
     setup.create_backup("first", "1h").await;
     let backup = setup.finished("first", &server).await;
     let status = backup.status.clone().unwrap();
@@ -136,6 +136,10 @@ async fn a_backup_object_runs_completes_and_restores_into_a_mapped_namespace() {
         assert!(metrics.contains(line), "{line} missing from\n{metrics}");
     }
     assert!(metrics.contains("cairn_backup_duration_seconds_bucket"), "{metrics}");
+    // Structured logs: one JSON object per line, with the backup as a field.
+    let events: Vec<serde_json::Value> =
+        server.log().lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    assert!(events.iter().any(|e| e["message"] == "backup finished" && e["backup"] == "first"), "{events:?}");
 
     let target = setup.env.unique_name("srv-run-copy");
     let spec = RestoreSpec {
