@@ -3,7 +3,7 @@
 
 use backup_core::{
     api::{BackupStorageLocation, labels},
-    store::{Location, Store, credentials_from_secret},
+    store::{Store, credentials_from_secret},
 };
 use k8s_openapi::api::core::v1::Secret;
 
@@ -119,7 +119,7 @@ pub async fn open(context: &Context, named: &str) -> Result<OpenLocation, Locati
 /// Opens a location object.
 pub async fn open_object(context: &Context, object: BackupStorageLocation) -> Result<OpenLocation, LocationProblem> {
     let name = object.metadata.name.clone().unwrap_or_default();
-    let location = Location::from_spec(&name, &object.spec).map_err(|e| LocationProblem::CannotGet(e.to_string()))?;
+    let location = object.spec.location(&name).map_err(|e| LocationProblem::CannotGet(e.to_string()))?;
     let credentials = match &object.spec.credential {
         None => None,
         Some(selector) => {

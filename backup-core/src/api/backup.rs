@@ -42,7 +42,6 @@ pub struct BackupSpec {
     pub compression: Option<Compression>,
 }
 
-
 /// A Backup object's phase (Velero's names).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum BackupPhase {
@@ -85,17 +84,6 @@ impl BackupPhase {
     /// Whether the backup is waiting or running.
     pub fn is_active(self) -> bool {
         matches!(self, BackupPhase::New | BackupPhase::InProgress)
-    }
-}
-
-impl From<crate::backup::Phase> for BackupPhase {
-    fn from(phase: crate::backup::Phase) -> Self {
-        match phase {
-            crate::backup::Phase::InProgress => BackupPhase::InProgress,
-            crate::backup::Phase::Completed => BackupPhase::Completed,
-            crate::backup::Phase::PartiallyFailed => BackupPhase::PartiallyFailed,
-            crate::backup::Phase::Failed => BackupPhase::Failed,
-        }
     }
 }
 
@@ -148,28 +136,6 @@ pub struct BackupObjectStatus {
     /// Why the backup failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
-}
-
-impl BackupObjectStatus {
-    /// The status a stored record describes (how sync shows a backup found in the bucket).
-    pub fn from_record(status: &crate::backup::BackupStatus) -> Self {
-        BackupObjectStatus {
-            phase: Some(status.phase.into()),
-            validation_errors: Vec::new(),
-            version: Some(status.cairn_version.clone()),
-            format_version: Some(status.format_version.clone()),
-            start_timestamp: Some(Time(status.start_timestamp)),
-            completion_timestamp: status.completion_timestamp.map(Time),
-            expiration: Some(Time(status.expiration)),
-            progress: Some(BackupObjectProgress {
-                total_items: status.progress.total_items,
-                items_backed_up: status.progress.items_backed_up,
-            }),
-            warnings: status.warnings,
-            errors: status.errors,
-            failure_reason: status.failure_reason.clone(),
-        }
-    }
 }
 
 impl Backup {

@@ -4,6 +4,7 @@
 
 mod backup;
 mod location;
+mod location_store;
 mod requests;
 mod restore;
 mod schedule;

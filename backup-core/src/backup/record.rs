@@ -7,7 +7,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 pub use crate::api::BackupSpec;
+use crate::api::{BackupObjectProgress, BackupObjectStatus, BackupPhase};
 use crate::{archive::ArchiveSummary, store::Compression};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 /// The record's apiVersion.
 pub const API_VERSION: &str = "cairn.dev/v1";
@@ -156,4 +158,38 @@ pub struct BackupResults {
     pub warnings: Vec<Problem>,
     /// Errors: something selected could not be saved.
     pub errors: Vec<Problem>,
+}
+
+impl From<Phase> for BackupPhase {
+    fn from(phase: Phase) -> Self {
+        match phase {
+            Phase::InProgress => BackupPhase::InProgress,
+            Phase::Completed => BackupPhase::Completed,
+            Phase::PartiallyFailed => BackupPhase::PartiallyFailed,
+            Phase::Failed => BackupPhase::Failed,
+        }
+    }
+}
+
+impl BackupStatus {
+    /// The Backup object status this record status describes (how sync shows a backup found in the bucket).
+    pub fn object_status(&self) -> BackupObjectStatus {
+        let status = self;
+        BackupObjectStatus {
+            phase: Some(status.phase.into()),
+            validation_errors: Vec::new(),
+            version: Some(status.cairn_version.clone()),
+            format_version: Some(status.format_version.clone()),
+            start_timestamp: Some(Time(status.start_timestamp)),
+            completion_timestamp: status.completion_timestamp.map(Time),
+            expiration: Some(Time(status.expiration)),
+            progress: Some(BackupObjectProgress {
+                total_items: status.progress.total_items,
+                items_backed_up: status.progress.items_backed_up,
+            }),
+            warnings: status.warnings,
+            errors: status.errors,
+            failure_reason: status.failure_reason.clone(),
+        }
+    }
 }

@@ -221,7 +221,7 @@ fn shared_credentials(
 }
 
 /// The keys of `[profile]` in the text of an AWS credentials file.
-pub(super) fn credentials_from_ini(text: &str, profile: &str) -> Result<S3Credentials, String> {
+fn credentials_from_ini(text: &str, profile: &str) -> Result<S3Credentials, String> {
     let keys = ini_section(text, profile).ok_or_else(|| format!("it has no [{profile}] profile"))?;
     let key = |name: &str| keys.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     match (key("aws_access_key_id"), key("aws_secret_access_key")) {
@@ -250,9 +250,32 @@ fn ini_section(text: &str, section: &str) -> Option<Vec<(String, String)>> {
     found
 }
 
+/// The keys of `profile` (default `default`) in the text of an AWS credentials file kept in a Secret.
+pub fn credentials_from_secret(
+    secret: &str,
+    key: &str,
+    text: &str,
+    profile: Option<&str>,
+) -> Result<S3Credentials, StoreError> {
+    credentials_from_ini(text, profile.unwrap_or("default")).map_err(|problem| StoreError::SecretCredentials {
+        secret: secret.to_owned(),
+        key: key.to_owned(),
+        problem,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_credentials_name_the_secret_when_unusable() {
+        let keys =
+            credentials_from_secret("s", "cloud", "[default]\naws_access_key_id=A\naws_secret_access_key=B", None);
+        assert_eq!(keys.unwrap().access_key_id, "A");
+        let message = credentials_from_secret("s", "cloud", "[other]\n", None).unwrap_err().to_string();
+        assert!(message.contains("secret s key cloud") && message.contains("[default]"), "{message}");
+    }
 
     #[test]
     fn s3_url_with_prefix_endpoint_and_region_parses() {

@@ -3,12 +3,10 @@
 mod backups;
 mod layout;
 mod location;
-mod location_spec;
 mod part_writer;
 
 pub use layout::{BackupKeys, Compression, Layout, RestoreKeys};
-pub use location::{Location, S3Credentials, default_local_root};
-pub use location_spec::credentials_from_secret;
+pub use location::{Location, S3Credentials, credentials_from_secret, default_local_root};
 pub use part_writer::{PART_SIZE, PartWriter};
 
 use std::sync::Arc;

@@ -159,7 +159,7 @@ async fn run(backup: &Backup, context: &Arc<Context>) -> Result<Action, Reconcil
 fn outcome_status(result: &Result<BackupOutcome, BackupError>) -> (Value, BackupPhase) {
     match result {
         Ok(outcome) => {
-            let status = BackupObjectStatus::from_record(&outcome.record.status);
+            let status = outcome.record.status.object_status();
             let phase = status.phase.unwrap_or(BackupPhase::Failed);
             (full_status(&status), phase)
         }
@@ -216,7 +216,7 @@ async fn adopt_orphan(backup: &Backup, context: &Arc<Context>) -> Result<Action,
         .await
         .map_err(|error| ReconcileError::Transient(format!("backup {name} was left InProgress: {error}")))?;
     let status = match record {
-        Some(record) => full_status(&BackupObjectStatus::from_record(&record.status)),
+        Some(record) => full_status(&record.status.object_status()),
         None => json!({
             "phase": BackupPhase::Failed,
             "failureReason": "the server stopped while this backup was running; its data is incomplete and was \
@@ -239,7 +239,7 @@ async fn complete_synced(backup: &Backup, context: &Arc<Context>) -> Result<Acti
         .map_err(|problem| ReconcileError::Transient(format!("synced backup {name}: {problem}")))?;
     match read_backup(&location.store, &name).await {
         Ok(Some(record)) => {
-            let status = full_status(&BackupObjectStatus::from_record(&record.status));
+            let status = full_status(&record.status.object_status());
             patch_final_status(&api, &name, backup.uid().as_deref(), status).await?;
         }
         Ok(None) => {

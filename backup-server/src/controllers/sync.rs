@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use backup_core::{
-    api::{Backup, BackupObjectStatus, labels},
+    api::{Backup, labels},
     backup::{ClusterBackup, list_backup_names, plan_sync, read_backup},
 };
 use kube::{
@@ -72,7 +72,7 @@ pub async fn sync_location(
             Err(kube::Error::Api(status)) if status.code == 409 => continue,
             Err(source) => return Err(ReconcileError::Kube { action: format!("creating backup {name}"), source }),
         }
-        let status = BackupObjectStatus::from_record(&record.status);
+        let status = record.status.object_status();
         api.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
             .await
             .doing(|| format!("writing the status of synced backup {name}"))?;

@@ -1,17 +1,17 @@
-//! BackupStorageLocation specs (`cairn.dev/v1`) turned into locations, and S3 credentials read from the text
-//! of a Secret's AWS credentials file.
+//! A BackupStorageLocation spec turned into the storage location it describes.
 
 use std::path::PathBuf;
 
-use super::{Location, S3Credentials, StoreError, location::credentials_from_ini};
-use crate::api::BackupStorageLocationSpec;
+use super::BackupStorageLocationSpec;
+use crate::store::{Location, StoreError};
 
 /// The `config` keys each provider understands.
 const AWS_CONFIG: [&str; 3] = ["region", "s3Url", "profile"];
 
-impl Location {
-    /// The location a BackupStorageLocation named `name` describes.
-    pub fn from_spec(name: &str, spec: &BackupStorageLocationSpec) -> Result<Location, StoreError> {
+impl BackupStorageLocationSpec {
+    /// The storage location this spec describes, for the BackupStorageLocation named `name`.
+    pub fn location(&self, name: &str) -> Result<Location, StoreError> {
+        let spec = self;
         let invalid = |problem: String| StoreError::InvalidSpec { location: name.to_owned(), problem };
         let prefix = spec.object_storage.prefix.as_deref().unwrap_or("").trim_matches('/').to_owned();
         let bucket = spec.object_storage.bucket.trim();
@@ -61,20 +61,6 @@ impl Location {
     }
 }
 
-/// The keys of `profile` (default `default`) in the text of an AWS credentials file kept in a Secret.
-pub fn credentials_from_secret(
-    secret: &str,
-    key: &str,
-    text: &str,
-    profile: Option<&str>,
-) -> Result<S3Credentials, StoreError> {
-    credentials_from_ini(text, profile.unwrap_or("default")).map_err(|problem| StoreError::SecretCredentials {
-        secret: secret.to_owned(),
-        key: key.to_owned(),
-        problem,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,10 +77,9 @@ mod tests {
 
     #[test]
     fn aws_and_local_specs_become_locations() {
-        let s3 =
-            Location::from_spec("main", &spec("aws", "b", &[("s3Url", "http://127.0.0.1:9000/"), ("region", "x")]));
+        let s3 = spec("aws", "b", &[("s3Url", "http://127.0.0.1:9000/"), ("region", "x")]).location("main");
         assert_eq!(s3.unwrap().to_string(), "s3://b/team?endpoint=http://127.0.0.1:9000&region=x");
-        let local = Location::from_spec("disk", &spec("local", "/var/lib/cairn", &[])).unwrap();
+        let local = spec("local", "/var/lib/cairn", &[]).location("disk").unwrap();
         assert_eq!(local, Location::Local { root: "/var/lib/cairn/team".into() });
     }
 
@@ -107,17 +92,8 @@ mod tests {
             (spec("local", "relative", &[]), "absolute directory"),
             (spec("aws", " ", &[]), "bucket is empty"),
         ] {
-            let message = Location::from_spec("main", &spec).unwrap_err().to_string();
+            let message = spec.location("main").unwrap_err().to_string();
             assert!(message.contains(problem) && message.contains("\"main\""), "{message}");
         }
-    }
-
-    #[test]
-    fn secret_credentials_name_the_secret_when_unusable() {
-        let keys =
-            credentials_from_secret("s", "cloud", "[default]\naws_access_key_id=A\naws_secret_access_key=B", None);
-        assert_eq!(keys.unwrap().access_key_id, "A");
-        let message = credentials_from_secret("s", "cloud", "[other]\n", None).unwrap_err().to_string();
-        assert!(message.contains("secret s key cloud") && message.contains("[default]"), "{message}");
     }
 }
