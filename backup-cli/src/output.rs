@@ -68,3 +68,18 @@ pub fn printable<K: kube::Resource>(mut object: K) -> K {
 pub fn list_text(items: &[String]) -> String {
     if items.is_empty() { "<none>".into() } else { items.join(", ") }
 }
+
+/// An object's validation errors and failure reason, as lines (empty when it has neither).
+pub fn reasons_text(validation_errors: &[String], failure_reason: Option<&str>) -> String {
+    let mut text = String::new();
+    if !validation_errors.is_empty() {
+        text.push_str("Validation errors:\n");
+        for error in validation_errors {
+            text.push_str(&format!("  {error}\n"));
+        }
+    }
+    if let Some(reason) = failure_reason {
+        text.push_str(&format!("Failure: {reason}\n"));
+    }
+    text
+}

@@ -137,8 +137,13 @@ async fn a_backup_object_runs_completes_and_restores_into_a_mapped_namespace() {
     }
     assert!(metrics.contains("cairn_backup_duration_seconds_bucket"), "{metrics}");
     // Structured logs: one JSON object per line, with the backup as a field.
-    let events: Vec<serde_json::Value> =
-        server.log().lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    // (Only whole lines: the server may be writing the last one while the test reads.)
+    let log = server.log();
+    let events: Vec<serde_json::Value> = log
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
     assert!(events.iter().any(|e| e["message"] == "backup finished" && e["backup"] == "first"), "{events:?}");
 
     let target = setup.env.unique_name("srv-run-copy");

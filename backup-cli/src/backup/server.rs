@@ -59,17 +59,7 @@ fn outcome_text(backup: &Backup) -> String {
 /// Validation errors and the failure reason, if any.
 fn reasons_text(backup: &Backup) -> String {
     let Some(status) = &backup.status else { return String::new() };
-    let mut text = String::new();
-    if !status.validation_errors.is_empty() {
-        text.push_str("Validation errors:\n");
-        for error in &status.validation_errors {
-            text.push_str(&format!("  {error}\n"));
-        }
-    }
-    if let Some(reason) = &status.failure_reason {
-        text.push_str(&format!("Failure: {reason}\n"));
-    }
-    text
+    crate::output::reasons_text(&status.validation_errors, status.failure_reason.as_deref())
 }
 
 async fn create(args: CreateArgs, server: &ServerApi) -> anyhow::Result<bool> {

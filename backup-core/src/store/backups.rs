@@ -130,31 +130,27 @@ impl Store {
     /// does, so a deletion that stops midway leaves leftovers, never a backup with missing data), and returns
     /// how many keys went.
     pub async fn delete_backup(&self, name: &str) -> Result<usize, StoreError> {
-        let dir = Layout.backup_dir(name);
         let record = Layout.backup_record(name);
-        let keys: Vec<Path> = self
-            .objects()
-            .list(Some(&dir))
-            .map_ok(|meta| meta.location)
-            .try_collect()
-            .await
-            .map_err(|e| self.explain(&dir, e))?;
+        let keys = self.keys_under(&Layout.backup_dir(name)).await?;
         let (records, data): (Vec<Path>, Vec<Path>) = keys.into_iter().partition(|k| *k == record);
         self.delete_keys(&records).await?;
         self.delete_keys(&data).await?;
         Ok(data.len() + records.len())
     }
 
-    /// Deletes everything stored for restore `name` and returns how many keys went.
-    pub async fn delete_restore(&self, name: &str) -> Result<usize, StoreError> {
-        let dir = Layout.restore_dir(name);
-        let keys: Vec<Path> = self
-            .objects()
-            .list(Some(&dir))
+    /// Every key under the folder `dir`.
+    async fn keys_under(&self, dir: &Path) -> Result<Vec<Path>, StoreError> {
+        self.objects()
+            .list(Some(dir))
             .map_ok(|meta| meta.location)
             .try_collect()
             .await
-            .map_err(|e| self.explain(&dir, e))?;
+            .map_err(|e| self.explain(dir, e))
+    }
+
+    /// Deletes everything stored for restore `name` and returns how many keys went.
+    pub async fn delete_restore(&self, name: &str) -> Result<usize, StoreError> {
+        let keys = self.keys_under(&Layout.restore_dir(name)).await?;
         self.delete_keys(&keys).await?;
         Ok(keys.len())
     }

@@ -14,21 +14,18 @@ use backup_core::{
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
-    Api, ResourceExt,
+    ResourceExt,
     api::{DeleteParams, Patch, PatchParams},
     runtime::controller::Action,
 };
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use super::{KubeContext, ReconcileError, absent_ok, patch_final_status, patch_status};
+use super::{KubeContext, ReconcileError, absent_ok, patch_final_status, patch_status, report_progress};
 use crate::{
     context::Context,
     locations::{self, LocationProblem},
 };
-
-/// How often a running backup's progress is written to its status.
-const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Reconciles one Backup.
 pub async fn reconcile(backup: Arc<Backup>, context: Arc<Context>) -> Result<Action, ReconcileError> {
@@ -135,7 +132,8 @@ async fn run(backup: &Backup, context: &Arc<Context>) -> Result<Action, Reconcil
 
     let request = BackupRequest { name: name.clone(), spec, labels: backup.labels().clone() };
     let (progress, watcher) = watch::channel(BackupProgress::default());
-    let reporter = tokio::spawn(report_progress(api.clone(), name.clone(), uid.map(str::to_owned), watcher));
+    let reporter =
+        tokio::spawn(report_progress(api.clone(), name.clone(), uid.map(str::to_owned), watcher, progress_status));
     let result = run_backup(&context.client, &location.store, request, &progress).await;
     reporter.abort();
     let elapsed =
@@ -183,24 +181,8 @@ fn outcome_status(result: &Result<BackupOutcome, BackupError>) -> (Value, Backup
     }
 }
 
-/// Writes the engine's counters to the status every [`PROGRESS_INTERVAL`] while the backup runs.
-async fn report_progress(
-    api: Api<Backup>,
-    name: String,
-    uid: Option<String>,
-    mut progress: watch::Receiver<BackupProgress>,
-) {
-    loop {
-        tokio::time::sleep(PROGRESS_INTERVAL).await;
-        if progress.has_changed().is_err() {
-            return;
-        }
-        let now = progress.borrow_and_update().clone();
-        let counts = BackupObjectProgress { total_items: now.items, items_backed_up: now.items };
-        if let Err(error) = patch_status(&api, &name, uid.as_deref(), json!({ "progress": counts })).await {
-            tracing::debug!("{error}");
-        }
-    }
+fn progress_status(p: &BackupProgress) -> Value {
+    json!({ "progress": BackupObjectProgress { total_items: p.items, items_backed_up: p.items } })
 }
 
 /// An InProgress backup nobody runs: its server stopped. If the record reached the bucket the backup

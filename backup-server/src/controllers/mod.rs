@@ -140,3 +140,26 @@ pub async fn run_controller<K, F, Fut>(
         })
         .await;
 }
+
+/// While an engine runs, writes `to_status` of its latest counters to the object's status every two seconds.
+/// Ends when the engine drops its sender; the caller aborts it otherwise.
+pub async fn report_progress<K, P>(
+    api: kube::Api<K>,
+    name: String,
+    uid: Option<String>,
+    mut progress: tokio::sync::watch::Receiver<P>,
+    to_status: fn(&P) -> serde_json::Value,
+) where
+    K: Clone + DeserializeOwned + Debug,
+{
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if progress.has_changed().is_err() {
+            return;
+        }
+        let status = to_status(&progress.borrow_and_update());
+        if let Err(error) = patch_status(&api, &name, uid.as_deref(), status).await {
+            tracing::debug!("{error}");
+        }
+    }
+}

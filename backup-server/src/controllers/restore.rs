@@ -3,7 +3,7 @@
 //! Completed, PartiallyFailed, Failed or FailedValidation. An InProgress restore nobody runs takes the outcome
 //! its stored record gives, or is marked Failed when the bucket has none.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use backup_core::{
     api::{Backup, BackupPhase, Restore, RestoreObjectPhase, RestoreObjectProgress, labels},
@@ -16,17 +16,15 @@ use backup_core::{
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
-    Api, ResourceExt,
+    ResourceExt,
     api::{ListParams, Patch, PatchParams},
     runtime::controller::Action,
 };
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use super::{KubeContext, ReconcileError, patch_final_status, patch_status};
+use super::{KubeContext, ReconcileError, patch_final_status, patch_status, report_progress};
 use crate::{context::Context, locations};
-
-const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Reconciles one Restore.
 pub async fn reconcile(restore: Arc<Restore>, context: Arc<Context>) -> Result<Action, ReconcileError> {
@@ -135,7 +133,8 @@ async fn run(restore: &Restore, context: &Arc<Context>) -> Result<Action, Reconc
     spec.schedule_name = None;
     let request = RestoreRequest { name: name.clone(), spec, dry_run: false };
     let (progress, watcher) = watch::channel(RestoreProgress::default());
-    let reporter = tokio::spawn(report_progress(api.clone(), name.clone(), uid.map(str::to_owned), watcher));
+    let reporter =
+        tokio::spawn(report_progress(api.clone(), name.clone(), uid.map(str::to_owned), watcher, progress_status));
     let result = run_restore(&context.client, &location.store, request, &progress).await;
     reporter.abort();
     let status = match result {
@@ -182,23 +181,8 @@ fn record_status(record: &RestoreRecord) -> Value {
     })
 }
 
-async fn report_progress(
-    api: Api<Restore>,
-    name: String,
-    uid: Option<String>,
-    mut progress: watch::Receiver<RestoreProgress>,
-) {
-    loop {
-        tokio::time::sleep(PROGRESS_INTERVAL).await;
-        if progress.has_changed().is_err() {
-            return;
-        }
-        let now = progress.borrow_and_update().clone();
-        let counts = RestoreObjectProgress { total_items: now.total, items_restored: now.done };
-        if let Err(error) = patch_status(&api, &name, uid.as_deref(), json!({ "progress": counts })).await {
-            tracing::debug!("{error}");
-        }
-    }
+fn progress_status(p: &RestoreProgress) -> Value {
+    json!({ "progress": RestoreObjectProgress { total_items: p.total, items_restored: p.done } })
 }
 
 /// An InProgress restore nobody runs: its server stopped, or its final status write was lost. The stored
