@@ -2,7 +2,7 @@
 //! credentials of their Secret, or a reason why not.
 
 use backup_core::{
-    api::{BackupStorageLocation, labels},
+    api::BackupStorageLocation,
     store::{Store, credentials_from_secret},
 };
 use k8s_openapi::api::core::v1::Secret;
@@ -24,14 +24,6 @@ pub enum LocationProblem {
 }
 
 impl LocationProblem {
-    /// The `cairn.dev/gc-failure` value garbage collection records.
-    pub fn gc_label(&self) -> &'static str {
-        match self {
-            LocationProblem::NotFound(_) => labels::GC_LOCATION_NOT_FOUND,
-            LocationProblem::CannotGet(_) | LocationProblem::Api(_) => labels::GC_LOCATION_UNREACHABLE,
-        }
-    }
-
     /// Whether retrying later may help (the spec is fine, the API server was not).
     pub fn is_transient(&self) -> bool {
         matches!(self, LocationProblem::Api(_))

@@ -171,7 +171,7 @@ impl ServerProcess {
         extra: &[&str],
     ) -> Result<Self, EnvError> {
         let port = free_port()?;
-        let log = env.info().state_dir.join("logs").join(format!("backup-server-{identity}.log"));
+        let log = env.info().state_dir.join("logs").join(format!("backup-server-{namespace}-{identity}.log"));
         let mut args: Vec<String> = vec![
             "--kubeconfig".into(),
             kubeconfig.display().to_string(),

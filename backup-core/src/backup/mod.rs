@@ -8,6 +8,7 @@ mod inspect;
 mod log;
 mod record;
 mod related;
+pub mod retention;
 mod sink;
 mod sync_plan;
 

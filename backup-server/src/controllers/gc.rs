@@ -12,10 +12,16 @@ use kube::{
 };
 use serde_json::json;
 
-use backup_core::restore::label_value;
+use backup_core::{
+    backup::retention::{self, LocationState},
+    restore::label_value,
+};
 
 use super::{KubeContext, ReconcileError};
-use crate::{context::Context, locations};
+use crate::{
+    context::Context,
+    locations::{self, LocationProblem},
+};
 
 /// Runs until `shutdown` resolves.
 pub async fn run(context: Arc<Context>, shutdown: impl std::future::Future<Output = ()>) {
@@ -36,18 +42,19 @@ pub async fn collect(context: &Context) -> Result<(), ReconcileError> {
     let backups = context.api::<Backup>();
     let now = Timestamp::now();
     for backup in backups.list(&Default::default()).await.doing(|| "listing backups".into())?.items {
-        let expired = backup.status.as_ref().and_then(|s| s.expiration.as_ref()).is_some_and(|e| e.0 <= now);
-        // Deleting backups are retried: a deletion that failed midway left them so.
-        if !expired || backup.phase().is_active() {
+        let expiration = backup.status.as_ref().and_then(|s| s.expiration.as_ref()).map(|e| e.0);
+        if !retention::is_due(expiration, backup.phase(), now) {
             continue;
         }
         let name = backup.name_any();
-        let failure = match locations::open(context, &backup.spec.storage_location).await {
-            Err(problem) => Some(problem.gc_label()),
-            Ok(location) if location.object.is_read_only() => Some(labels::GC_LOCATION_READ_ONLY),
-            Ok(location) if location.store.check_reachable().await.is_err() => Some(labels::GC_LOCATION_UNREACHABLE),
-            Ok(_) => None,
+        let state = match locations::open(context, &backup.spec.storage_location).await {
+            Err(LocationProblem::NotFound(_)) => LocationState::Missing,
+            Err(_) => LocationState::Unreachable,
+            Ok(location) if location.object.is_read_only() => LocationState::ReadOnly,
+            Ok(location) if location.store.check_reachable().await.is_err() => LocationState::Unreachable,
+            Ok(_) => LocationState::Writable,
         };
+        let failure = retention::gc_failure(state);
         let current = backup.labels().get(labels::GC_FAILURE).map(String::as_str);
         if current != failure {
             let patch = json!({ "metadata": { "labels": { labels::GC_FAILURE: failure } } });
