@@ -200,6 +200,11 @@ async fn set_paused(names: &[String], paused: bool, server: &ServerApi) -> anyho
             continue;
         }
         server.merge_patch::<Schedule>(name, &json!({"spec": {"paused": paused}})).await?;
+        // Velero's skipImmediately also holds on unpause: the firing due now counts as skipped.
+        if !paused && schedule.spec.skip_immediately == Some(true) {
+            let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now());
+            server.merge_patch_status::<Schedule>(name, &json!({"status": {"lastSkipped": now}})).await?;
+        }
         println!("Schedule {name:?} {verb} successfully.");
     }
     Ok(())

@@ -138,7 +138,10 @@ async fn schedule_create_pause_unpause_delete_change_the_schedule_object() {
     assert_eq!(yaml["spec"]["paused"], true);
 
     succeeded(cairn(&env, &ns, &["schedule", "unpause", "daily"]));
-    assert!(!schedules.get("daily").await.unwrap().spec.paused);
+    let unpaused = schedules.get("daily").await.unwrap();
+    assert!(!unpaused.spec.paused);
+    // skipImmediately: the firing due at the unpause is recorded as skipped, so the server does not fire it.
+    assert!(unpaused.status.and_then(|s| s.last_skipped).is_some());
 
     failed_with(cairn(&env, &ns, &["schedule", "delete", "daily"]), &["--confirm"]);
     assert!(schedules.get_opt("daily").await.unwrap().is_some());

@@ -39,8 +39,8 @@ pub struct ScheduleSpec {
     /// Create no backups while true.
     #[serde(default)]
     pub paused: bool,
-    /// A new schedule waits for its first cron time instead of firing at once. (Velero also applies this when
-    /// a schedule is unpaused; Cairn does not yet: an unpaused schedule fires when a firing is due.)
+    /// A new schedule waits for its first cron time instead of firing at once; `cairn schedule unpause` then
+    /// also skips the firing due at that moment (it records it in `lastSkipped`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_immediately: Option<bool>,
 }

@@ -129,6 +129,23 @@ impl ServerApi {
         }
     }
 
+    /// Applies a JSON merge patch to the status of the object `name` (for what the server reads from status,
+    /// such as a schedule's `lastSkipped`).
+    pub async fn merge_patch_status<K: CairnObject>(
+        &self,
+        name: &str,
+        patch: &serde_json::Value,
+    ) -> Result<K, ClientError> {
+        let api = self.api::<K>();
+        let params = PatchParams::default();
+        let patch = Patch::Merge(patch);
+        match retrying(|| api.patch_status(name, &params, &patch)).await {
+            Ok(patched) => Ok(patched),
+            Err(kube::Error::Api(status)) if status.code == 404 => Err(self.not_found::<K>(name)),
+            Err(error) => Err(self.failed::<K>("updating the status of", name, &error)),
+        }
+    }
+
     /// Deletes the object `name`.
     pub async fn delete<K: CairnObject>(&self, name: &str) -> Result<(), ClientError> {
         let api = self.api::<K>();
