@@ -337,6 +337,25 @@ async fn an_expired_backup_is_collected_with_its_stored_data() {
     let requests = setup.api::<DeleteBackupRequest>().list(&Default::default()).await.unwrap().items;
     let request = requests.iter().find(|r| r.spec.backup_name == "short-lived").expect("GC made a request");
     assert!(request.status.as_ref().unwrap().errors.is_empty(), "{:?}", request.status);
+
+    // A request made for another backup of the same name (its uid differs) deletes nothing.
+    setup.create_backup("reborn", "1h").await;
+    assert_eq!(setup.finished("reborn", &server).await.phase(), BackupPhase::Completed);
+    let mut stale = DeleteBackupRequest::new("stale", DeleteBackupRequestSpec { backup_name: "reborn".into() });
+    stale.metadata.labels = Some([(labels::BACKUP_UID.to_owned(), "an-older-uid".to_owned())].into());
+    let requests = setup.api::<DeleteBackupRequest>();
+    requests.create(&PostParams::default(), &stale).await.unwrap();
+    let errors = eventually(Duration::from_secs(20), "the stale request to be processed", || {
+        let requests = requests.clone();
+        async move {
+            let status = requests.get("stale").await.unwrap().status?;
+            (status.phase == Some(backup_core::api::RequestPhase::Processed)).then_some(status.errors)
+        }
+    })
+    .await;
+    assert!(errors.iter().any(|e| e.contains("not the one")), "{errors:?}");
+    assert_eq!(api.get("reborn").await.unwrap().phase(), BackupPhase::Completed);
+    assert!(read_backup(&setup.store(), "reborn").await.unwrap().is_some());
 }
 
 #[tokio::test]

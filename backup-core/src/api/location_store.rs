@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use super::BackupStorageLocationSpec;
 use crate::store::{Location, StoreError};
 
-/// The `config` keys each provider understands.
-const AWS_CONFIG: [&str; 3] = ["region", "s3Url", "profile"];
+/// The `config` keys each provider understands. `s3ForcePathStyle` (in every Velero guide for MinIO) is
+/// accepted and changes nothing: Cairn always sends path-style requests.
+const AWS_CONFIG: [&str; 4] = ["region", "s3Url", "profile", "s3ForcePathStyle"];
 
 impl BackupStorageLocationSpec {
     /// The storage location this spec describes, for the BackupStorageLocation named `name`.
@@ -84,10 +85,16 @@ mod tests {
     }
 
     #[test]
+    fn velero_minio_configs_are_accepted() {
+        let minio = [("s3Url", "http://minio:9000"), ("region", "minio"), ("s3ForcePathStyle", "true")];
+        assert!(spec("aws", "velero", &minio).location("default").is_ok());
+    }
+
+    #[test]
     fn unusable_specs_name_the_location_and_the_fix() {
         for (spec, problem) in [
             (spec("gcp", "b", &[]), "unknown provider \"gcp\""),
-            (spec("aws", "b", &[("s3ForcePathStyle", "true")]), "unknown config key \"s3ForcePathStyle\""),
+            (spec("aws", "b", &[("insecureSkipTLSVerify", "true")]), "unknown config key \"insecureSkipTLSVerify\""),
             (spec("aws", "b", &[("s3Url", "minio:9000")]), "not an http(s) URL"),
             (spec("local", "relative", &[]), "absolute directory"),
             (spec("aws", " ", &[]), "bucket is empty"),

@@ -97,6 +97,17 @@ async fn delete(context: &Context, request: &DeleteBackupRequest) -> Result<Resu
         return Ok(Err(format!("backup {name} does not exist in namespace {}", context.namespace)));
     };
     let request_name = request.name_any();
+    // A request made for one backup never deletes a later one of the same name (re-created, or synced).
+    let live_uid = backup.uid().unwrap_or_default();
+    if let Some(wanted) = request.labels().get(labels::BACKUP_UID)
+        && !wanted.is_empty()
+        && *wanted != live_uid
+    {
+        return Ok(Err(format!(
+            "backup {name} is not the one this request was made for (uid {wanted}, now {live_uid}); nothing was \
+             deleted. Request the deletion again if this backup is to go"
+        )));
+    }
     requests
         .patch(
             &request_name,
