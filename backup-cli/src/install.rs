@@ -1,7 +1,8 @@
 //! `cairn install`: flags into installation options, the manifests printed (`-o yaml|json`) or applied to
-//! the cluster, each applied object reported.
+//! the cluster, each object reported (applied, created, or kept when the default location or its Secret
+//! exists already).
 
-use std::{path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use anyhow::{Context, bail};
 use backup_core::install::{
@@ -37,16 +38,30 @@ pub struct InstallArgs {
     #[arg(long)]
     prefix: Option<String>,
     /// aws only: the location's config, KEY=VALUE,... with keys region, s3Url (an S3-compatible server's
-    /// endpoint) and profile (in the credentials file).
+    /// endpoint), profile (in the credentials file) and s3ForcePathStyle (accepted for Velero's guides;
+    /// changes nothing, Cairn always uses path-style requests).
     #[arg(long, value_name = "KEY=VALUE,...")]
     backup_location_config: Option<String>,
     /// aws only: an AWS credentials file, stored in Secret cairn-credentials for the location. Default: the
     /// server's environment (for example IAM roles for service accounts).
     #[arg(long, value_name = "PATH")]
     secret_file: Option<PathBuf>,
-    /// Create no BackupStorageLocation (create one yourself later).
+    /// Create no BackupStorageLocation (create one yourself later). When the location `default` or Secret
+    /// cairn-credentials exists already, install keeps it unchanged whatever these flags say.
     #[arg(long)]
     no_default_backup_location: bool,
+    /// Leave out bind and escalate on roles and clusterroles, with which the server's account could grant
+    /// itself any permission (effectively cluster-admin). Restoring a Role or ClusterRole that grants more
+    /// than the server holds, or a binding to one, then fails.
+    #[arg(long)]
+    no_rbac_restore: bool,
+    /// Annotations on the server's ServiceAccount, KEY=VALUE,... (for example
+    /// eks.amazonaws.com/role-arn=ARN for IAM roles for service accounts).
+    #[arg(long, value_name = "KEY=VALUE,...")]
+    sa_annotations: Option<String>,
+    /// Annotations on the server's pods, KEY=VALUE,...
+    #[arg(long, value_name = "KEY=VALUE,...")]
+    pod_annotations: Option<String>,
     /// local only: the size of the location's volume.
     #[arg(long, default_value = DEFAULT_LOCAL_VOLUME_SIZE)]
     local_volume_size: String,
@@ -124,7 +139,7 @@ pub async fn run(args: InstallArgs, connection: &Connection) -> anyhow::Result<b
     // With -o, stdout holds the manifests: the report goes to stderr.
     let report = |line: String| if args.output.is_some() { eprintln!("{line}") } else { println!("{line}") };
     let client = connection.client().await?;
-    install::apply(&client, &manifests, |m| report(format!("{} {} applied", m.kind(), m.qualified_name()))).await?;
+    install::apply(&client, &manifests, |applied| report(applied.to_string())).await?;
     let namespace = &options.namespace;
     if args.wait {
         report(format!("Waiting for the server in namespace {namespace} to become available..."));
@@ -173,7 +188,25 @@ fn options(args: &InstallArgs, namespace: &str) -> anyhow::Result<InstallOptions
             default_backup_ttl: args.default_backup_ttl.clone(),
         },
         default_location,
+        restore_rbac: !args.no_rbac_restore,
+        service_account_annotations: annotations("--sa-annotations", args.sa_annotations.as_deref())?,
+        pod_annotations: annotations("--pod-annotations", args.pod_annotations.as_deref())?,
     })
+}
+
+/// Reads `KEY=VALUE,...` annotations given to `flag` (the library checks the keys).
+fn annotations(flag: &str, text: Option<&str>) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut annotations = BTreeMap::new();
+    for entry in text.unwrap_or_default().split(',').filter(|e| !e.trim().is_empty()) {
+        let Some((key, value)) = entry.split_once('=') else {
+            bail!("invalid {flag} entry {entry:?}: write KEY=VALUE,...");
+        };
+        let key = key.trim();
+        if annotations.insert(key.to_owned(), value.trim().to_owned()).is_some() {
+            bail!("{flag} gives {key:?} twice: give each annotation once");
+        }
+    }
+    Ok(annotations)
 }
 
 fn default_location(args: &InstallArgs) -> anyhow::Result<DefaultLocation> {
@@ -211,19 +244,21 @@ fn default_location(args: &InstallArgs) -> anyhow::Result<DefaultLocation> {
     })
 }
 
-/// Reads `region=..,s3Url=..,profile=..`.
+/// Reads `region=..,s3Url=..,profile=..,s3ForcePathStyle=..`.
 fn aws_config(text: &str) -> anyhow::Result<AwsConfig> {
     let mut config = AwsConfig::default();
     for entry in text.split(',').filter(|e| !e.trim().is_empty()) {
         let Some((key, value)) = entry.split_once('=') else {
             bail!(
-                "invalid --backup-location-config entry {entry:?}: write KEY=VALUE,... (keys region, s3Url, profile)"
+                "invalid --backup-location-config entry {entry:?}: write KEY=VALUE,... (keys {})",
+                AwsConfig::KEYS.join(", ")
             );
         };
         let slot = match key.trim() {
             "region" => &mut config.region,
             "s3Url" => &mut config.s3_url,
             "profile" => &mut config.profile,
+            "s3ForcePathStyle" => &mut config.s3_force_path_style,
             other => bail!("unknown key {other:?} in --backup-location-config: use {}", AwsConfig::KEYS.join(", ")),
         };
         *slot = Some(value.trim().to_owned());
@@ -252,12 +287,13 @@ fn render(manifests: &[Manifest], format: ManifestFormat) -> anyhow::Result<Stri
     })
 }
 
-/// What would be applied, as a table.
+/// What would be applied, as a table; IF PRESENT says whether an existing object is updated or kept.
 fn listing(manifests: &[Manifest]) -> String {
-    let mut rows = vec![vec!["KIND".to_owned(), "NAMESPACE".to_owned(), "NAME".to_owned()]];
+    let mut rows = vec![vec!["KIND".to_owned(), "NAMESPACE".to_owned(), "NAME".to_owned(), "IF PRESENT".to_owned()]];
     for manifest in manifests {
         let namespace = manifest.namespace().unwrap_or("<cluster>").to_owned();
-        rows.push(vec![manifest.kind().to_owned(), namespace, manifest.name().to_owned()]);
+        let if_present = if manifest.is_create_only() { "kept" } else { "updated" };
+        rows.push(vec![manifest.kind().to_owned(), namespace, manifest.name().to_owned(), if_present.to_owned()]);
     }
     table(&rows)
 }
@@ -316,6 +352,45 @@ mod tests {
         assert_eq!(config.profile.as_deref(), Some("backup"));
         assert!(aws_config("bucket=x").unwrap_err().to_string().contains("region, s3Url, profile"));
         assert!(aws_config("region").unwrap_err().to_string().contains("KEY=VALUE"));
+    }
+
+    #[test]
+    fn location_config_accepts_s3_force_path_style_as_velero_guides_write_it() {
+        let config = aws_config("region=minio,s3ForcePathStyle=true,s3Url=http://minio:9000").unwrap();
+        assert_eq!(config.s3_force_path_style.as_deref(), Some("true"));
+        let (install, namespace) = parse(&[
+            "--provider",
+            "aws",
+            "--bucket",
+            "b",
+            "--backup-location-config",
+            "region=minio,s3ForcePathStyle=true",
+        ]);
+        install::manifests(&options(&install, &namespace).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn rbac_restore_is_on_unless_no_rbac_restore_is_given() {
+        let (install, namespace) = parse(&[]);
+        assert!(options(&install, &namespace).unwrap().restore_rbac);
+        let (install, namespace) = parse(&["--no-rbac-restore"]);
+        assert!(!options(&install, &namespace).unwrap().restore_rbac);
+    }
+
+    #[test]
+    fn annotation_flags_become_the_account_and_pod_annotations() {
+        let (install, namespace) = parse(&[
+            "--sa-annotations",
+            "eks.amazonaws.com/role-arn=arn:aws:iam::1:role/cairn",
+            "--pod-annotations",
+            "prometheus.io/scrape=true,prometheus.io/port=8085",
+        ]);
+        let options = options(&install, &namespace).unwrap();
+        assert_eq!(options.service_account_annotations["eks.amazonaws.com/role-arn"], "arn:aws:iam::1:role/cairn");
+        assert_eq!(options.pod_annotations.len(), 2);
+        assert_eq!(options.pod_annotations["prometheus.io/port"], "8085");
+        assert!(refusal(&["--pod-annotations", "a=1,a=2"]).contains("twice"));
+        assert!(refusal(&["--sa-annotations", "novalue"]).contains("--sa-annotations"));
     }
 
     #[test]

@@ -559,7 +559,7 @@ async fn killing_the_server_mid_backup_never_leaves_a_completed_backup_with_miss
 }
 
 #[tokio::test]
-async fn the_installed_least_privilege_rbac_is_enough_to_back_up_and_restore() {
+async fn the_installed_rbac_is_enough_to_back_up_and_restore() {
     let setup = Setup::new("srv-rbac").await;
     let options = backup_core::install::InstallOptions {
         namespace: setup.namespace.clone(),

@@ -7,7 +7,7 @@ use serde_yaml_ng::Value;
 
 use super::{
     DEFAULT_CPU_LIMIT, DEFAULT_CPU_REQUEST, DEFAULT_IMAGE, DEFAULT_LOCAL_DIRECTORY, DEFAULT_LOCAL_VOLUME_SIZE,
-    DEFAULT_MEMORY_LIMIT, DEFAULT_MEMORY_REQUEST, InstallOptions, cluster_rules, namespace_rules,
+    DEFAULT_MEMORY_LIMIT, DEFAULT_MEMORY_REQUEST, InstallOptions, cluster_rules, namespace_rules, rbac_restore_rules,
 };
 use crate::api::{crd_file_name, crds};
 
@@ -18,14 +18,19 @@ fn chart() -> PathBuf {
 const RULES_HEADER: &str = "# Generated from backup-core/src/install/rbac.rs; regenerate with\n\
                             # CAIRN_REGENERATE_DEPLOY=1 cargo test -p backup-core --lib install\n";
 
-/// Every generated file of the chart and its expected content.
+/// Every generated file of the chart and its expected content. The cluster rules are split in two so that the
+/// chart's `rbac.restoreRbac` can leave the `bind`/`escalate` rule out, as `--no-rbac-restore` does.
 fn generated_files() -> Vec<(PathBuf, String)> {
     let chart = chart();
     let mut files: Vec<(PathBuf, String)> = crds()
         .iter()
         .map(|crd| (chart.join("crds").join(crd_file_name(crd)), serde_yaml_ng::to_string(crd).unwrap()))
         .collect();
-    for (name, rules) in [("cluster-rules.yaml", cluster_rules()), ("namespace-rules.yaml", namespace_rules())] {
+    for (name, rules) in [
+        ("cluster-rules.yaml", cluster_rules(false)),
+        ("rbac-restore-rules.yaml", rbac_restore_rules()),
+        ("namespace-rules.yaml", namespace_rules()),
+    ] {
         files.push((
             chart.join("files").join(name),
             format!("{RULES_HEADER}{}", serde_yaml_ng::to_string(&rules).unwrap()),
@@ -79,4 +84,8 @@ fn helm_chart_defaults_match_cairn_install() {
     assert_eq!(text(&location["provider"]), "local");
     assert_eq!(text(&location["bucket"]), DEFAULT_LOCAL_DIRECTORY);
     assert_eq!(text(&location["localVolume"]["size"]), DEFAULT_LOCAL_VOLUME_SIZE);
+    assert_eq!(values["rbac"]["restoreRbac"].as_bool(), Some(defaults.restore_rbac), "rbac.restoreRbac");
+    let empty = |value: &Value| value.as_mapping().is_some_and(|m| m.is_empty());
+    assert!(empty(&values["serviceAccount"]["annotations"]), "serviceAccount.annotations defaults to {{}}");
+    assert!(empty(&values["podAnnotations"]), "podAnnotations defaults to {{}}");
 }

@@ -2,7 +2,10 @@
 //! Deployment) built from typed options without I/O, and their server-side apply to a cluster.
 //!
 //! [`manifests`] is what `cairn install --dry-run -o yaml` prints and what `deploy/manifests/cairn.yaml` holds;
-//! [`apply`] sends them. The Helm chart in `deploy/helm/cairn/` takes its CRDs and RBAC rules from here too.
+//! [`apply`] sends them: most are server-side applied, so running it again brings them back to what it builds,
+//! but the default location and its credentials Secret are only created when missing, so the user's changes
+//! to them (a location set ReadOnly, another location made the default) survive. The Helm chart in
+//! `deploy/helm/cairn/` takes its CRDs and RBAC rules from here too.
 
 mod apply;
 mod location;
@@ -24,14 +27,14 @@ use serde::Serialize;
 
 use crate::{api, duration::DurationError};
 
-pub use apply::{FIELD_MANAGER, apply, wait_until_available};
+pub use apply::{Applied, FIELD_MANAGER, Outcome, apply, wait_until_available};
 pub use location::{CREDENTIALS_KEY, CREDENTIALS_SECRET, DEFAULT_LOCATION_NAME};
 pub use options::{
     AwsConfig, DEFAULT_CPU_LIMIT, DEFAULT_CPU_REQUEST, DEFAULT_IMAGE, DEFAULT_LOCAL_DIRECTORY,
     DEFAULT_LOCAL_VOLUME_SIZE, DEFAULT_MEMORY_LIMIT, DEFAULT_MEMORY_REQUEST, DEFAULT_NAMESPACE, DefaultLocation,
     InstallOptions, LocationProvider, ServerFlags, ServerResources,
 };
-pub use rbac::{cluster_role_name, cluster_rules, namespace_rules};
+pub use rbac::{cluster_role_name, cluster_rules, namespace_rules, rbac_restore_rules};
 pub use server::{METRICS_PORT, STORAGE_CLAIM};
 
 /// The name of the server's ServiceAccount, Role, RoleBinding and Deployment.
@@ -67,6 +70,18 @@ pub enum InstallError {
         flag: &'static str,
         /// Why it cannot be read (says how to write one).
         problem: DurationError,
+    },
+    /// An annotation key is not a Kubernetes qualified name.
+    #[error(
+        "invalid annotation key {key:?} in {flag}: write [PREFIX/]NAME, PREFIX a DNS subdomain such as \
+         eks.amazonaws.com and NAME at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter \
+         or digit"
+    )]
+    AnnotationKey {
+        /// The flag.
+        flag: &'static str,
+        /// The key given.
+        key: String,
     },
     /// An S3 bucket name is empty or holds a path.
     #[error("invalid --bucket {0:?}: give the S3 bucket's name alone, and the path inside it with --prefix")]
@@ -133,20 +148,35 @@ pub enum InstallError {
     },
 }
 
-/// One object to install: its API type and the object, ready to print or apply.
+/// One object to install: its API type, the object, and whether an existing one is updated or kept; ready
+/// to print or apply.
 #[derive(Debug, Clone)]
 pub struct Manifest {
     resource: ApiResource,
     object: DynamicObject,
+    create_only: bool,
 }
 
 impl Manifest {
+    /// An object that installing applies: an existing one is brought back to this.
     fn of<K: Resource<DynamicType = ()> + Serialize>(object: &K) -> Result<Manifest, InstallError> {
         let resource = ApiResource::erase::<K>(&());
         let error = |problem| InstallError::Serialize { kind: resource.kind.clone(), problem };
         let value = serde_json::to_value(object).map_err(error)?;
         let object = serde_json::from_value(value).map_err(error)?;
-        Ok(Manifest { resource, object })
+        Ok(Manifest { resource, object, create_only: false })
+    }
+
+    /// An object that installing creates when it is missing and otherwise leaves as it is: it belongs to the
+    /// user once it exists.
+    fn create_only<K: Resource<DynamicType = ()> + Serialize>(object: &K) -> Result<Manifest, InstallError> {
+        Ok(Manifest { create_only: true, ..Manifest::of(object)? })
+    }
+
+    /// Whether installing only creates this object when it is missing, keeping an existing one unchanged
+    /// (the default location and its credentials Secret); otherwise it is server-side applied.
+    pub fn is_create_only(&self) -> bool {
+        self.create_only
     }
 
     /// The object's API type (group, version, kind, plural).
@@ -213,7 +243,8 @@ fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
 
 /// Every object of an installation, in the order they are applied: CRDs, Namespace, ServiceAccount, RBAC,
 /// the credentials Secret (only with a credentials file), the local location's claim (only for `local`),
-/// the Deployment, and the default BackupStorageLocation. Validates the options first; does no I/O.
+/// the Deployment, and the default BackupStorageLocation. The Secret and the location are create-only
+/// ([`Manifest::is_create_only`]). Validates the options first; does no I/O.
 pub fn manifests(options: &InstallOptions) -> Result<Vec<Manifest>, InstallError> {
     options.validate()?;
     let namespace = options.namespace.as_str();
@@ -222,14 +253,14 @@ pub fn manifests(options: &InstallOptions) -> Result<Vec<Manifest>, InstallError
         list.push(Manifest::of(&crd)?);
     }
     list.push(Manifest::of(&server::namespace(namespace))?);
-    list.push(Manifest::of(&rbac::service_account(namespace))?);
-    list.push(Manifest::of(&rbac::cluster_role(namespace))?);
+    list.push(Manifest::of(&rbac::service_account(namespace, &options.service_account_annotations))?);
+    list.push(Manifest::of(&rbac::cluster_role(namespace, options.restore_rbac))?);
     list.push(Manifest::of(&rbac::cluster_role_binding(namespace))?);
     list.push(Manifest::of(&rbac::role(namespace))?);
     list.push(Manifest::of(&rbac::role_binding(namespace))?);
     if let Some(location) = &options.default_location {
         if let Some(secret) = location::credentials_secret(namespace, location) {
-            list.push(Manifest::of(&secret)?);
+            list.push(Manifest::create_only(&secret)?);
         }
         if let Some(claim) = server::storage_claim(namespace, location) {
             list.push(Manifest::of(&claim)?);
@@ -237,7 +268,7 @@ pub fn manifests(options: &InstallOptions) -> Result<Vec<Manifest>, InstallError
     }
     list.push(Manifest::of(&server::deployment(options))?);
     if let Some(location) = &options.default_location {
-        list.push(Manifest::of(&location::backup_storage_location(namespace, location))?);
+        list.push(Manifest::create_only(&location::backup_storage_location(namespace, location))?);
     }
     Ok(list)
 }
@@ -319,6 +350,34 @@ mod tests {
         let deployment = list.iter().find(|m| m.kind() == "Deployment").unwrap();
         let args = &deployment.object().data["spec"]["template"]["spec"]["containers"][0]["args"];
         assert_eq!(args, &serde_json::json!(["--backup-sync-period=5m"]));
+    }
+
+    #[test]
+    fn only_the_default_location_and_its_secret_are_create_only() {
+        let location = DefaultLocation {
+            bucket: "b".into(),
+            prefix: None,
+            provider: LocationProvider::Aws {
+                config: AwsConfig::default(),
+                credentials: Some("[default]\naws_access_key_id=a\naws_secret_access_key=b\n".into()),
+            },
+        };
+        let options = InstallOptions { default_location: Some(location), ..InstallOptions::default() };
+        let list = manifests(&options).unwrap();
+        let create_only: Vec<&str> = list.iter().filter(|m| m.is_create_only()).map(Manifest::kind).collect();
+        assert_eq!(create_only, ["Secret", "BackupStorageLocation"]);
+    }
+
+    #[test]
+    fn no_rbac_restore_leaves_bind_and_escalate_out_of_the_cluster_role() {
+        let rules = |restore_rbac: bool| {
+            let options = InstallOptions { restore_rbac, ..InstallOptions::default() };
+            let list = manifests(&options).unwrap();
+            let role = list.iter().find(|m| m.kind() == "ClusterRole").unwrap();
+            role.object().data["rules"].to_string()
+        };
+        assert!(rules(true).contains("escalate"));
+        assert!(!rules(false).contains("escalate") && !rules(false).contains("bind"));
     }
 
     #[test]

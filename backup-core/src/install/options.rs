@@ -1,6 +1,8 @@
 //! What an installation is made of: the typed options `cairn install` turns its flags into, their defaults,
 //! and the checks that refuse bad values before any manifest is built.
 
+use std::collections::BTreeMap;
+
 use crate::duration::parse_duration;
 
 use super::InstallError;
@@ -37,6 +39,15 @@ pub struct InstallOptions {
     pub server_flags: ServerFlags,
     /// The BackupStorageLocation named `default`, or `None` to create no location.
     pub default_location: Option<DefaultLocation>,
+    /// Whether the server may restore Roles and ClusterRoles that grant more than it holds, and bindings to
+    /// them: the cluster-wide `bind` and `escalate` rule. With it the server's account can grant itself any
+    /// permission (it is cluster-admin-equivalent); without it, restoring such RBAC objects is refused.
+    pub restore_rbac: bool,
+    /// Annotations on the server's ServiceAccount (for example `eks.amazonaws.com/role-arn` for IAM roles
+    /// for service accounts).
+    pub service_account_annotations: BTreeMap<String, String>,
+    /// Annotations on the server's pods.
+    pub pod_annotations: BTreeMap<String, String>,
 }
 
 impl Default for InstallOptions {
@@ -48,6 +59,9 @@ impl Default for InstallOptions {
             resources: ServerResources::default(),
             server_flags: ServerFlags::default(),
             default_location: Some(DefaultLocation::default()),
+            restore_rbac: true,
+            service_account_annotations: BTreeMap::new(),
+            pod_annotations: BTreeMap::new(),
         }
     }
 }
@@ -152,18 +166,26 @@ pub struct AwsConfig {
     pub s3_url: Option<String>,
     /// `profile`: the profile to read in the credentials file.
     pub profile: Option<String>,
+    /// `s3ForcePathStyle`, which Velero's guides set for MinIO: accepted and passed on, and changes nothing
+    /// (Cairn always sends path-style requests).
+    pub s3_force_path_style: Option<String>,
 }
 
 impl AwsConfig {
     /// The keys a location's `config` accepts for `aws`.
-    pub const KEYS: [&str; 3] = ["region", "s3Url", "profile"];
+    pub const KEYS: [&str; 4] = ["region", "s3Url", "profile", "s3ForcePathStyle"];
 
     /// The config as the location's `config` map entries.
     pub fn entries(&self) -> Vec<(&'static str, &str)> {
-        [("profile", &self.profile), ("region", &self.region), ("s3Url", &self.s3_url)]
-            .into_iter()
-            .filter_map(|(key, value)| value.as_deref().map(|v| (key, v)))
-            .collect()
+        [
+            ("profile", &self.profile),
+            ("region", &self.region),
+            ("s3ForcePathStyle", &self.s3_force_path_style),
+            ("s3Url", &self.s3_url),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| value.as_deref().map(|v| (key, v)))
+        .collect()
     }
 }
 
@@ -190,6 +212,13 @@ impl InstallOptions {
         }
         for (flag, value) in self.server_flags.set() {
             parse_duration(value).map_err(|problem| InstallError::Duration { flag, problem })?;
+        }
+        for (flag, annotations) in
+            [("--sa-annotations", &self.service_account_annotations), ("--pod-annotations", &self.pod_annotations)]
+        {
+            if let Some(key) = annotations.keys().find(|key| !is_qualified_name(key)) {
+                return Err(InstallError::AnnotationKey { flag, key: key.clone() });
+            }
         }
         match &self.default_location {
             Some(location) => location.validate(self.replicas),
@@ -232,6 +261,23 @@ impl DefaultLocation {
 /// Whether `name` is a DNS-1123 label (what a namespace name must be).
 fn is_dns_label(name: &str) -> bool {
     name.len() <= 63 && !name.contains('.') && crate::object_name::is_valid_name(name)
+}
+
+/// Whether `key` is a Kubernetes qualified name, what an annotation key must be: an optional DNS-1123
+/// subdomain prefix and `/`, then at most 63 letters, digits, `-`, `_` and `.`, starting and ending with a
+/// letter or digit.
+fn is_qualified_name(key: &str) -> bool {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    let prefix_ok = prefix.is_none_or(crate::object_name::is_valid_name);
+    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    let name_ok = name.len() <= 63
+        && edge_ok(name.chars().next())
+        && edge_ok(name.chars().last())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    prefix_ok && name_ok
 }
 
 fn check_quantity(flag: &'static str, value: &str) -> Result<(), InstallError> {
@@ -304,6 +350,29 @@ mod tests {
         assert!(with_location(aws("bucket/path", None)).unwrap_err().to_string().contains("--prefix"));
         assert!(with_location(aws("b", Some("minio:9000"))).unwrap_err().to_string().contains("s3Url"));
         with_location(aws("b", Some("http://minio:9000"))).unwrap();
+    }
+
+    #[test]
+    fn annotation_keys_must_be_qualified_names_naming_the_flag() {
+        for good in ["eks.amazonaws.com/role-arn", "prometheus.io/scrape", "a", "iam.gke.io/gcp-service-account"] {
+            assert!(is_qualified_name(good), "{good}");
+        }
+        for bad in ["", "/x", "a/", "-a", "a b", "Bad_Prefix/x", "a/b/c", &"x".repeat(64)] {
+            assert!(!is_qualified_name(bad), "{bad}");
+        }
+        let mut options = InstallOptions::default();
+        options.pod_annotations.insert("not valid".into(), "x".into());
+        assert!(options.validate().unwrap_err().to_string().contains("--pod-annotations"));
+        let mut options = InstallOptions::default();
+        options.service_account_annotations.insert("eks.amazonaws.com/role-arn".into(), "arn:aws:iam::1:role/r".into());
+        options.validate().unwrap();
+    }
+
+    #[test]
+    fn s3_force_path_style_is_accepted_and_passed_on() {
+        let config = AwsConfig { s3_force_path_style: Some("true".into()), ..AwsConfig::default() };
+        assert_eq!(config.entries(), [("s3ForcePathStyle", "true")]);
+        assert!(AwsConfig::KEYS.contains(&"s3ForcePathStyle"));
     }
 
     #[test]

@@ -1,5 +1,21 @@
-//! The server's permissions, least privilege: what backups and restores need cluster-wide, and what the
-//! server itself needs in its own namespace. Nothing outside `cairn.dev` may be deleted.
+//! The server's permissions: what backups and restores need cluster-wide, and what the server itself needs
+//! in its own namespace.
+//!
+//! They are broad, and this is not least privilege. Reading every resource (Secrets included), creating,
+//! updating and patching every resource, and `bind` and `escalate` on roles and clusterroles make the
+//! server's account effectively cluster-admin: it could bind itself to `cluster-admin`. (Velero's account is
+//! bound to `cluster-admin` outright.) Restoring RBAC objects needs `bind` and `escalate`, so they are granted
+//! by default; [`InstallOptions::restore_rbac`](super::InstallOptions::restore_rbac) set to false
+//! (`cairn install --no-rbac-restore`, the chart's `rbac.restoreRbac: false`) leaves them out, and restoring a
+//! Role or ClusterRole that grants more than the server holds, or a binding to one, is then refused by the
+//! API server. Even without them `create` on every resource includes pods (which run as any ServiceAccount of
+//! their namespace), `pods/exec` and `serviceaccounts/token`, so whoever controls the server's account can
+//! still reach other accounts' permissions: guard it like a cluster administrator's.
+//!
+//! What the rules do limit: no rule grants `delete` or `deletecollection` outside `cairn.dev` (restores never
+//! delete), none grants `impersonate`, and none has a wildcard verb.
+
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::{
     core::v1::ServiceAccount,
@@ -25,20 +41,30 @@ fn rule(api_groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
     }
 }
 
-/// The cluster-wide rules. Kubernetes cannot grant "every resource except subresources", so the wildcards
-/// below also reach subresources; that is the price of restoring custom resources of any type, and still
-/// far less than the cluster-admin Velero asks for: no deletion, no impersonation.
-pub fn cluster_rules() -> Vec<PolicyRule> {
-    vec![
+/// The cluster-wide rules; with `restore_rbac`, [`rbac_restore_rules`] too. Kubernetes cannot grant "every
+/// resource except subresources", so the wildcards also reach subresources (`pods/exec`,
+/// `serviceaccounts/token`): that is the price of restoring custom resources of any type. With
+/// `restore_rbac` the account is cluster-admin-equivalent (see the module documentation); either way it
+/// may not delete anything outside `cairn.dev` nor impersonate anyone.
+pub fn cluster_rules(restore_rbac: bool) -> Vec<PolicyRule> {
+    let mut rules = vec![
         // Backups read every type the API server serves, in every namespace, at its preferred version.
         rule(&["*"], &["*"], &["get", "list", "watch"]),
         // Restores create missing objects and merge-patch (or update) existing ones, of any type. They never
         // delete, so no rule here carries `delete` or `deletecollection`.
         rule(&["*"], &["*"], &["create", "update", "patch"]),
-        // Restoring a Role or ClusterRole that grants more than the server holds needs `escalate`; restoring a
-        // binding to one needs `bind`.
-        rule(&["rbac.authorization.k8s.io"], &["roles", "clusterroles"], &["bind", "escalate"]),
-    ]
+    ];
+    if restore_rbac {
+        rules.extend(rbac_restore_rules());
+    }
+    rules
+}
+
+/// The rule that lets restores recreate RBAC objects granting more than the server holds: `escalate` to
+/// create or update such a Role or ClusterRole, `bind` to create a binding to one. It also lets the server
+/// grant itself anything, `cluster-admin` included, which makes its account cluster-admin-equivalent.
+pub fn rbac_restore_rules() -> Vec<PolicyRule> {
+    vec![rule(&["rbac.authorization.k8s.io"], &["roles", "clusterroles"], &["bind", "escalate"])]
 }
 
 /// The rules in the server's own namespace.
@@ -60,18 +86,19 @@ pub fn namespace_rules() -> Vec<PolicyRule> {
             &cairn_resources,
             &["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"],
         ),
-        // Leader election: one server replica works at a time, holding a Lease.
-        rule(&["coordination.k8s.io"], &["leases"], &["get", "list", "watch", "create", "update"]),
+        // Leader election (`leader.rs`): one server replica works at a time, holding a Lease it reads, creates
+        // and replaces; it never lists or watches Leases.
+        rule(&["coordination.k8s.io"], &["leases"], &["get", "create", "update"]),
         // Storage locations name a Secret holding their credentials.
         rule(&[""], &["secrets"], &["get"]),
-        // Events on the server's objects, for `kubectl describe`.
-        rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
     ]
 }
 
-/// The ServiceAccount the server runs as.
-pub fn service_account(namespace: &str) -> ServiceAccount {
-    ServiceAccount { metadata: meta(SERVER_NAME, Some(namespace)), ..ServiceAccount::default() }
+/// The ServiceAccount the server runs as, with `annotations` (such as an IAM role for service accounts).
+pub fn service_account(namespace: &str, annotations: &BTreeMap<String, String>) -> ServiceAccount {
+    let mut metadata = meta(SERVER_NAME, Some(namespace));
+    metadata.annotations = (!annotations.is_empty()).then(|| annotations.clone());
+    ServiceAccount { metadata, ..ServiceAccount::default() }
 }
 
 fn subject(namespace: &str) -> Subject {
@@ -84,10 +111,10 @@ fn subject(namespace: &str) -> Subject {
 }
 
 /// The cluster-wide role, [`cluster_rules`].
-pub fn cluster_role(namespace: &str) -> ClusterRole {
+pub fn cluster_role(namespace: &str, restore_rbac: bool) -> ClusterRole {
     ClusterRole {
         metadata: meta(&cluster_role_name(namespace), None),
-        rules: Some(cluster_rules()),
+        rules: Some(cluster_rules(restore_rbac)),
         ..ClusterRole::default()
     }
 }
@@ -128,7 +155,15 @@ mod tests {
     use super::*;
 
     fn all_rules() -> Vec<PolicyRule> {
-        cluster_rules().into_iter().chain(namespace_rules()).collect()
+        cluster_rules(true).into_iter().chain(namespace_rules()).collect()
+    }
+
+    fn grants(rules: &[PolicyRule], group: &str, resource: &str, verb: &str) -> bool {
+        rules.iter().any(|r| {
+            r.api_groups.as_deref().unwrap_or_default().iter().any(|g| g == group)
+                && r.resources.as_deref().unwrap_or_default().iter().any(|x| x == resource)
+                && r.verbs.iter().any(|v| v == verb)
+        })
     }
 
     #[test]
@@ -147,8 +182,13 @@ mod tests {
     }
 
     #[test]
+    fn rbac_never_grants_impersonation() {
+        assert!(all_rules().iter().all(|r| !r.verbs.iter().any(|v| v == "impersonate")));
+    }
+
+    #[test]
     fn cluster_role_reads_everything_and_writes_without_deleting() {
-        let rules = cluster_rules();
+        let rules = cluster_rules(true);
         let grants = |verb: &str| {
             rules.iter().any(|r| {
                 r.verbs.iter().any(|v| v == verb)
@@ -164,7 +204,7 @@ mod tests {
 
     #[test]
     fn restoring_rbac_objects_is_allowed_to_bind_and_escalate() {
-        let rbac = cluster_rules()
+        let rbac = cluster_rules(true)
             .into_iter()
             .find(|r| r.api_groups.as_deref() == Some(&["rbac.authorization.k8s.io".to_owned()][..]))
             .unwrap();
@@ -173,20 +213,47 @@ mod tests {
     }
 
     #[test]
+    fn without_rbac_restore_only_bind_and_escalate_are_dropped() {
+        let with = cluster_rules(true);
+        let without = cluster_rules(false);
+        let rbac = "rbac.authorization.k8s.io";
+        for resource in ["roles", "clusterroles"] {
+            assert!(grants(&with, rbac, resource, "escalate") && grants(&with, rbac, resource, "bind"));
+            assert!(!grants(&without, rbac, resource, "escalate") && !grants(&without, rbac, resource, "bind"));
+        }
+        assert_eq!(with[..without.len()], without[..]);
+        assert_eq!(with[without.len()..], rbac_restore_rules()[..]);
+        let role = cluster_role("cairn", false);
+        assert_eq!(role.rules.unwrap(), without);
+    }
+
+    #[test]
     fn server_namespace_role_covers_cairn_status_leases_and_secrets() {
         let rules = namespace_rules();
-        let allows = |group: &str, resource: &str, verb: &str| {
-            rules.iter().any(|r| {
-                r.api_groups.as_deref().unwrap_or_default().iter().any(|g| g == group)
-                    && r.resources.as_deref().unwrap_or_default().iter().any(|x| x == resource)
-                    && r.verbs.iter().any(|v| v == verb)
-            })
-        };
+        let allows = |group: &str, resource: &str, verb: &str| grants(&rules, group, resource, verb);
         assert!(allows(GROUP, "backups/status", "patch"));
         assert!(allows(GROUP, "deletebackuprequests", "delete"));
         assert!(allows("coordination.k8s.io", "leases", "update"));
         assert!(allows("", "secrets", "get"));
         assert!(!allows("", "secrets", "list"));
+    }
+
+    #[test]
+    fn server_namespace_role_grants_no_verb_the_server_does_not_use() {
+        let rules = namespace_rules();
+        let leases = rules.iter().find(|r| r.resources.as_deref() == Some(&["leases".to_owned()][..])).unwrap();
+        assert_eq!(leases.verbs, ["get", "create", "update"], "leader election never lists or watches Leases");
+        for group in ["", "events.k8s.io"] {
+            assert!(!grants(&rules, group, "events", "create"), "the server emits no events");
+        }
+    }
+
+    #[test]
+    fn service_account_carries_the_given_annotations_only() {
+        assert!(service_account("cairn", &BTreeMap::new()).metadata.annotations.is_none());
+        let role_arn = BTreeMap::from([("eks.amazonaws.com/role-arn".to_owned(), "arn:aws:iam::1:role/r".to_owned())]);
+        let account = service_account("cairn", &role_arn);
+        assert_eq!(account.metadata.annotations, Some(role_arn));
     }
 
     #[test]

@@ -116,7 +116,7 @@ fn mount(name: &str, path: &str) -> VolumeMount {
 }
 
 /// The server's Deployment: non-root, read-only root file system, the namespace and pod name from the
-/// downward API, probes on the metrics port.
+/// downward API, probes on the metrics port, the options' pod annotations.
 pub fn deployment(options: &InstallOptions) -> Deployment {
     // The root file system is read-only: temporary files go to an emptyDir, a local location to its claim.
     let mut volumes = vec![volume("tmp", None)];
@@ -178,7 +178,11 @@ pub fn deployment(options: &InstallOptions) -> Deployment {
             // A ReadWriteOnce volume can be mounted by one pod only: the old pod goes before the new one comes.
             strategy: local.map(|_| DeploymentStrategy { type_: Some("Recreate".to_owned()), rolling_update: None }),
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(pod_labels), ..ObjectMeta::default() }),
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: (!options.pod_annotations.is_empty()).then(|| options.pod_annotations.clone()),
+                    ..ObjectMeta::default()
+                }),
                 spec: Some(pod),
             },
             ..DeploymentSpec::default()
@@ -243,6 +247,17 @@ mod tests {
         let location = options.default_location.as_ref().unwrap();
         assert!(mounts.iter().any(|m| m.name == "storage" && m.mount_path == location.bucket));
         assert!(storage_claim("cairn", location).is_some());
+    }
+
+    #[test]
+    fn pod_annotations_go_on_the_pod_template_only() {
+        let plain = deployment(&InstallOptions::default());
+        assert!(plain.spec.template.metadata.unwrap().annotations.is_none());
+        let annotations = BTreeMap::from([("prometheus.io/scrape".to_owned(), "true".to_owned())]);
+        let options = InstallOptions { pod_annotations: annotations.clone(), ..InstallOptions::default() };
+        let annotated = deployment(&options);
+        assert_eq!(annotated.spec.template.metadata.unwrap().annotations, Some(annotations));
+        assert!(annotated.metadata.annotations.is_none());
     }
 
     #[test]

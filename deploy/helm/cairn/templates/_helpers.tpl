@@ -27,3 +27,11 @@ cairn-credentials
 true
 {{- end -}}
 {{- end -}}
+
+{{/* A map as YAML lines whose keys and values are quoted strings: annotations and a location's config take
+strings only, and `--set key=true` would otherwise give a boolean. */}}
+{{- define "cairn.stringMap" -}}
+{{- range $key, $value := . }}
+{{ $key | quote }}: {{ $value | toString | quote }}
+{{- end }}
+{{- end -}}
