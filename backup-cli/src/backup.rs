@@ -8,8 +8,8 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use anyhow::{Context, bail};
 use backup_core::{
-    api::{BackupSpec, BackupStorageLocation},
-    backup::{DEFAULT_TTL, Problem},
+    api::BackupSpec,
+    backup::Problem,
     client::ServerApi,
     object_name::{NAME_RULE, is_valid_name},
     selection::SelectionSpec,
@@ -28,6 +28,11 @@ use crate::{
 pub enum BackupCommand {
     /// Back up the cluster's resources (or a selection): standalone into the storage location, with a server
     /// by creating a Backup object.
+    ///
+    /// With a server, the Backup is created only when the location it goes to (the one named, else the
+    /// default) exists and is ReadWrite, and a server runs: the Lease cairn-server in the namespace is held
+    /// and was renewed recently, or, for a server run with --leader-elect=false (which keeps no Lease), the
+    /// server answers a status request within 5 s.
     Create(Box<CreateArgs>),
     /// List backups.
     Get {
@@ -73,13 +78,21 @@ pub enum BackupCommand {
         #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
     },
-    /// Delete a backup's stored data and record (with a server: the restores made from it too).
+    /// Delete backups' stored data and records (with a server: the restores made from them too).
+    ///
+    /// With a server, each backup gets a DeleteBackupRequest, which the server works through; `backup
+    /// describe` shows its outcome. What the server would refuse is refused at once: a backup still New or
+    /// InProgress, a location that is ReadOnly or missing, no server running (see `backup create --help`).
     Delete {
-        /// The backup.
-        name: String,
+        /// The backups.
+        #[arg(required = true)]
+        names: Vec<String>,
         /// Do not ask for confirmation.
         #[arg(long)]
         confirm: bool,
+        /// Output format: with a server, JSON and YAML print the DeleteBackupRequest(s) created.
+        #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
     },
 }
 
@@ -97,8 +110,8 @@ pub enum CompressionArg {
 pub struct SpecArgs {
     #[command(flatten)]
     selection: SelectionArgs,
-    /// How long to keep the backup (Go duration: 720h, 72h30m); default: the server's --default-backup-ttl,
-    /// standalone 720h0m0s.
+    /// How long to keep the backup (Go duration: 720h, 72h30m); default: the server's --default-backup-ttl
+    /// (shown as <server default>), standalone 720h0m0s.
     #[arg(long, default_value = "")]
     ttl: String,
     /// The server's BackupStorageLocation to write to; default: the server's default location.
@@ -141,15 +154,19 @@ impl SpecArgs {
         self.storage_location.as_deref()
     }
 
+    /// Whether no flag of the spec was given.
+    fn is_empty(&self) -> bool {
+        self.selection.is_empty()
+            && self.ttl.is_empty()
+            && self.storage_location.is_none()
+            && self.compression.is_none()
+    }
+
     /// Checks that the location named with `--storage-location`, if any, exists on the server and takes
     /// backups, so a typo fails now rather than as a FailedValidation later.
     pub async fn check_storage_location(&self, server: &ServerApi) -> anyhow::Result<()> {
-        let Some(name) = &self.storage_location else { return Ok(()) };
-        let location = server.get::<BackupStorageLocation>(name).await?;
-        if location.is_read_only() {
-            bail!(
-                "backup storage location {name:?} is ReadOnly, so backups cannot be written to it: pick another, or run `cairn backup-location set {name} --access-mode ReadWrite`"
-            );
+        if let Some(name) = &self.storage_location {
+            server.location_for_backup(name).await?;
         }
         Ok(())
     }
@@ -158,20 +175,35 @@ impl SpecArgs {
 /// `cairn backup create` flags (Velero's names).
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// The backup's name.
-    name: String,
+    /// The backup's name; with --from-schedule, default `<SCHEDULE>-<YYYYMMDDhhmmss>`.
+    #[arg(required_unless_present = "from_schedule")]
+    name: Option<String>,
     #[command(flatten)]
     spec: SpecArgs,
+    /// With a server: back up as the schedule does, with its template's spec and its labels (plus
+    /// cairn.dev/schedule-name), now; the spec flags (selection, --ttl, --storage-location, --compression)
+    /// are then not allowed.
+    #[arg(long)]
+    from_schedule: Option<String>,
     /// Labels for the backup (key=value, comma-separated).
     #[arg(long, value_delimiter = ',')]
     labels: Vec<String>,
     /// With a server: follow the backup until it ends, and exit 0 only if it Completed. (Standalone runs
-    /// always wait.)
+    /// always wait.) Waiting stops with an error when the server stops running.
     #[arg(long)]
     wait: bool,
+    /// With --wait: stop waiting after this long (Go duration: 30m, 2h) and exit 1; the server carries on
+    /// with the backup. Default: wait until it ends.
+    #[arg(long, requires = "wait")]
+    timeout: Option<String>,
     /// Output format of the result.
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
     output: OutputFormat,
+}
+
+/// `--timeout`, read.
+pub fn wait_timeout(timeout: Option<&str>) -> anyhow::Result<Option<std::time::Duration>> {
+    timeout.map(|t| backup_core::duration::parse_duration(t).context("--timeout")).transpose()
 }
 
 impl CreateArgs {
@@ -186,12 +218,27 @@ impl CreateArgs {
     }
 }
 
+/// How an empty TTL reads: the server applies its `--default-backup-ttl` when the backup starts.
+pub const SERVER_DEFAULT_TTL: &str = "<server default>";
+
 /// Checks `name` (of a `what`: backup, schedule, ...) against the naming rule of Kubernetes objects.
 pub fn check_name(what: &str, name: &str) -> anyhow::Result<()> {
     if is_valid_name(name) {
         return Ok(());
     }
     bail!("invalid {what} name {name:?}: {NAME_RULE}")
+}
+
+/// `names` without repeats, in the order given.
+fn distinct(names: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    names.into_iter().filter(|n| seen.insert(n.clone())).collect()
+}
+
+/// What a deletion of `names` is about, for the confirmation: `backup "a"` or `backups "a", "b"`.
+fn deletion_subject(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+    if names.len() == 1 { format!("backup {}", quoted[0]) } else { format!("backups {}", quoted.join(", ")) }
 }
 
 /// `title:` and one indented line per problem; nothing when there are none.
@@ -235,7 +282,7 @@ pub fn spec_text(spec: &BackupSpec, storage_location: &str) -> String {
         },
         selector_text(s),
         storage_location,
-        if spec.ttl.is_empty() { DEFAULT_TTL } else { &spec.ttl },
+        if spec.ttl.is_empty() { SERVER_DEFAULT_TTL } else { &spec.ttl },
         match spec.compression.unwrap_or(Compression::Zstd) {
             Compression::Zstd => "zstd",
             Compression::Gzip => "gzip",

@@ -8,30 +8,32 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use backup_core::{
-    client::{ServerApi, serves_cairn_api},
+    client::{ClientError, ServerApi, serves_cairn_api},
     store::{Location, Store},
 };
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 
 /// The namespace a Cairn server runs in unless told otherwise.
 pub const DEFAULT_NAMESPACE: &str = "cairn";
 
-/// How long the question "is Cairn's API served?" may take before the CLI stays standalone.
+/// How long the question "is Cairn's API served?" may take before the CLI gives up on the cluster.
 const DETECTION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Flags every command that talks to a cluster, a location or a server shares.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Connection {
     /// Storage location URL: s3://BUCKET[/PREFIX][?endpoint=URL&region=REGION] or file:///PATH. Given, the
-    /// CLI is standalone: it runs backups and restores itself, even where a Cairn server is installed.
-    /// Default: a server when the cluster serves cairn.dev, else the embedded local directory
-    /// ($CAIRN_STORAGE_DIR, else ~/.local/share/cairn/storage).
+    /// CLI is standalone: it runs backups and restores itself, even where a Cairn server is installed, and
+    /// does not ask the cluster whether one is. Default: a server when the cluster serves cairn.dev, else the
+    /// embedded local directory ($CAIRN_STORAGE_DIR, else ~/.local/share/cairn/storage). A cluster that
+    /// cannot be asked is an error, never a silent switch to standalone.
     #[arg(long, global = true, env = "CAIRN_STORAGE")]
     pub storage: Option<String>,
-    /// Kubeconfig file; default: $KUBECONFIG, else ~/.kube/config, else the in-cluster service account.
-    #[arg(long, global = true, env = "KUBECONFIG")]
+    /// Kubeconfig file; default: $KUBECONFIG (one path or several, colon-separated, merged as kubectl
+    /// does), else ~/.kube/config, else the in-cluster service account.
+    #[arg(long, global = true)]
     pub kubeconfig: Option<PathBuf>,
     /// The namespace the Cairn server runs in (and keeps its objects in).
     #[arg(short = 'n', long, global = true, env = "CAIRN_NAMESPACE", default_value = DEFAULT_NAMESPACE)]
@@ -55,42 +57,50 @@ impl Connection {
     /// A client for the cluster.
     pub async fn client(&self) -> anyhow::Result<kube::Client> {
         match self.configured_client().await? {
-            Some(client) => Ok(client),
+            Some((client, _)) => Ok(client),
             None => bail!("no cluster configured: set KUBECONFIG, pass --kubeconfig PATH, or run in a pod"),
         }
     }
 
-    /// A client for the cluster, or None when no cluster is configured at all.
-    async fn configured_client(&self) -> anyhow::Result<Option<kube::Client>> {
+    /// A client for the cluster and its URL, or None when no cluster is configured at all.
+    async fn configured_client(&self) -> anyhow::Result<Option<(kube::Client, String)>> {
         let config = match &self.kubeconfig {
             Some(path) => from_file(path).await?,
             None => match kube::Config::infer().await {
                 Ok(config) => config,
-                Err(_) => return Ok(None),
+                Err(_) if !kubeconfig_present() => return Ok(None),
+                // kube's own error names both the kubeconfig's and the in-cluster failure; read the kubeconfig
+                // again to say what is wrong with it alone.
+                Err(_) => from_environment().await?,
             },
         };
+        let url = config.cluster_url.to_string();
         let client =
             backup_core::apiclient::client(config).context("cannot build a Kubernetes client from the kubeconfig")?;
-        Ok(Some(client))
+        Ok(Some((client, url)))
     }
 
-    /// Decides the mode: standalone when a storage location is given or the cluster does not serve Cairn's
-    /// API (or cannot be asked); otherwise the server in `--namespace`.
+    /// Decides the mode: standalone when a storage location is given (without asking the cluster), when no
+    /// cluster is configured, or when the cluster does not serve Cairn's API; otherwise the server in
+    /// `--namespace`. A cluster that cannot be asked is an error naming it and the way to work standalone.
     pub async fn mode(&self) -> anyhow::Result<Mode> {
         if self.storage.is_some() {
             return Ok(Mode::Standalone(Standalone::StorageGiven));
         }
-        let Some(client) = self.configured_client().await? else {
+        let Some((client, url)) = self.configured_client().await? else {
             return Ok(Mode::Standalone(Standalone::NoCluster));
+        };
+        let unreachable = |reason: String| {
+            anyhow!(
+                "cannot ask the cluster at {url} whether it serves cairn.dev: {reason}; check the cluster connection, or pass --storage URL to work standalone"
+            )
         };
         match tokio::time::timeout(DETECTION_TIMEOUT, serves_cairn_api(&client)).await {
             Ok(Ok(true)) => Ok(Mode::Server(ServerApi::new(client, self.namespace.clone()))),
             Ok(Ok(false)) => Ok(Mode::Standalone(Standalone::NotInstalled)),
-            Ok(Err(error)) => Ok(Mode::Standalone(Standalone::Unreachable(error.to_string()))),
-            Err(_) => Ok(Mode::Standalone(Standalone::Unreachable(format!(
-                "asking the cluster whether it serves cairn.dev took over {} s",
-                DETECTION_TIMEOUT.as_secs()
-            )))),
+            Ok(Err(ClientError::Api { reason, .. })) => Err(unreachable(reason)),
+            Ok(Err(error)) => Err(unreachable(error.to_string())),
+            Err(_) => Err(unreachable(format!("no answer within {} s", DETECTION_TIMEOUT.as_secs()))),
         }
     }
 }
@@ -113,8 +123,6 @@ pub enum Standalone {
     NoCluster,
     /// The cluster does not serve `backups.cairn.dev`.
     NotInstalled,
-    /// The cluster could not be asked; why.
-    Unreachable(String),
 }
 
 impl Standalone {
@@ -126,7 +134,6 @@ impl Standalone {
             Standalone::NotInstalled => {
                 "the cluster does not serve backups.cairn.dev, so no Cairn server is installed".into()
             }
-            Standalone::Unreachable(reason) => reason.clone(),
         }
     }
 
@@ -136,7 +143,6 @@ impl Standalone {
             Standalone::StorageGiven => "drop --storage and unset CAIRN_STORAGE to use the server",
             Standalone::NoCluster => "set KUBECONFIG or pass --kubeconfig PATH",
             Standalone::NotInstalled => "install one with `cairn install`",
-            Standalone::Unreachable(_) => "check the cluster connection and retry",
         }
     }
 }
@@ -180,11 +186,70 @@ impl Mode {
     }
 }
 
-async fn from_file(path: &Path) -> anyhow::Result<kube::Config> {
-    let kubeconfig = Kubeconfig::read_from(path).with_context(|| {
-        format!("cannot read the kubeconfig {}: check the path or pass --kubeconfig PATH", path.display())
+/// Whether a kubeconfig is there to be read: `KUBECONFIG` names a file, or `~/.kube/config` exists.
+fn kubeconfig_present() -> bool {
+    let listed = std::env::var_os("KUBECONFIG")
+        .is_some_and(|value| std::env::split_paths(&value).any(|p| !p.as_os_str().is_empty()));
+    listed || std::env::home_dir().is_some_and(|home| home.join(".kube/config").exists())
+}
+
+/// A kubeconfig error in one line: an unreadable file's I/O error once (kube's message repeats its cause).
+fn kubeconfig_problem(error: &KubeconfigError) -> String {
+    match error {
+        KubeconfigError::ReadConfig(io, _) => io.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// The configuration `KUBECONFIG` or `~/.kube/config` gives, or why it gives none. Files `KUBECONFIG` lists
+/// are merged in order, as kubectl merges them; listed files that do not exist are skipped, as kubectl
+/// skips them.
+async fn from_environment() -> anyhow::Result<kube::Config> {
+    let listed: Vec<PathBuf> = std::env::var_os("KUBECONFIG")
+        .map(|value| std::env::split_paths(&value).filter(|p| !p.as_os_str().is_empty()).collect())
+        .unwrap_or_default();
+    let (source, kubeconfig) = if listed.is_empty() {
+        ("~/.kube/config".to_owned(), Kubeconfig::read())
+    } else {
+        let shown = std::env::join_paths(&listed).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        let existing: Vec<&PathBuf> = listed.iter().filter(|p| p.exists()).collect();
+        if existing.is_empty() {
+            bail!(
+                "none of the kubeconfig files in KUBECONFIG={shown} exists; check the paths or pass --kubeconfig PATH"
+            );
+        }
+        let merged = existing
+            .into_iter()
+            .try_fold(Kubeconfig::default(), |merged, path| Kubeconfig::read_from(path).and_then(|c| merged.merge(c)));
+        (format!("KUBECONFIG={shown}"), merged)
+    };
+    let kubeconfig = kubeconfig.map_err(|e| {
+        anyhow!(
+            "cannot read the kubeconfig {source}: {}; check the path or pass --kubeconfig PATH",
+            kubeconfig_problem(&e)
+        )
     })?;
-    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.with_context(|| {
-        format!("the kubeconfig {} is unusable: check its current context and credentials", path.display())
+    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.map_err(|e| {
+        anyhow!(
+            "the kubeconfig {source} is unusable: {}; check its current context and credentials",
+            kubeconfig_problem(&e)
+        )
+    })
+}
+
+async fn from_file(path: &Path) -> anyhow::Result<kube::Config> {
+    let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
+        anyhow!(
+            "cannot read the kubeconfig {}: {}; check the path or pass --kubeconfig PATH",
+            path.display(),
+            kubeconfig_problem(&e)
+        )
+    })?;
+    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.map_err(|e| {
+        anyhow!(
+            "the kubeconfig {} is unusable: {}; check its current context and credentials",
+            path.display(),
+            kubeconfig_problem(&e)
+        )
     })
 }

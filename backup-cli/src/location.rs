@@ -1,5 +1,6 @@
 //! `cairn backup-location ...` (server only): BackupStorageLocation objects, the buckets and directories a
-//! server writes backups to. At most one is the default; making one the default unsets the others.
+//! server writes backups to. At most one is the default: making one the default first unsets the others, so a
+//! failure midway leaves no default rather than two.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +9,7 @@ use backup_core::{
     api::{
         AccessMode, BackupStorageLocation, BackupStorageLocationSpec, LocationPhase, ObjectStorage, SecretKeySelector,
     },
-    client::ServerApi,
+    client::{ClientError, ServerApi},
     duration::parse_duration,
 };
 use clap::{Args, Subcommand, ValueEnum};
@@ -43,6 +44,9 @@ pub enum LocationCommand {
         /// Do not ask for confirmation.
         #[arg(long)]
         confirm: bool,
+        /// Output format: JSON and YAML print the deleted location.
+        #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
     },
 }
 
@@ -89,7 +93,8 @@ pub struct CreateArgs {
     /// A key prefix inside the bucket.
     #[arg(long)]
     prefix: Option<String>,
-    /// Provider settings, key=value comma-separated: region, s3Url (an S3-compatible endpoint), profile.
+    /// Provider settings, key=value comma-separated: region, s3Url (an S3-compatible endpoint), profile,
+    /// s3ForcePathStyle (accepted as Velero's guides write it; Cairn always uses path-style requests).
     #[arg(long, value_delimiter = ',')]
     config: Vec<String>,
     /// The Secret (in the server's namespace) and key holding an AWS credentials file: SECRET=KEY.
@@ -162,7 +167,8 @@ fn duration_flag(flag: &str, value: &Option<String>) -> anyhow::Result<Option<St
 }
 
 impl CreateArgs {
-    /// Validates the flags into a BackupStorageLocation; nothing is created when they are wrong.
+    /// Validates the flags into a BackupStorageLocation, checked as the server will read it; nothing is
+    /// created when they are wrong.
     fn location(&self) -> anyhow::Result<BackupStorageLocation> {
         check_name("backup storage location", &self.name)?;
         let bucket = self.bucket.trim();
@@ -175,7 +181,7 @@ impl CreateArgs {
             ),
             _ => {}
         }
-        Ok(BackupStorageLocation {
+        let location = BackupStorageLocation {
             metadata: ObjectMeta { name: Some(self.name.clone()), ..ObjectMeta::default() },
             spec: BackupStorageLocationSpec {
                 provider: match self.provider {
@@ -195,11 +201,14 @@ impl CreateArgs {
                 validation_frequency: duration_flag("validation-frequency", &self.validation_frequency)?,
             },
             status: None,
-        })
+        };
+        location.spec.location(&self.name)?;
+        Ok(location)
     }
 }
 
-/// Unsets `default` on every location but `keep`; returns the names changed.
+/// Unsets `default` on every location but `keep`; returns the names changed. Called before `keep` becomes
+/// the default, so that two defaults never exist.
 async fn unset_other_defaults(keep: &str, server: &ServerApi) -> anyhow::Result<Vec<String>> {
     let mut changed = Vec::new();
     for location in server.list::<BackupStorageLocation>().await? {
@@ -210,6 +219,14 @@ async fn unset_other_defaults(keep: &str, server: &ServerApi) -> anyhow::Result<
         }
     }
     Ok(changed)
+}
+
+/// Makes `previous` the default again after making another one the default failed (best effort: the
+/// failure that led here is what the person reads).
+async fn restore_defaults(previous: &[String], server: &ServerApi) {
+    for name in previous {
+        let _ = server.merge_patch::<BackupStorageLocation>(name, &json!({"spec": {"default": true}})).await;
+    }
 }
 
 /// ` ("old" no longer the default)`, when another location was.
@@ -254,8 +271,32 @@ fn locations_table(locations: &[BackupStorageLocation]) -> String {
 }
 
 async fn create(args: CreateArgs, server: &ServerApi) -> anyhow::Result<()> {
-    let created = printable(server.create(&args.location()?).await?);
-    let previous = if args.default { unset_other_defaults(&args.name, server).await? } else { Vec::new() };
+    let location = args.location()?;
+    let previous = if args.default {
+        // An existing name would be refused by the create below, but only after the defaults changed.
+        match server.get::<BackupStorageLocation>(&args.name).await {
+            Err(ClientError::NotFound { .. }) => {}
+            Ok(_) => {
+                return Err(ClientError::AlreadyExists {
+                    kind: "BackupStorageLocation".into(),
+                    name: args.name.clone(),
+                    namespace: server.namespace().to_owned(),
+                }
+                .into());
+            }
+            Err(other) => return Err(other.into()),
+        }
+        unset_other_defaults(&args.name, server).await?
+    } else {
+        Vec::new()
+    };
+    let created = match server.create(&location).await {
+        Ok(created) => printable(created),
+        Err(error) => {
+            restore_defaults(&previous, server).await;
+            return Err(error.into());
+        }
+    };
     args.output.print(&created, |l| {
         let default = if l.spec.default { format!(", the default{}", replaced_text(&previous)) } else { String::new() };
         format!(
@@ -283,15 +324,21 @@ async fn set(args: SetArgs, server: &ServerApi) -> anyhow::Result<()> {
     if let Some(text) = &args.credential {
         spec.insert("credential".into(), serde_json::to_value(credential(text)?)?);
     }
-    let updated = printable(server.merge_patch::<BackupStorageLocation>(&args.name, &json!({ "spec": spec })).await?);
     let previous =
         if args.default == Some(true) { unset_other_defaults(&args.name, server).await? } else { Vec::new() };
+    let updated = match server.merge_patch::<BackupStorageLocation>(&args.name, &json!({ "spec": spec })).await {
+        Ok(updated) => printable(updated),
+        Err(error) => {
+            restore_defaults(&previous, server).await;
+            return Err(error.into());
+        }
+    };
     args.output.print(&updated, |l| {
         format!("Backup storage location {:?} updated{}.\n", l.name_any(), replaced_text(&previous))
     })
 }
 
-async fn delete(name: &str, confirmed: bool, server: &ServerApi) -> anyhow::Result<()> {
+async fn delete(name: &str, confirmed: bool, output: OutputFormat, server: &ServerApi) -> anyhow::Result<()> {
     let location = server.get::<BackupStorageLocation>(name).await?;
     let warning = if location.spec.default { " It is the default location." } else { "" };
     confirm(
@@ -300,11 +347,15 @@ async fn delete(name: &str, confirmed: bool, server: &ServerApi) -> anyhow::Resu
         &format!("Delete backup storage location {name:?}? The data in it is kept.{warning}"),
     )?;
     server.delete::<BackupStorageLocation>(name).await?;
-    println!("Backup storage location {name:?} deleted; the data in it is kept.");
-    if location.spec.default {
-        println!("It was the default: make another one the default with `cairn backup-location set NAME --default`.");
-    }
-    Ok(())
+    output.print(&printable(location), |l| {
+        let mut text = format!("Backup storage location {name:?} deleted; the data in it is kept.\n");
+        if l.spec.default {
+            text.push_str(
+                "It was the default: make another one the default with `cairn backup-location set NAME --default`.\n",
+            );
+        }
+        text
+    })
 }
 
 /// Runs a `cairn backup-location` subcommand against the server.
@@ -325,7 +376,7 @@ pub async fn run(command: LocationCommand, server: &ServerApi) -> anyhow::Result
             output.print(&locations, |l| locations_table(l))?;
         }
         LocationCommand::Set(args) => set(args, server).await?,
-        LocationCommand::Delete { name, confirm } => delete(&name, confirm, server).await?,
+        LocationCommand::Delete { name, confirm, output } => delete(&name, confirm, output, server).await?,
     }
     Ok(true)
 }

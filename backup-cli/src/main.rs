@@ -77,7 +77,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             location::run(*command, mode.server("cairn backup-location")?).await
         }
         Command::Install(args) => install::run(*args, &cli.connection).await,
-        Command::Version(args) => version::run(args, &cli.connection.mode().await?).await,
+        Command::Version(args) => version::run(args, cli.connection.mode().await).await,
     }
 }
 

@@ -25,9 +25,16 @@ use crate::{
 #[derive(Debug, Subcommand)]
 pub enum RestoreCommand {
     /// Restore a backup's objects into the cluster (never deletes anything); --dry-run previews.
+    ///
+    /// With a server, the Restore is created only when its backup can be restored (or its schedule exists)
+    /// and a server runs: the Lease cairn-server in the namespace is held and was renewed recently, or, for a
+    /// server run with --leader-elect=false (which keeps no Lease), the server answers a status request
+    /// within 5 s.
     Create(Box<CreateArgs>),
     /// List restores.
     Get {
+        /// Only these restores.
+        names: Vec<String>,
         /// Output format.
         #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
@@ -86,9 +93,13 @@ pub struct CreateArgs {
     #[arg(long)]
     dry_run: bool,
     /// With a server: follow the restore until it ends, and exit 0 only if it Completed. (Standalone runs
-    /// always wait.)
+    /// always wait.) Waiting stops with an error when the server stops running.
     #[arg(long)]
     wait: bool,
+    /// With --wait: stop waiting after this long (Go duration: 30m, 2h) and exit 1; the server carries on
+    /// with the restore. Default: wait until it ends.
+    #[arg(long, requires = "wait")]
+    timeout: Option<String>,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
     output: OutputFormat,

@@ -4,14 +4,14 @@
 use backup_core::{
     api::{Schedule, ScheduleSpec},
     client::ServerApi,
-    schedule::Schedule as CronSchedule,
+    schedule::{Firing, History, Schedule as CronSchedule, decide},
 };
 use clap::{Args, Subcommand};
 use kube::{ResourceExt, api::ObjectMeta};
 use serde_json::json;
 
 use crate::{
-    backup::{SpecArgs, check_name, selector_text, spec_text},
+    backup::{SERVER_DEFAULT_TTL, SpecArgs, check_name, selector_text, spec_text},
     confirm::confirm,
     output::{OutputFormat, printable, table, time_text},
 };
@@ -42,20 +42,29 @@ pub enum ScheduleCommand {
         /// The schedules.
         #[arg(required = true)]
         names: Vec<String>,
+        /// Output format: JSON and YAML print the schedules as they now are.
+        #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
     },
     /// Let paused schedules create backups again.
     Unpause {
         /// The schedules.
         #[arg(required = true)]
         names: Vec<String>,
+        /// Output format: JSON and YAML print the schedules as they now are.
+        #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
     },
-    /// Delete a schedule (the backups it made are kept).
+    /// Delete a schedule (the backups it made are kept, unless it owns them).
     Delete {
         /// The schedule.
         name: String,
         /// Do not ask for confirmation.
         #[arg(long)]
         confirm: bool,
+        /// Output format: JSON and YAML print the deleted schedule.
+        #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
     },
 }
 
@@ -102,22 +111,31 @@ impl CreateArgs {
     }
 }
 
-/// When the schedule fires next, for people: a time, `paused`, or why it cannot be computed.
+/// When the schedule fires next, for people, as the server decides it (`decide`): `now` when a firing is due
+/// (a new schedule without skipImmediately fires at once), a time, `<paused>`, or why it cannot be computed.
 fn next_text(schedule: &Schedule) -> String {
     if schedule.spec.paused {
         return "<paused>".into();
     }
-    let after = schedule
-        .status
-        .as_ref()
-        .and_then(|s| s.last_backup.as_ref())
-        .or(schedule.metadata.creation_timestamp.as_ref())
-        .map(|t| t.0)
-        .unwrap_or_else(jiff::Timestamp::now);
-    match schedule.spec.schedule.parse::<CronSchedule>().and_then(|s| s.next_after(after)) {
-        Ok(next) => next.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    let status = schedule.status.clone().unwrap_or_default();
+    let now = jiff::Timestamp::now();
+    let history = History {
+        created: schedule.metadata.creation_timestamp.as_ref().map(|t| t.0).unwrap_or(now),
+        last_backup: status.last_backup.map(|t| t.0),
+        last_skipped: status.last_skipped.map(|t| t.0),
+        skip_immediately: schedule.spec.skip_immediately.unwrap_or(false),
+    };
+    let decision = schedule.spec.schedule.parse::<CronSchedule>().and_then(|s| decide(&s, history, now, false));
+    match decision {
+        Ok(Firing::Fire { .. } | Firing::Skip { .. }) => "now".into(),
+        Ok(Firing::Wait { next }) => next.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
         Err(error) => format!("<{error}>"),
     }
+}
+
+/// A TTL for people: itself, or `<server default>` when empty.
+fn ttl_text(ttl: &str) -> String {
+    if ttl.is_empty() { SERVER_DEFAULT_TTL.into() } else { ttl.to_owned() }
 }
 
 fn schedules_table(schedules: &[Schedule]) -> String {
@@ -132,7 +150,7 @@ fn schedules_table(schedules: &[Schedule]) -> String {
             s.phase().as_str().to_owned(),
             time_text(s.metadata.creation_timestamp.as_ref()),
             s.spec.schedule.clone(),
-            s.spec.template.ttl.clone(),
+            ttl_text(&s.spec.template.ttl),
             time_text(s.status.as_ref().and_then(|st| st.last_backup.as_ref())),
             selector_text(&s.spec.template.selection),
             s.spec.paused.to_string(),
@@ -185,43 +203,54 @@ async fn create(args: CreateArgs, server: &ServerApi) -> anyhow::Result<()> {
         let next = if s.spec.paused {
             format!("It is paused; `cairn schedule unpause {name}` starts it.")
         } else {
-            format!("Next backup: {} (unless skipped).", next_text(s))
+            match next_text(s).as_str() {
+                "now" => "Its first backup is made now, by the server.".to_owned(),
+                next => format!("Next backup: {next} (unless skipped)."),
+            }
         };
         format!("Schedule {name:?} created successfully. {next}\n")
     })
 }
 
-async fn set_paused(names: &[String], paused: bool, server: &ServerApi) -> anyhow::Result<()> {
+async fn set_paused(names: &[String], paused: bool, output: OutputFormat, server: &ServerApi) -> anyhow::Result<()> {
     let (verb, state) = if paused { ("paused", "paused") } else { ("unpaused", "running") };
+    let mut results = Vec::with_capacity(names.len());
+    let mut text = String::new();
     for name in names {
         let schedule = server.get::<Schedule>(name).await?;
         if schedule.spec.paused == paused {
-            println!("Schedule {name:?} is already {state}.");
+            text.push_str(&format!("Schedule {name:?} is already {state}.\n"));
+            results.push(printable(schedule));
             continue;
         }
-        server.merge_patch::<Schedule>(name, &json!({"spec": {"paused": paused}})).await?;
+        let mut changed = server.merge_patch::<Schedule>(name, &json!({"spec": {"paused": paused}})).await?;
         // Velero's skipImmediately also holds on unpause: the firing due now counts as skipped.
         if !paused && schedule.spec.skip_immediately == Some(true) {
             let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now());
-            server.merge_patch_status::<Schedule>(name, &json!({"status": {"lastSkipped": now}})).await?;
+            changed = server.merge_patch_status::<Schedule>(name, &json!({"status": {"lastSkipped": now}})).await?;
         }
-        println!("Schedule {name:?} {verb} successfully.");
+        text.push_str(&format!("Schedule {name:?} {verb} successfully.\n"));
+        results.push(printable(changed));
     }
-    Ok(())
+    match results.as_slice() {
+        [one] => output.print(one, |_| text.clone()),
+        many => output.print(&many, |_| text.clone()),
+    }
 }
 
-async fn delete(name: &str, confirmed: bool, server: &ServerApi) -> anyhow::Result<()> {
+async fn delete(name: &str, confirmed: bool, output: OutputFormat, server: &ServerApi) -> anyhow::Result<()> {
     let schedule = server.get::<Schedule>(name).await?;
     confirm(confirmed, &format!("schedule {name:?}"), &format!("Delete schedule {name:?}? Its backups are kept."))?;
     server.delete::<Schedule>(name).await?;
-    if schedule.spec.use_owner_references_in_backup == Some(true) {
-        println!(
-            "Schedule {name:?} deleted; the Backup objects it owns go with it (their stored data is kept in the bucket)."
-        );
-    } else {
-        println!("Schedule {name:?} deleted; the backups it made are kept.");
-    }
-    Ok(())
+    output.print(&printable(schedule), |s| {
+        if s.spec.use_owner_references_in_backup == Some(true) {
+            format!(
+                "Schedule {name:?} deleted; the Backup objects it owns go with it (their stored data is kept in the bucket).\n"
+            )
+        } else {
+            format!("Schedule {name:?} deleted; the backups it made are kept.\n")
+        }
+    })
 }
 
 /// Runs a `cairn schedule` subcommand against the server.
@@ -244,9 +273,9 @@ pub async fn run(command: ScheduleCommand, server: &ServerApi) -> anyhow::Result
         ScheduleCommand::Describe { name, output } => {
             output.print(&printable(server.get::<Schedule>(&name).await?), describe_text)?;
         }
-        ScheduleCommand::Pause { names } => set_paused(&names, true, server).await?,
-        ScheduleCommand::Unpause { names } => set_paused(&names, false, server).await?,
-        ScheduleCommand::Delete { name, confirm } => delete(&name, confirm, server).await?,
+        ScheduleCommand::Pause { names, output } => set_paused(&names, true, output, server).await?,
+        ScheduleCommand::Unpause { names, output } => set_paused(&names, false, output, server).await?,
+        ScheduleCommand::Delete { name, confirm, output } => delete(&name, confirm, output, server).await?,
     }
     Ok(true)
 }

@@ -44,10 +44,20 @@ fn server_text(server: &ServerStatus) -> String {
     format!("Server:\n\tVersion: {}\n", server.version)
 }
 
-/// Prints the versions. With a server that does not answer within the timeout, the client's part is printed
-/// (as text) and the error says where no server answered and how to install one.
-pub async fn run(args: VersionArgs, mode: &Mode) -> anyhow::Result<bool> {
+/// Prints the versions. When the mode cannot be decided (the cluster cannot be asked) or the server does not
+/// answer within the timeout, the client's version is printed (as text) and the error says what failed.
+pub async fn run(args: VersionArgs, mode: anyhow::Result<Mode>) -> anyhow::Result<bool> {
     let timeout: Duration = parse_duration(&args.timeout).context("--timeout")?;
+    let mode = match mode {
+        Ok(mode) => mode,
+        Err(error) => {
+            if args.output == OutputFormat::Table {
+                print!("Client:\n\tVersion: {}\n", backup_core::VERSION);
+            }
+            return Err(error);
+        }
+    };
+    let mode = &mode;
     let client = ClientVersion { version: backup_core::VERSION, mode: mode.name(), detail: mode.detail() };
     let Mode::Server(server) = mode else {
         args.output.print(&VersionReport { client, server: None }, |r| client_text(&r.client))?;

@@ -82,6 +82,11 @@ async fn backup_lifecycle_through_the_cli() {
     assert!(namespaces.get_opt(&copy).await.unwrap().is_some());
     let restores = text(&cairn(&env, &storage, &["restore", "get"]).stdout);
     assert!(restores.contains("copy") && !restores.contains("preview"), "{restores}");
+    let named: serde_json::Value =
+        serde_json::from_slice(&cairn(&env, &storage, &["restore", "get", "copy", "-o", "json"]).stdout).unwrap();
+    assert_eq!(named.as_array().map(Vec::len), Some(1), "{named}");
+    let missing = cairn(&env, &storage, &["restore", "get", "copy", "nope"]);
+    assert!(!missing.status.success() && text(&missing.stderr).contains("no restore named \"nope\""));
     let described = text(&cairn(&env, &storage, &["restore", "describe", "copy", "--details"]).stdout);
     assert!(described.contains("shop-config"), "{described}");
     let restore_logs = text(&cairn(&env, &storage, &["restore", "logs", "copy"]).stdout);
@@ -96,8 +101,11 @@ async fn backup_lifecycle_through_the_cli() {
 
     let unconfirmed = cairn(&env, &storage, &["backup", "delete", "nightly"]);
     assert!(!unconfirmed.status.success() && text(&unconfirmed.stderr).contains("--confirm"));
-    let deleted = cairn(&env, &storage, &["backup", "delete", "nightly", "--confirm"]);
+    let deleted = cairn(&env, &storage, &["backup", "delete", "nightly", "nightly", "--confirm", "-o", "json"]);
     assert!(deleted.status.success(), "{}", text(&deleted.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&deleted.stdout).unwrap();
+    assert_eq!(report[0]["name"], "nightly", "{report}");
+    assert!(report[0]["filesRemoved"].as_u64().is_some_and(|n| n > 0), "{report}");
     let gone = cairn(&env, &storage, &["backup", "describe", "nightly"]);
     assert!(!gone.status.success() && text(&gone.stderr).contains("no backup named \"nightly\""));
 }

@@ -4,14 +4,21 @@
 
 use std::process::{Command, Output};
 
-use backup_core::api::{
-    AccessMode, Backup, BackupObjectStatus, BackupPhase, BackupStorageLocation, DeleteBackupRequest, DownloadRequest,
-    DownloadTargetKind, Restore, Schedule, ServerStatusRequest, labels,
+use backup_core::{
+    api::{
+        AccessMode, Backup, BackupObjectStatus, BackupPhase, BackupSpec, BackupStorageLocation, DeleteBackupRequest,
+        DownloadRequest, DownloadTargetKind, Restore, Schedule, ServerStatusRequest, labels,
+    },
+    client::SERVER_LEASE,
 };
 use cairn_tests::{TestEnv, server::install_crds};
+use k8s_openapi::{
+    api::coordination::v1::{Lease, LeaseSpec},
+    apimachinery::pkg::apis::meta::v1::MicroTime,
+};
 use kube::{
     Api, Client, ResourceExt,
-    api::{ListParams, Patch, PatchParams, PostParams},
+    api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
 
@@ -64,6 +71,21 @@ fn failed_with(output: Output, expected: &[&str]) {
 
 fn json_of(stdout: &str) -> Value {
     serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+/// Plays a server's part in the Lease `cairn-server` of `namespace`: held by `cli-test`, renewed `renewed_ago`
+/// ago, for `seconds` at a time.
+async fn hold_lease(client: &Client, namespace: &str, renewed_ago: jiff::SignedDuration, seconds: i32) {
+    let lease = Lease {
+        metadata: ObjectMeta { name: Some(SERVER_LEASE.into()), ..ObjectMeta::default() },
+        spec: Some(LeaseSpec {
+            holder_identity: Some("cli-test".into()),
+            lease_duration_seconds: Some(seconds),
+            renew_time: Some(MicroTime(jiff::Timestamp::now() - renewed_ago)),
+            ..LeaseSpec::default()
+        }),
+    };
+    Api::<Lease>::namespaced(client.clone(), namespace).create(&PostParams::default(), &lease).await.unwrap();
 }
 
 /// The environment with Cairn's CRDs, a client, and a namespace of the test's own for the "server".
@@ -142,6 +164,29 @@ async fn schedule_create_pause_unpause_delete_change_the_schedule_object() {
     assert!(!unpaused.spec.paused);
     // skipImmediately: the firing due at the unpause is recorded as skipped, so the server does not fire it.
     assert!(unpaused.status.and_then(|s| s.last_skipped).is_some());
+
+    let paused = json_of(&succeeded(cairn(&env, &ns, &["schedule", "pause", "daily", "-o", "json"])));
+    assert_eq!((paused["kind"].as_str(), paused["spec"]["paused"].as_bool()), (Some("Schedule"), Some(true)));
+    let unpaused = json_of(&succeeded(cairn(&env, &ns, &["schedule", "unpause", "daily", "-o", "json"])));
+    assert_eq!(unpaused["spec"]["paused"], false, "{unpaused}");
+
+    // No TTL: the server's default applies; never fired and no skipImmediately: the server fires it at once.
+    let hourly = succeeded(cairn(&env, &ns, &["schedule", "create", "hourly", "--schedule", "@hourly"]));
+    assert!(hourly.contains("Its first backup is made now"), "{hourly}");
+    let described = succeeded(cairn(&env, &ns, &["schedule", "describe", "hourly"]));
+    assert!(
+        described.contains("Next backup:  now") && described.contains("TTL:               <server default>"),
+        "{described}"
+    );
+    let table = succeeded(cairn(&env, &ns, &["schedule", "get", "hourly"]));
+    assert!(table.lines().any(|l| l.starts_with("hourly") && l.contains("<server default>")), "{table}");
+    let deleted: Value = serde_yaml_ng::from_str(&succeeded(cairn(
+        &env,
+        &ns,
+        &["schedule", "delete", "hourly", "--confirm", "-o", "yaml"],
+    )))
+    .unwrap();
+    assert_eq!(deleted["metadata"]["name"], "hourly");
 
     failed_with(cairn(&env, &ns, &["schedule", "delete", "daily"]), &["--confirm"]);
     assert!(schedules.get_opt("daily").await.unwrap().is_some());
@@ -246,6 +291,36 @@ async fn backup_location_create_set_get_delete_keep_one_default() {
         cairn(&env, &ns, &["backup-location", "create", "primary", "--provider", "aws", "--bucket", "b"]),
         &["already exists", "\"primary\""],
     );
+    failed_with(
+        cairn(&env, &ns, &["backup-location", "create", "primary", "--provider", "aws", "--bucket", "b", "--default"]),
+        &["already exists", "\"primary\""],
+    );
+    assert!(locations.get("local").await.unwrap().spec.default, "a refused create changed the default");
+    // Checked as the server will read it: unknown keys are refused, Velero's MinIO settings accepted.
+    failed_with(
+        cairn(
+            &env,
+            &ns,
+            &[
+                "backup-location",
+                "create",
+                "tls",
+                "--provider",
+                "aws",
+                "--bucket",
+                "b",
+                "--config",
+                "insecureSkipTLSVerify=true",
+            ],
+        ),
+        &["backup storage location \"tls\"", "unknown config key \"insecureSkipTLSVerify\""],
+    );
+    let minio = "s3Url=http://127.0.0.1:9000,region=minio,s3ForcePathStyle=true";
+    succeeded(cairn(
+        &env,
+        &ns,
+        &["backup-location", "create", "minio", "--provider", "aws", "--bucket", "b", "--config", minio],
+    ));
 
     succeeded(cairn(&env, &ns, &["backup-location", "set", "primary", "--default", "--access-mode", "ReadOnly"]));
     let primary = locations.get("primary").await.unwrap();
@@ -267,10 +342,12 @@ async fn backup_location_create_set_get_delete_keep_one_default() {
     let listed: Value =
         serde_yaml_ng::from_str(&succeeded(cairn(&env, &ns, &["backup-location", "get", "-o", "yaml"]))).unwrap();
     let names: Vec<&str> = listed.as_array().unwrap().iter().map(|l| l["metadata"]["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["local", "primary"]);
+    assert_eq!(names, ["local", "minio", "primary"]);
 
     failed_with(cairn(&env, &ns, &["backup-location", "delete", "local"]), &["--confirm"]);
-    succeeded(cairn(&env, &ns, &["backup-location", "delete", "local", "--confirm"]));
+    let deleted =
+        json_of(&succeeded(cairn(&env, &ns, &["backup-location", "delete", "local", "--confirm", "-o", "json"])));
+    assert_eq!(deleted["metadata"]["name"], "local");
     assert!(locations.get_opt("local").await.unwrap().is_none());
 }
 
@@ -278,7 +355,8 @@ async fn backup_location_create_set_get_delete_keep_one_default() {
 async fn backup_create_without_wait_creates_the_backup_object_and_later_commands_read_it() {
     let (env, client, ns) = server_namespace("cli-backup-object").await;
     let backups: Api<Backup> = Api::namespaced(client.clone(), &ns);
-    create_location(&env, &ns, "primary", &[]);
+    hold_lease(&client, &ns, jiff::SignedDuration::ZERO, 3600).await;
+    create_location(&env, &ns, "primary", &["--default"]);
     create_location(&env, &ns, "archive", &["--access-mode", "ReadOnly"]);
 
     let created = succeeded(cairn(
@@ -300,6 +378,7 @@ async fn backup_create_without_wait_creates_the_backup_object_and_later_commands
             "primary",
             "--labels",
             "team=payments",
+            "--include-cluster-resources",
             "-o",
             "json",
         ],
@@ -309,22 +388,30 @@ async fn backup_create_without_wait_creates_the_backup_object_and_later_commands
     assert_eq!(backup.spec.selection.included_namespaces, ["shop", "web"]);
     assert_eq!(backup.spec.selection.excluded_resources, ["secrets"]);
     assert!(backup.spec.selection.label_selector.is_some());
+    assert_eq!(backup.spec.selection.include_cluster_resources, Some(true));
     assert_eq!(backup.spec.ttl, "24h");
     assert_eq!(backup.spec.storage_location, "primary");
     assert_eq!(backup.labels().get(labels::STORAGE_LOCATION).map(String::as_str), Some("primary"));
     assert_eq!(backup.labels().get("team").map(String::as_str), Some("payments"));
     assert!(backup.status.is_none());
 
-    let plain = succeeded(cairn(&env, &ns, &["backup", "create", "plain"]));
+    let plain = succeeded(cairn(&env, &ns, &["backup", "create", "plain", "--or-selector", "app=a or tier in (x,y)"]));
     assert!(plain.contains("submitted successfully"), "{plain}");
     let plain = backups.get("plain").await.unwrap();
     assert_eq!(plain.spec.storage_location, "");
     assert!(!plain.labels().contains_key(labels::STORAGE_LOCATION));
     assert_eq!(plain.spec.ttl, "", "no --ttl: the server's --default-backup-ttl applies");
+    let selectors = &plain.spec.selection.or_label_selectors;
+    assert_eq!(selectors.len(), 2, "{selectors:?}");
+    assert_eq!(selectors[0].match_labels.as_ref().and_then(|l| l.get("app")).map(String::as_str), Some("a"));
 
     failed_with(cairn(&env, &ns, &["backup", "create", "nightly"]), &["Backup \"nightly\" already exists"]);
     failed_with(cairn(&env, &ns, &["backup", "create", "x", "--ttl", "5d"]), &["invalid duration"]);
     failed_with(cairn(&env, &ns, &["backup", "create", "Bad_Name"]), &["invalid backup name"]);
+    failed_with(
+        cairn(&env, &ns, &["backup", "create", "glued", "-l", "app=a or app=b"]),
+        &["\"a or app=b\" is not a valid label value", "--or-selector"],
+    );
     failed_with(
         cairn(&env, &ns, &["backup", "create", "typo", "--storage-location", "primray"]),
         &["no BackupStorageLocation named \"primray\"", "backup-location get"],
@@ -333,7 +420,23 @@ async fn backup_create_without_wait_creates_the_backup_object_and_later_commands
         cairn(&env, &ns, &["backup", "create", "cold", "--storage-location", "archive"]),
         &["\"archive\" is ReadOnly", "--access-mode ReadWrite"],
     );
-    assert!(backups.get_opt("typo").await.unwrap().is_none() && backups.get_opt("cold").await.unwrap().is_none());
+    // The default location is resolved as the server resolves it: ReadOnly, absent or ambiguous is refused.
+    let locations: Api<BackupStorageLocation> = Api::namespaced(client.clone(), &ns);
+    let set = |default: bool, mode: &str| json!({"spec": {"default": default, "accessMode": mode}});
+    locations.patch("primary", &PatchParams::default(), &Patch::Merge(set(true, "ReadOnly"))).await.unwrap();
+    failed_with(cairn(&env, &ns, &["backup", "create", "ro"]), &["\"primary\" is ReadOnly", "--access-mode ReadWrite"]);
+    locations.patch("primary", &PatchParams::default(), &Patch::Merge(set(false, "ReadWrite"))).await.unwrap();
+    failed_with(
+        cairn(&env, &ns, &["backup", "create", "undecided"]),
+        &["(archive, primary) is the default", "backup-location set NAME --default"],
+    );
+    locations.patch("archive", &PatchParams::default(), &Patch::Merge(set(true, "ReadOnly"))).await.unwrap();
+    locations.patch("primary", &PatchParams::default(), &Patch::Merge(set(true, "ReadWrite"))).await.unwrap();
+    failed_with(cairn(&env, &ns, &["backup", "create", "twice"]), &["archive, primary", "all marked default"]);
+    locations.patch("archive", &PatchParams::default(), &Patch::Merge(set(false, "ReadOnly"))).await.unwrap();
+    for refused in ["typo", "cold", "glued", "ro", "undecided", "twice"] {
+        assert!(backups.get_opt(refused).await.unwrap().is_none(), "{refused} was created");
+    }
 
     let table = succeeded(cairn(&env, &ns, &["backup", "get"]));
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
@@ -346,6 +449,8 @@ async fn backup_create_without_wait_creates_the_backup_object_and_later_commands
     assert!(table.lines().any(|l| l.starts_with("plain") && l.contains("<default>")), "{table}");
     let described = succeeded(cairn(&env, &ns, &["backup", "describe", "nightly"]));
     assert!(described.contains("Phase:        New") && described.contains("Excluded:        secrets"), "{described}");
+    let described = succeeded(cairn(&env, &ns, &["backup", "describe", "plain"]));
+    assert!(described.contains("TTL:               <server default>"), "{described}");
     failed_with(cairn(&env, &ns, &["backup", "logs", "nightly"]), &["is New", "stored when it ends"]);
     failed_with(cairn(&env, &ns, &["backup", "get", "missing"]), &["no Backup named \"missing\"", "backup get"]);
 
@@ -366,6 +471,9 @@ async fn backup_create_without_wait_creates_the_backup_object_and_later_commands
         restores.lines().any(|l| l.starts_with("copy") && l.contains("nightly") && l.contains("New")),
         "{restores}"
     );
+    let named = json_of(&succeeded(cairn(&env, &ns, &["restore", "get", "copy", "-o", "json"])));
+    assert_eq!(named[0]["metadata"]["name"], "copy", "{named}");
+    failed_with(cairn(&env, &ns, &["restore", "get", "copy", "nope"]), &["no Restore named \"nope\""]);
     failed_with(
         cairn(&env, &ns, &["restore", "create", "--from-backup", "nightly", "--dry-run"]),
         &["does not preview", "--storage"],
@@ -375,16 +483,161 @@ async fn backup_create_without_wait_creates_the_backup_object_and_later_commands
         &["no Schedule named \"weekly\""],
     );
 
+    // Deletion: refused at once where the server would refuse, else one DeleteBackupRequest per backup.
     failed_with(cairn(&env, &ns, &["backup", "delete", "nightly"]), &["--confirm"]);
+    failed_with(
+        cairn(&env, &ns, &["backup", "delete", "plain", "--confirm"]),
+        &["\"plain\" is New", "once it has finished"],
+    );
+    let cold = Backup {
+        metadata: ObjectMeta { name: Some("cold".into()), ..ObjectMeta::default() },
+        spec: BackupSpec { storage_location: "archive".into(), ..BackupSpec::default() },
+        status: None,
+    };
+    backups.create(&PostParams::default(), &cold).await.unwrap();
+    set_backup_status(&backups, "cold", json!({"phase": "Completed"})).await;
+    failed_with(
+        cairn(&env, &ns, &["backup", "delete", "nightly", "cold", "--confirm"]),
+        &[
+            "cannot delete backup \"cold\"",
+            "\"archive\" is ReadOnly",
+            "cairn backup-location set archive --access-mode ReadWrite",
+        ],
+    );
+    let requests = Api::<DeleteBackupRequest>::namespaced(client.clone(), &ns);
+    assert!(requests.list(&ListParams::default()).await.unwrap().items.is_empty(), "a refused deletion made a request");
     let deleted = succeeded(cairn(&env, &ns, &["backup", "delete", "nightly", "--confirm"]));
     assert!(deleted.contains("Request to delete backup \"nightly\" submitted"), "{deleted}");
-    let requests = Api::<DeleteBackupRequest>::namespaced(client, &ns).list(&ListParams::default()).await.unwrap();
-    assert_eq!(requests.items.len(), 1);
-    let request = &requests.items[0];
+    let listed = requests.list(&ListParams::default()).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
+    let request = &listed.items[0];
+    assert!(deleted.contains(&format!("DeleteBackupRequest {}", request.name_any())), "{deleted}");
     assert_eq!(request.spec.backup_name, "nightly");
     assert!(request.name_any().starts_with("nightly-") && request.name_any().len() == "nightly-".len() + 5);
     assert_eq!(request.labels().get(labels::BACKUP_NAME).map(String::as_str), Some("nightly"));
     assert_eq!(request.labels().get(labels::BACKUP_UID), backup.uid().as_ref());
+
+    // The server's answer shows in describe, as Velero's "Deletion Attempts" do.
+    let refusal = "deleting the stored data of backup nightly failed: the bucket is gone";
+    requests
+        .patch_status(
+            &request.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Processed", "errors": [refusal]}})),
+        )
+        .await
+        .unwrap();
+    let described = succeeded(cairn(&env, &ns, &["backup", "describe", "nightly"]));
+    assert!(described.contains("Deletion attempts (1 failed):") && described.contains(refusal), "{described}");
+    assert!(
+        described.contains(&format!("{}  ", request.name_any())) && described.contains(": Processed"),
+        "{described}"
+    );
+    let described = json_of(&succeeded(cairn(&env, &ns, &["backup", "describe", "nightly", "-o", "json"])));
+    assert_eq!(described["deletionAttempts"][0]["status"]["errors"][0], refusal);
+
+    let again = json_of(&succeeded(cairn(&env, &ns, &["backup", "delete", "nightly", "--confirm", "-o", "json"])));
+    assert_eq!(
+        (again["kind"].as_str(), again["spec"]["backupName"].as_str()),
+        (Some("DeleteBackupRequest"), Some("nightly"))
+    );
+}
+
+#[tokio::test]
+async fn backup_create_from_schedule_takes_the_schedule_spec_and_labels() {
+    let (env, client, ns) = server_namespace("cli-from-schedule").await;
+    hold_lease(&client, &ns, jiff::SignedDuration::ZERO, 3600).await;
+    create_location(&env, &ns, "primary", &[]);
+    succeeded(cairn(
+        &env,
+        &ns,
+        &[
+            "schedule",
+            "create",
+            "daily",
+            "--schedule",
+            "@daily",
+            "--include-namespaces",
+            "shop",
+            "--ttl",
+            "48h",
+            "--paused",
+        ],
+    ));
+    let schedules: Api<Schedule> = Api::namespaced(client.clone(), &ns);
+    schedules
+        .patch("daily", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"team": "shop"}}})))
+        .await
+        .unwrap();
+
+    let created =
+        json_of(&succeeded(cairn(&env, &ns, &["backup", "create", "--from-schedule", "daily", "-o", "json"])));
+    let name = created["backup"]["metadata"]["name"].as_str().unwrap().to_owned();
+    assert!(name.starts_with("daily-") && name.len() == "daily-".len() + 14, "{name}");
+    let backup = Api::<Backup>::namespaced(client, &ns).get(&name).await.unwrap();
+    assert_eq!(backup.spec, schedules.get("daily").await.unwrap().spec.template);
+    assert_eq!(backup.labels().get(labels::SCHEDULE_NAME).map(String::as_str), Some("daily"));
+    assert_eq!(backup.labels().get("team").map(String::as_str), Some("shop"));
+
+    succeeded(cairn(&env, &ns, &["backup", "create", "manual", "--from-schedule", "daily"]));
+    failed_with(
+        cairn(&env, &ns, &["backup", "create", "mixed", "--from-schedule", "daily", "--ttl", "1h"]),
+        &["--from-schedule takes the spec of schedule \"daily\""],
+    );
+    failed_with(
+        cairn(&env, &ns, &["backup", "create", "--from-schedule", "weekly"]),
+        &["no Schedule named \"weekly\""],
+    );
+}
+
+#[tokio::test]
+async fn without_a_running_server_commands_that_need_one_are_refused_in_one_line() {
+    let (env, client, ns) = server_namespace("cli-no-server").await;
+    create_location(&env, &ns, "primary", &["--default"]);
+    let backups: Api<Backup> = Api::namespaced(client.clone(), &ns);
+    backups.create(&PostParams::default(), &Backup::new("done", BackupSpec::default())).await.unwrap();
+    set_backup_status(&backups, "done", json!({"phase": "Completed"})).await;
+
+    // CRDs outlive an uninstalled server: no Lease and no answer to a status request means no server.
+    let missing = [
+        &format!("no Cairn server is running in namespace {ns:?}"),
+        "Lease cairn-server is missing",
+        "cairn install",
+        "--storage URL",
+    ];
+    failed_with(cairn(&env, &ns, &["backup", "create", "x", "--wait"]), &missing);
+    failed_with(cairn(&env, &ns, &["restore", "create", "--from-backup", "done"]), &missing);
+    failed_with(cairn(&env, &ns, &["backup", "delete", "done", "--confirm"]), &missing);
+    assert!(backups.get_opt("x").await.unwrap().is_none());
+    assert!(
+        Api::<Restore>::namespaced(client.clone(), &ns).list(&ListParams::default()).await.unwrap().items.is_empty()
+    );
+    assert!(
+        Api::<DeleteBackupRequest>::namespaced(client.clone(), &ns)
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    // Reading needs no server.
+    succeeded(cairn(&env, &ns, &["backup", "get", "done"]));
+
+    // A Lease its holder stopped renewing an hour ago is stale.
+    hold_lease(&client, &ns, jiff::SignedDuration::from_hours(1), 15).await;
+    failed_with(
+        cairn(&env, &ns, &["backup", "create", "x"]),
+        &["no Cairn server is running", "Lease cairn-server is stale: cli-test last renewed it"],
+    );
+    assert!(backups.get_opt("x").await.unwrap().is_none());
+
+    // A server run with --leader-elect=false keeps no Lease but answers a status request: that is enough.
+    Api::<Lease>::namespaced(client.clone(), &ns).delete(SERVER_LEASE, &Default::default()).await.unwrap();
+    let create = spawn_cairn(&env, &ns, &["backup", "create", "y"]);
+    let statuses: Api<ServerStatusRequest> = Api::namespaced(client, &ns);
+    answer_one(&statuses, json!({"phase": "Processed", "serverVersion": "9.9.9"})).await;
+    assert!(succeeded(create.wait_with_output().await.unwrap()).contains("submitted successfully"));
+    assert!(backups.get_opt("y").await.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -418,6 +671,83 @@ async fn cairn_is_standalone_with_a_storage_location_and_server_mode_without() {
         &["--storage-location", "standalone", "--storage URL"],
     );
     failed_with(cairn(&env, &ns, &["backup", "verify", "seen"]), &["--storage URL"]);
+}
+
+/// A kubeconfig for a cluster at a loopback port nothing listens on.
+fn unreachable_kubeconfig(env: &TestEnv) -> (std::path::PathBuf, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("https://127.0.0.1:{port}");
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster:\n    server: {url}\n\
+         users:\n- name: u\n  user:\n    token: x\ncontexts:\n- name: gone\n  context:\n    cluster: gone\n    user: u\n\
+         current-context: gone\n"
+    );
+    let path = env.info().state_dir.join(env.unique_name("kubeconfig-unreachable"));
+    std::fs::write(&path, text).unwrap();
+    (path, url)
+}
+
+#[tokio::test]
+async fn a_cluster_that_cannot_be_asked_is_an_error_not_a_silent_switch_to_standalone() {
+    let env = TestEnv::get();
+    let (kubeconfig, url) = unreachable_kubeconfig(&env);
+    let run = |args: &[&str], storage: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
+        command.args(args).env("KUBECONFIG", &kubeconfig).env_remove("CAIRN_NAMESPACE");
+        match storage {
+            Some(url) => command.env("CAIRN_STORAGE", url),
+            None => command.env_remove("CAIRN_STORAGE"),
+        };
+        command.output().expect("cairn runs")
+    };
+    for args in [&["backup", "get", "-o", "json"][..], &["restore", "get"], &["schedule", "get"]] {
+        let output = run(args, None);
+        assert!(output.stdout.is_empty(), "{args:?}: {}", text(&output.stdout));
+        failed_with(
+            output,
+            &[
+                &format!("cannot ask the cluster at {url}"),
+                "Connection refused",
+                "pass --storage URL to work standalone",
+            ],
+        );
+    }
+    let version = run(&["version"], None);
+    assert!(text(&version.stdout).contains(backup_core::VERSION), "{}", text(&version.stdout));
+    failed_with(version, &["cannot ask the cluster"]);
+
+    // --storage (or CAIRN_STORAGE) is standalone without asking the cluster.
+    let dir = env.info().state_dir.join(env.unique_name("cli-unreachable-storage"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let storage = format!("file://{}", dir.display());
+    assert_eq!(json_of(&succeeded(run(&["backup", "get", "-o", "json"], Some(&storage)))), json!([]));
+    assert_eq!(json_of(&succeeded(run(&["backup", "get", "-o", "json", "--storage", &storage], None))), json!([]));
+}
+
+#[tokio::test]
+async fn kubeconfig_lists_are_merged_like_kubectl_and_unreadable_files_reported_once() {
+    let (env, client, ns) = server_namespace("cli-kubeconfig").await;
+    Api::<Backup>::namespaced(client, &ns)
+        .create(&PostParams::default(), &Backup::new("seen", Default::default()))
+        .await
+        .unwrap();
+    let missing = env.info().state_dir.join("no-such-kubeconfig");
+    let list = std::env::join_paths([missing.as_path(), env.info().kubeconfig.as_path()]).unwrap();
+    let listed = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["backup", "get", "-o", "json", "--namespace", &ns])
+        .env("KUBECONFIG", &list)
+        .env_remove("CAIRN_STORAGE")
+        .output()
+        .unwrap();
+    assert_eq!(json_of(&succeeded(listed))[0]["metadata"]["name"], "seen");
+
+    let unreadable = cairn(&env, &ns, &["backup", "get", "--kubeconfig", missing.to_str().unwrap()]);
+    let stderr = text(&unreadable.stderr);
+    failed_with(
+        unreadable,
+        &[&format!("cannot read the kubeconfig {}", missing.display()), "No such file or directory"],
+    );
+    assert_eq!(stderr.matches("No such file or directory").count(), 1, "the cause is printed twice: {stderr}");
 }
 
 #[tokio::test]
@@ -521,7 +851,9 @@ async fn wait_for_backup(backups: &Api<Backup>, name: &str) {
 #[tokio::test]
 async fn backup_create_wait_follows_the_status_and_exits_zero_only_for_completed() {
     let (env, client, ns) = server_namespace("cli-wait").await;
-    let backups: Api<Backup> = Api::namespaced(client, &ns);
+    let backups: Api<Backup> = Api::namespaced(client.clone(), &ns);
+    hold_lease(&client, &ns, jiff::SignedDuration::ZERO, 3600).await;
+    create_location(&env, &ns, "primary", &[]);
 
     let waiting = spawn_cairn(&env, &ns, &["backup", "create", "good", "--wait", "-o", "json"]);
     wait_for_backup(&backups, "good").await;
@@ -550,6 +882,15 @@ async fn backup_create_wait_follows_the_status_and_exits_zero_only_for_completed
     assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
     assert!(stdout.contains("Backup bad Failed") && stdout.contains("Failure: the bucket is gone"), "{stdout}");
+
+    // --timeout ends the wait, not the backup.
+    let started = std::time::Instant::now();
+    let output = cairn(&env, &ns, &["backup", "create", "slow", "--wait", "--timeout", "2s"]);
+    failed_with(output, &["stopped waiting for backup slow", "gave up waiting for Backup \"slow\"", "after 2s"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(15), "took {:?}", started.elapsed());
+    assert!(backups.get_opt("slow").await.unwrap().is_some());
+    let unwaited = cairn(&env, &ns, &["backup", "create", "x", "--timeout", "2s"]);
+    assert!(!unwaited.status.success() && text(&unwaited.stderr).contains("--wait"), "{}", text(&unwaited.stderr));
 }
 
 #[tokio::test]

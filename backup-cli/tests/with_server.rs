@@ -41,6 +41,19 @@ fn cairn(env: &TestEnv, namespace: &str, args: &[&str]) -> Output {
         .expect("cairn runs")
 }
 
+/// `cairn` run in the directory `dir` (where `backup download` writes).
+fn cairn_in(env: &TestEnv, namespace: &str, dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .args(["--namespace", namespace])
+        .current_dir(dir)
+        .env("KUBECONFIG", &env.info().kubeconfig)
+        .env_remove("CAIRN_STORAGE")
+        .env_remove("CAIRN_NAMESPACE")
+        .output()
+        .expect("cairn runs")
+}
+
 fn ok(output: Output) -> String {
     let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "exit {:?}\n{stdout}\n{stderr}", output.status);
@@ -121,6 +134,35 @@ async fn with_a_server_the_cli_backs_up_restores_schedules_and_deletes_through_o
     assert!(logs.contains("backup first"), "{logs}\n{}", server.tail());
     let details = ok(cairn(&env, &namespace, &["backup", "describe", "first", "--details"]));
     assert!(details.contains(&format!("{workload}/shop-config")), "{details}");
+    let dir = info.state_dir.join(env.unique_name("cli-srv-download"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let downloaded = ok(cairn_in(&env, &namespace, &dir, &["backup", "download", "first"]));
+    let archive = std::fs::read(dir.join("first-data.tar.zst")).unwrap_or_else(|e| panic!("{e}: {downloaded}"));
+    assert!(archive.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]), "not a zstd archive: {downloaded}");
+    assert!(downloaded.contains("first-data.tar.zst"), "{downloaded}");
+
+    // A location the server cannot open (its Secret is missing): the backup ends FailedValidation, exit 1.
+    ok(cairn(
+        &env,
+        &namespace,
+        &[
+            "backup-location",
+            "create",
+            "broken",
+            "--provider",
+            "aws",
+            "--bucket",
+            &info.s3_bucket,
+            "--config",
+            &config,
+            "--credential",
+            "missing=cloud",
+        ],
+    ));
+    let refused = cairn(&env, &namespace, &["backup", "create", "bad", "--storage-location", "broken", "--wait"]);
+    let stdout = String::from_utf8_lossy(&refused.stdout).into_owned();
+    assert_eq!(refused.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(stdout.contains("Backup bad FailedValidation") && stdout.contains("secret missing"), "{stdout}");
 
     let target = env.unique_name("cli-srv-copy");
     let mapping = format!("{workload}:{target}");
@@ -133,6 +175,13 @@ async fn with_a_server_the_cli_backs_up_restores_schedules_and_deletes_through_o
     assert!(copied.get_opt("shop-config").await.unwrap().is_some());
     let restores = ok(cairn(&env, &namespace, &["restore", "get"]));
     assert!(restores.contains("copy") && restores.contains("Completed"), "{restores}");
+    let restore_logs = ok(cairn(&env, &namespace, &["restore", "logs", "copy"]));
+    assert!(restore_logs.contains("restore copy Completed"), "{restore_logs}");
+    let restore_details = ok(cairn(&env, &namespace, &["restore", "describe", "copy", "--details"]));
+    assert!(
+        restore_details.contains("shop-config") && restore_details.starts_with("Restore copy"),
+        "{restore_details}"
+    );
 
     ok(cairn(
         &env,
@@ -145,6 +194,31 @@ async fn with_a_server_the_cli_backs_up_restores_schedules_and_deletes_through_o
     })
     .await;
     ok(cairn(&env, &namespace, &["schedule", "pause", "often"]));
+    eventually("a Completed backup of the schedule", || {
+        let listed: Value =
+            serde_json::from_str(&ok(cairn(&env, &namespace, &["backup", "get", "-o", "json"]))).unwrap();
+        listed.as_array().unwrap().iter().any(|b| {
+            b["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("often-"))
+                && b["status"]["phase"] == "Completed"
+        })
+    })
+    .await;
+    let scheduled_copy = env.unique_name("cli-srv-sched");
+    let mapping = format!("{workload}:{scheduled_copy}");
+    let from_schedule = ok(cairn(
+        &env,
+        &namespace,
+        &["restore", "create", "--from-schedule", "often", "--namespace-mappings", &mapping, "--wait", "-o", "json"],
+    ));
+    let report: Value = serde_json::from_str(&from_schedule).unwrap();
+    assert_eq!(report["restore"]["status"]["phase"], "Completed", "{from_schedule}");
+    assert!(
+        report["restore"]["spec"]["backupName"].as_str().is_some_and(|b| b.starts_with("often-")),
+        "{from_schedule}"
+    );
+    assert!(
+        Api::<ConfigMap>::namespaced(client.clone(), &scheduled_copy).get_opt("shop-config").await.unwrap().is_some()
+    );
     let schedules = ok(cairn(&env, &namespace, &["schedule", "get"]));
     assert!(schedules.contains("often") && schedules.contains("@every 5s"), "{schedules}");
 
@@ -159,4 +233,30 @@ async fn with_a_server_the_cli_backs_up_restores_schedules_and_deletes_through_o
     let restores: Api<backup_core::api::Restore> = Api::namespaced(client.clone(), &namespace);
     assert!(restores.get_opt("copy").await.unwrap().is_none(), "{}", server.tail());
     assert!(backup_core::restore::find_restore(&gone, "copy").await.is_err());
+}
+
+#[tokio::test]
+async fn a_server_without_leader_election_keeps_no_lease_and_still_takes_backups() {
+    let env = TestEnv::get();
+    let client = env.client().await;
+    install_crds(&client).await;
+    let namespace = env.namespace("cli-no-lease").await;
+    let workload = env.namespace("cli-no-lease-app").await;
+    let config = ConfigMap {
+        metadata: ObjectMeta { name: Some("settings".into()), ..Default::default() },
+        data: Some([("mode".to_owned(), "lone".to_owned())].into()),
+        ..Default::default()
+    };
+    Api::<ConfigMap>::namespaced(client.clone(), &workload).create(&PostParams::default(), &config).await.unwrap();
+    let dir = env.info().state_dir.join(env.unique_name("cli-no-lease-disk"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir = dir.to_str().unwrap();
+    ok(cairn(&env, &namespace, &["backup-location", "create", "disk", "--provider", "local", "--bucket", dir]));
+    let server = ServerProcess::start(&server_binary(), &env, &namespace, "lone", &["--leader-elect=false"]).unwrap();
+
+    let created = cairn(&env, &namespace, &["backup", "create", "lone", "--include-namespaces", &workload, "--wait"]);
+    let stdout = ok(created);
+    assert!(stdout.contains("Backup lone Completed"), "{stdout}\n{}", server.tail());
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(client, &namespace);
+    assert!(leases.get_opt(backup_core::client::SERVER_LEASE).await.unwrap().is_none());
 }

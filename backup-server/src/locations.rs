@@ -3,9 +3,11 @@
 
 use backup_core::{
     api::BackupStorageLocation,
+    client::choose_location,
     store::{Store, credentials_from_secret},
 };
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 
 use crate::context::Context;
 
@@ -45,11 +47,8 @@ impl OpenLocation {
     }
 }
 
-fn names(locations: &[&BackupStorageLocation]) -> String {
-    locations.iter().map(|l| l.metadata.name.clone().unwrap_or_default()).collect::<Vec<_>>().join(", ")
-}
-
-/// The name a spec's `storageLocation` means: itself, or the default location when empty.
+/// The name a spec's `storageLocation` means: itself, or the default location when empty (the rule the CLI
+/// also applies before creating a backup: `backup_core::client::choose_location`).
 pub async fn resolve_name(context: &Context, named: &str) -> Result<String, LocationProblem> {
     if !named.is_empty() {
         return Ok(named.to_owned());
@@ -59,35 +58,9 @@ pub async fn resolve_name(context: &Context, named: &str) -> Result<String, Loca
         .list(&Default::default())
         .await
         .map_err(|e| LocationProblem::Api(format!("listing backup storage locations failed: {e}")))?;
-    let every: Vec<&BackupStorageLocation> = all.items.iter().collect();
-    let defaults: Vec<&BackupStorageLocation> = all.items.iter().filter(|l| l.spec.default).collect();
-    let chosen = match (defaults.as_slice(), every.as_slice()) {
-        ([one], _) => *one,
-        ([], [only]) => *only,
-        ([], []) => {
-            return Err(LocationProblem::NotFound(format!(
-                "no backup storage location exists in namespace {}; create one (cairn backup-location create)",
-                context.namespace
-            )));
-        }
-        ([], _) => {
-            return Err(LocationProblem::NotFound(format!(
-                "none of the backup storage locations in namespace {} ({}) is the default; name one \
-                 (--storage-location, spec.storageLocation) or mark one default (cairn backup-location set NAME --default)",
-                context.namespace,
-                names(&every)
-            )));
-        }
-        (several, _) => {
-            return Err(LocationProblem::NotFound(format!(
-                "backup storage locations {} in namespace {} are all marked default; keep one default \
-                 (cairn backup-location set NAME --default) or name one in spec.storageLocation",
-                names(several),
-                context.namespace
-            )));
-        }
-    };
-    Ok(chosen.metadata.name.clone().unwrap_or_default())
+    choose_location(&all.items, "", &context.namespace)
+        .map(|location| location.name_any())
+        .map_err(|error| LocationProblem::NotFound(error.to_string()))
 }
 
 /// Finds and opens the location `named` (empty: the default).

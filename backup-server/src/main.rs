@@ -67,8 +67,8 @@ enum LogFormat {
     Json,
 }
 
-/// The Lease replicas compete for.
-const LEASE: &str = "cairn-server";
+/// The Lease replicas compete for (the CLI reads it to tell whether a server runs).
+const LEASE: &str = backup_core::client::SERVER_LEASE;
 
 fn go_duration(text: &str) -> Result<Duration, String> {
     parse_duration(text).map_err(|e| e.to_string())

@@ -3,22 +3,25 @@
 
 use std::{collections::BTreeMap, path::PathBuf};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use backup_core::{
-    api::{Backup, BackupPhase, DownloadTargetKind, labels},
+    api::{Backup, BackupPhase, DeleteBackupRequest, DownloadTargetKind, RequestPhase, Schedule, labels},
     backup::BackupResults,
     client::ServerApi,
+    restore::label_value,
+    schedule::backup_name,
     store::Compression,
 };
-use kube::{ResourceExt, api::ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::{Resource, ResourceExt, api::ObjectMeta};
 use serde::Serialize;
 
-use super::{BackupCommand, CreateArgs, check_name, problems_text, selector_text, spec_text, standalone};
+use super::{BackupCommand, CreateArgs, check_name, problems_text, selector_text, spec_text, standalone, wait_timeout};
 use crate::{
     confirm::confirm,
     fetch::{self, gunzip_json, gunzip_text},
     follow::{ServerProgress, follow},
-    output::{human_bytes, list_text, printable, table, time_text},
+    output::{OutputFormat, human_bytes, list_text, printable, table, time_text},
 };
 
 /// What `backup create` prints with a server.
@@ -62,25 +65,62 @@ fn reasons_text(backup: &Backup) -> String {
     crate::output::reasons_text(&status.validation_errors, status.failure_reason.as_deref())
 }
 
-async fn create(args: CreateArgs, server: &ServerApi) -> anyhow::Result<bool> {
-    check_name("backup", &args.name)?;
-    let spec = args.spec.server_spec()?;
-    args.spec.check_storage_location(server).await?;
+/// The Backup `backup create` makes: from the flags, or (`--from-schedule`) from the schedule's template and
+/// labels as the server makes it when the schedule fires.
+async fn backup_object(args: &CreateArgs, server: &ServerApi) -> anyhow::Result<Backup> {
     let mut backup_labels = args.labels()?;
-    if let Some(location) = args.spec.storage_location() {
-        backup_labels.insert(labels::STORAGE_LOCATION.to_owned(), location.to_owned());
-    }
-    let backup = Backup {
-        metadata: ObjectMeta {
-            name: Some(args.name.clone()),
+    let Some(schedule_name) = &args.from_schedule else {
+        let Some(name) = args.name.clone() else { bail!("name the backup: `cairn backup create NAME`") };
+        check_name("backup", &name)?;
+        let spec = args.spec.server_spec()?;
+        if let Some(location) = args.spec.storage_location() {
+            backup_labels.insert(labels::STORAGE_LOCATION.to_owned(), location.to_owned());
+        }
+        let metadata = ObjectMeta {
+            name: Some(name),
             labels: (!backup_labels.is_empty()).then_some(backup_labels),
             ..ObjectMeta::default()
-        },
-        spec,
-        status: None,
+        };
+        return Ok(Backup { metadata, spec, status: None });
     };
+    if !args.spec.is_empty() {
+        bail!(
+            "--from-schedule takes the spec of schedule {schedule_name:?}: drop the selection, --ttl, --storage-location and --compression flags, or back up without --from-schedule"
+        );
+    }
+    let schedule = server.get::<Schedule>(schedule_name).await?;
+    let name = args.name.clone().unwrap_or_else(|| backup_name(schedule_name, jiff::Timestamp::now()));
+    check_name("backup", &name)?;
+    let mut all_labels = schedule.labels().clone();
+    all_labels.extend(backup_labels);
+    all_labels.insert(labels::SCHEDULE_NAME.to_owned(), label_value(schedule_name));
+    if !schedule.spec.template.storage_location.is_empty() {
+        all_labels.insert(labels::STORAGE_LOCATION.to_owned(), schedule.spec.template.storage_location.clone());
+    }
+    let owner = schedule.spec.use_owner_references_in_backup.unwrap_or(false).then(|| OwnerReference {
+        api_version: Schedule::api_version(&()).into_owned(),
+        kind: Schedule::kind(&()).into_owned(),
+        name: schedule_name.clone(),
+        uid: schedule.uid().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: None,
+    });
+    let metadata = ObjectMeta {
+        name: Some(name),
+        labels: Some(all_labels),
+        owner_references: owner.map(|o| vec![o]),
+        ..ObjectMeta::default()
+    };
+    Ok(Backup { metadata, spec: schedule.spec.template, status: None })
+}
+
+async fn create(args: CreateArgs, server: &ServerApi) -> anyhow::Result<bool> {
+    let timeout = wait_timeout(args.timeout.as_deref())?;
+    let backup = backup_object(&args, server).await?;
+    server.location_for_backup(&backup.spec.storage_location).await?;
+    server.check_server_running().await?;
     let created = server.create(&backup).await?;
-    let name = &args.name;
+    let name = created.name_any();
     if !args.wait {
         args.output.print(&CreateReport { backup: printable(created) }, |_| {
             format!(
@@ -90,7 +130,8 @@ async fn create(args: CreateArgs, server: &ServerApi) -> anyhow::Result<bool> {
         return Ok(true);
     }
     let finished =
-        follow(server, &format!("backup {name}"), &created, progress, |b: &Backup| !b.phase().is_active()).await?;
+        follow(server, &format!("backup {name}"), &created, timeout, progress, |b: &Backup| !b.phase().is_active())
+            .await?;
     let completed = finished.phase() == BackupPhase::Completed;
     args.output.print(&CreateReport { backup: printable(finished) }, |r| outcome_text(&r.backup))?;
     Ok(completed)
@@ -127,6 +168,41 @@ struct Description {
     results: Option<BackupResults>,
     #[serde(skip_serializing_if = "Option::is_none")]
     resource_list: Option<BTreeMap<String, Vec<String>>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    deletion_attempts: Vec<DeleteBackupRequest>,
+}
+
+/// The backup's deletion attempts, Velero-style: each request's name, time and phase, and its errors.
+fn deletion_attempts_text(attempts: &[DeleteBackupRequest]) -> String {
+    if attempts.is_empty() {
+        return String::new();
+    }
+    let failed = attempts.iter().filter(|a| a.status.as_ref().is_some_and(|s| !s.errors.is_empty())).count();
+    let mut text = if failed > 0 {
+        format!("\nDeletion attempts ({failed} failed):\n")
+    } else {
+        "\nDeletion attempts:\n".to_owned()
+    };
+    for attempt in attempts {
+        let status = attempt.status.clone().unwrap_or_default();
+        let phase = match status.phase.unwrap_or_default() {
+            RequestPhase::New => "New",
+            RequestPhase::InProgress => "InProgress",
+            RequestPhase::Processed => "Processed",
+        };
+        text.push_str(&format!(
+            "  {}  {}: {phase}\n",
+            attempt.name_any(),
+            time_text(attempt.metadata.creation_timestamp.as_ref())
+        ));
+        if !status.errors.is_empty() {
+            text.push_str("    Errors:\n");
+            for error in &status.errors {
+                text.push_str(&format!("      {error}\n"));
+            }
+        }
+    }
+    text
 }
 
 fn describe_text(d: &Description) -> String {
@@ -162,6 +238,7 @@ fn describe_text(d: &Description) -> String {
         text.push_str(&problems_text(&results.warnings, "\nWarnings"));
         text.push_str(&problems_text(&results.errors, "\nErrors"));
     }
+    text.push_str(&deletion_attempts_text(&d.deletion_attempts));
     if let Some(resources) = &d.resource_list {
         text.push_str(&standalone::resource_list_text(resources));
     }
@@ -170,12 +247,13 @@ fn describe_text(d: &Description) -> String {
 
 async fn describe(name: &str, details: bool, server: &ServerApi) -> anyhow::Result<Description> {
     let backup = server.get::<Backup>(name).await?;
+    let deletion_attempts = server.deletion_attempts(name).await?.into_iter().map(printable).collect();
     if !details || !backup.phase().is_restorable() {
-        return Ok(Description { backup, results: None, resource_list: None });
+        return Ok(Description { backup, results: None, resource_list: None, deletion_attempts });
     }
     let results = gunzip_json(&fetch::download(server, DownloadTargetKind::BackupResults, name).await?)?;
     let resource_list = gunzip_json(&fetch::download(server, DownloadTargetKind::BackupResourceList, name).await?)?;
-    Ok(Description { backup, results: Some(results), resource_list: Some(resource_list) })
+    Ok(Description { backup, results: Some(results), resource_list: Some(resource_list), deletion_attempts })
 }
 
 /// The backup `name`, which must have finished; `what` names the file wanted, for the error.
@@ -216,21 +294,59 @@ async fn download(name: &str, file: Option<PathBuf>, force: bool, server: &Serve
     Ok(())
 }
 
-async fn delete(name: &str, confirmed: bool, server: &ServerApi) -> anyhow::Result<()> {
-    let backup = server.get::<Backup>(name).await?;
+/// Refuses to delete `backup` where the server would refuse: it is still New or InProgress, or its
+/// location is missing or ReadOnly (so the refusal is seen now, not only in the request's status).
+async fn check_deletable(backup: &Backup, server: &ServerApi) -> anyhow::Result<()> {
+    let name = backup.name_any();
+    if backup.phase().is_active() {
+        bail!(
+            "backup {name:?} is {}: it can be deleted once it has finished (`cairn backup get {name}` shows its phase)",
+            backup.phase().as_str()
+        );
+    }
+    server.location_for_deletion(backup).await.with_context(|| format!("cannot delete backup {name:?}"))?;
+    Ok(())
+}
+
+async fn delete(names: &[String], confirmed: bool, output: OutputFormat, server: &ServerApi) -> anyhow::Result<()> {
+    let mut backups = Vec::with_capacity(names.len());
+    for name in names {
+        let backup = server.get::<Backup>(name).await?;
+        check_deletable(&backup, server).await?;
+        backups.push(backup);
+    }
+    server.check_server_running().await?;
+    let what = super::deletion_subject(names);
     confirm(
         confirmed,
-        &format!("backup {name:?}"),
+        &what,
         &format!(
-            "Delete backup {name:?}, all its stored data and the restores made from it (server in namespace {:?})?",
+            "Delete {what}, all their stored data and the restores made from them (server in namespace {:?})?",
             server.namespace()
         ),
     )?;
-    server.request_backup_deletion(&backup).await?;
-    println!(
-        "Request to delete backup {name:?} submitted successfully.\nThe server deletes its stored data, the restores made from it, then the Backup object; `cairn backup get {name}` shows it until then."
-    );
-    Ok(())
+    let mut requests = Vec::with_capacity(backups.len());
+    for backup in &backups {
+        requests.push(printable(server.request_backup_deletion(backup).await?));
+    }
+    let text = |requests: &[DeleteBackupRequest]| -> String {
+        let mut text = String::new();
+        for request in requests {
+            let name = &request.spec.backup_name;
+            text.push_str(&format!(
+                "Request to delete backup {name:?} submitted successfully as DeleteBackupRequest {}.\n",
+                request.name_any()
+            ));
+        }
+        text.push_str(
+            "The server deletes the stored data, the restores made from it, then the Backup object; `cairn backup describe NAME` shows the deletion attempt and any refusal.\n",
+        );
+        text
+    };
+    match requests.as_slice() {
+        [one] => output.print(one, |r| text(std::slice::from_ref(r))),
+        many => output.print(&many, |r| text(r)),
+    }
 }
 
 /// Runs a `cairn backup` subcommand against the server.
@@ -266,6 +382,8 @@ pub async fn run(command: BackupCommand, server: &ServerApi) -> anyhow::Result<b
         BackupCommand::Verify { .. } => bail!(
             "`cairn backup verify` reads the archive and its manifest straight from the storage location: pass --storage URL (the location's URL) to verify standalone"
         ),
-        BackupCommand::Delete { name, confirm } => delete(&name, confirm, server).await.map(|()| true),
+        BackupCommand::Delete { names, confirm, output } => {
+            delete(&super::distinct(names), confirm, output, server).await.map(|()| true)
+        }
     }
 }

@@ -14,7 +14,7 @@ use super::{BackupCommand, CreateArgs, problems_text, selector_text, spec_text};
 use crate::{
     confirm::confirm,
     connect::Connection,
-    output::{human_bytes, table},
+    output::{OutputFormat, human_bytes, table},
     progress::ProgressView,
 };
 
@@ -26,17 +26,19 @@ struct CreateReport<'a> {
 }
 
 async fn create(args: CreateArgs, connection: &Connection) -> anyhow::Result<bool> {
+    if args.from_schedule.is_some() {
+        bail!(
+            "--from-schedule needs a Cairn server (schedules are server objects), but cairn is standalone here; give the selection flags instead"
+        );
+    }
+    let Some(name) = args.name.clone() else { bail!("name the backup: `cairn backup create NAME`") };
     if args.spec.storage_location().is_some() {
         bail!(
             "--storage-location names a server's BackupStorageLocation, but cairn is standalone here; pass --storage URL instead"
         );
     }
     let location = connection.location()?;
-    let request = BackupRequest {
-        name: args.name.clone(),
-        spec: args.spec.spec_at(location.to_string())?,
-        labels: args.labels()?,
-    };
+    let request = BackupRequest { name, spec: args.spec.spec_at(location.to_string())?, labels: args.labels()? };
     backup::validate_name(&request.name)?;
     let store = location.open(None)?;
     let client = connection.client().await?;
@@ -151,17 +153,38 @@ pub fn resource_list_text(resources: &BTreeMap<String, Vec<String>>) -> String {
     text
 }
 
-async fn delete(name: &str, confirmed: bool, connection: &Connection) -> anyhow::Result<()> {
+/// What `backup delete` reports per backup.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Deleted {
+    name: String,
+    files_removed: usize,
+    location: String,
+}
+
+async fn delete(
+    names: &[String],
+    confirmed: bool,
+    output: OutputFormat,
+    connection: &Connection,
+) -> anyhow::Result<()> {
     let store = connection.store()?;
-    backup::find_backup(&store, name).await?;
-    confirm(
-        confirmed,
-        &format!("backup {name:?}"),
-        &format!("Delete backup {name:?} and all its stored data from {}?", store.location()),
-    )?;
-    let removed = store.delete_backup(name).await?;
-    println!("Backup {name:?} deleted ({removed} files removed from {}).", store.location());
-    Ok(())
+    for name in names {
+        backup::find_backup(&store, name).await?;
+    }
+    let what = super::deletion_subject(names);
+    confirm(confirmed, &what, &format!("Delete {what} and all their stored data from {}?", store.location()))?;
+    let mut deleted = Vec::with_capacity(names.len());
+    for name in names {
+        let files_removed = store.delete_backup(name).await?;
+        deleted.push(Deleted { name: name.clone(), files_removed, location: store.location().to_string() });
+    }
+    output.print(&deleted, |deleted| {
+        deleted
+            .iter()
+            .map(|d| format!("Backup {:?} deleted ({} files removed from {}).\n", d.name, d.files_removed, d.location))
+            .collect()
+    })
 }
 
 async fn download(name: &str, file: Option<PathBuf>, force: bool, connection: &Connection) -> anyhow::Result<()> {
@@ -250,6 +273,8 @@ pub async fn run(command: BackupCommand, connection: &Connection) -> anyhow::Res
             })?;
             Ok(verification.is_sound())
         }
-        BackupCommand::Delete { name, confirm } => delete(&name, confirm, connection).await.map(|()| true),
+        BackupCommand::Delete { names, confirm, output } => {
+            delete(&super::distinct(names), confirm, output, connection).await.map(|()| true)
+        }
     }
 }

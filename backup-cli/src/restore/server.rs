@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::{CreateArgs, RestoreCommand, items_table, per_kind_table, problems_text};
 use crate::{
-    backup::selector_text,
+    backup::{selector_text, wait_timeout},
     fetch::{self, gunzip_json, gunzip_text},
     follow::{ServerProgress, follow},
     output::{printable, table, time_text},
@@ -85,6 +85,8 @@ async fn create(args: CreateArgs, server: &ServerApi) -> anyhow::Result<bool> {
     if let Some(schedule) = &args.from_schedule {
         server.get::<Schedule>(schedule).await?;
     }
+    let timeout = wait_timeout(args.timeout.as_deref())?;
+    server.check_server_running().await?;
     let restore =
         Restore { metadata: ObjectMeta { name: Some(name.clone()), ..ObjectMeta::default() }, spec, status: None };
     let created = server.create(&restore).await?;
@@ -96,7 +98,8 @@ async fn create(args: CreateArgs, server: &ServerApi) -> anyhow::Result<bool> {
         })?;
         return Ok(true);
     }
-    let finished = follow(server, &format!("restore {name}"), &created, progress, |r: &Restore| !is_active(r)).await?;
+    let finished =
+        follow(server, &format!("restore {name}"), &created, timeout, progress, |r: &Restore| !is_active(r)).await?;
     let completed = finished.phase() == RestoreObjectPhase::Completed;
     args.output.print(&CreateReport { restore: printable(finished) }, |r| {
         format!(
@@ -176,8 +179,17 @@ async fn describe(name: &str, details: bool, server: &ServerApi) -> anyhow::Resu
 pub async fn run(command: RestoreCommand, server: &ServerApi) -> anyhow::Result<bool> {
     match command {
         RestoreCommand::Create(args) => create(*args, server).await,
-        RestoreCommand::Get { output } => {
-            let restores: Vec<Restore> = server.list::<Restore>().await?.into_iter().map(printable).collect();
+        RestoreCommand::Get { names, output } => {
+            let restores = if names.is_empty() {
+                server.list::<Restore>().await?
+            } else {
+                let mut restores = Vec::with_capacity(names.len());
+                for name in &names {
+                    restores.push(server.get::<Restore>(name).await?);
+                }
+                restores
+            };
+            let restores: Vec<Restore> = restores.into_iter().map(printable).collect();
             output.print(&restores, |r| restores_table(r))?;
             Ok(true)
         }

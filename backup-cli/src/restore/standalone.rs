@@ -87,9 +87,16 @@ fn restores_table(records: &[RestoreRecord]) -> String {
 pub async fn run(command: RestoreCommand, connection: &Connection) -> anyhow::Result<bool> {
     match command {
         RestoreCommand::Create(args) => create(*args, connection).await,
-        RestoreCommand::Get { output } => {
+        RestoreCommand::Get { names, output } => {
             let store = connection.store()?;
-            output.print(&restore::list_restores(&store).await?, |r| restores_table(r))?;
+            let mut records = restore::list_restores(&store).await?;
+            if !names.is_empty() {
+                records.retain(|r| names.contains(&r.metadata.name));
+                if let Some(missing) = names.iter().find(|n| !records.iter().any(|r| &r.metadata.name == *n)) {
+                    bail!("no restore named {missing:?} in {}", store.location());
+                }
+            }
+            output.print(&records, |r| restores_table(r))?;
             Ok(true)
         }
         RestoreCommand::Describe { name, details, output } => {

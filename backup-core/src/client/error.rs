@@ -59,6 +59,82 @@ pub enum ClientError {
         /// How long it waited.
         timeout: Duration,
     },
+    /// An object followed with a timeout had not reached the awaited phase when the timeout passed.
+    #[error(
+        "gave up waiting for {kind} {name:?} in namespace {namespace:?} after {}; the server carries on with it",
+        format_duration(*.timeout)
+    )]
+    TimedOut {
+        /// Its kind.
+        kind: String,
+        /// Its name.
+        name: String,
+        /// The namespace.
+        namespace: String,
+        /// How long it waited.
+        timeout: Duration,
+    },
+    /// The namespace serves Cairn's objects but no server works on them: its Lease is missing, released or
+    /// stale, and no server answered a status request.
+    #[error(
+        "no Cairn server is running in namespace {namespace:?} ({lease}, and no server answered a status request \
+         within {}); run `cairn install`, start backup-server, or pass --storage URL",
+        format_duration(*.waited)
+    )]
+    NotRunning {
+        /// The namespace.
+        namespace: String,
+        /// What the Lease says, as a clause: `its Lease cairn-server is missing`, ....
+        lease: String,
+        /// How long the status request waited.
+        waited: Duration,
+    },
+    /// No BackupStorageLocation exists, so a backup has nowhere to go.
+    #[error(
+        "no backup storage location exists in namespace {namespace:?}, so a backup has nowhere to go: create one with \
+         `cairn backup-location create NAME --provider ... --bucket ... --default`"
+    )]
+    NoLocation {
+        /// The namespace.
+        namespace: String,
+    },
+    /// Several locations exist and none is the default, so a backup that names none has nowhere to go.
+    #[error(
+        "none of the backup storage locations in namespace {namespace:?} ({}) is the default: pass \
+         --storage-location NAME, or make one the default with `cairn backup-location set NAME --default`",
+        .locations.join(", ")
+    )]
+    NoDefaultLocation {
+        /// The namespace.
+        namespace: String,
+        /// The locations there.
+        locations: Vec<String>,
+    },
+    /// Several locations are marked default, so which one a backup goes to is ambiguous.
+    #[error(
+        "backup storage locations {} in namespace {namespace:?} are all marked default: keep one with \
+         `cairn backup-location set NAME --default`, or pass --storage-location NAME",
+        .locations.join(", ")
+    )]
+    SeveralDefaultLocations {
+        /// The namespace.
+        namespace: String,
+        /// The locations marked default.
+        locations: Vec<String>,
+    },
+    /// The location is ReadOnly, so it takes no backups and no deletions.
+    #[error(
+        "backup storage location {name:?} is ReadOnly, so {refused}: run `cairn backup-location set {name} \
+         --access-mode ReadWrite` first{alternative}"
+    )]
+    ReadOnlyLocation {
+        /// The location.
+        name: String,
+        /// What it refuses, as a clause: `backups cannot be written to it`, ....
+        refused: String,
+        /// Another way out, as a clause starting with `, or`; may be empty.
+        alternative: String,
+    },
     /// The object was deleted while it was followed.
     #[error("{kind} {name:?} was deleted from namespace {namespace:?} while waiting for it")]
     Vanished {
@@ -92,8 +168,29 @@ pub enum ClientError {
 impl ClientError {
     /// An API failure while doing `action`.
     pub(crate) fn api(action: String, error: &kube::Error) -> ClientError {
-        ClientError::Api { action, reason: crate::apiclient::describe(error) }
+        ClientError::Api { action, reason: describe(error) }
     }
+}
+
+/// A failed request in words: the API server's answer, or for a connection that failed, each cause in the
+/// chain once (`ServiceError: client error (Connect): tcp connect error: Connection refused (os error 111)`).
+fn describe(error: &kube::Error) -> String {
+    if let kube::Error::Api(_) = error {
+        return crate::apiclient::describe(error);
+    }
+    let mut text = error.to_string();
+    let mut last = text.clone();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !last.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        last = message;
+        source = cause.source();
+    }
+    text
 }
 
 /// How a person lists objects of `kind`, for "not found" messages.

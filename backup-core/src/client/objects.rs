@@ -10,7 +10,15 @@ use kube::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::{ClientError, retry::retrying};
+use super::{
+    ClientError,
+    retry::{is_transient, retrying},
+};
+use crate::duration::format_duration;
+
+/// How long [`ServerApi::follow`] keeps reading through connection failures and 429/5xx answers before it
+/// gives up.
+pub const FOLLOW_PATIENCE: Duration = Duration::from_secs(60);
 
 /// A namespaced object of Cairn's API (or any namespaced object with a static type).
 pub trait CairnObject:
@@ -90,8 +98,17 @@ impl ServerApi {
 
     /// Every object of the kind, sorted by name.
     pub async fn list<K: CairnObject>(&self) -> Result<Vec<K>, ClientError> {
+        self.list_selected(None).await
+    }
+
+    /// Every object of the kind whose labels match `selector` (the API server's `labelSelector` form, such as
+    /// `cairn.dev/backup-name=nightly`), or every object without one; sorted by name.
+    pub async fn list_selected<K: CairnObject>(&self, selector: Option<&str>) -> Result<Vec<K>, ClientError> {
         let api = self.api::<K>();
-        let params = ListParams::default();
+        let params = match selector {
+            Some(selector) => ListParams::default().labels(selector),
+            None => ListParams::default(),
+        };
         let list = retrying(|| api.list(&params)).await.map_err(|error| {
             ClientError::api(format!("listing {}s in namespace {:?}", Self::kind::<K>(), self.namespace), &error)
         })?;
@@ -158,7 +175,9 @@ impl ServerApi {
     }
 
     /// Reads the object `name` every `every` and hands it to `done` until `done` returns true; then returns
-    /// it. With a `timeout`, gives up after it with [`ClientError::NoAnswer`].
+    /// it. With a `timeout`, gives up after it with [`ClientError::TimedOut`]. The object's deletion ends the
+    /// wait with [`ClientError::Vanished`]; connection failures and the API server's 429 and 5xx answers are
+    /// retried until they have lasted [`FOLLOW_PATIENCE`]; any other failure ends the wait at once.
     pub async fn follow<K: CairnObject>(
         &self,
         name: &str,
@@ -167,22 +186,45 @@ impl ServerApi {
         mut done: impl FnMut(&K) -> bool,
     ) -> Result<K, ClientError> {
         let started = tokio::time::Instant::now();
+        let api = self.api::<K>();
+        let mut failing_since: Option<tokio::time::Instant> = None;
         loop {
-            let object = match self.get::<K>(name).await {
-                Ok(object) => object,
-                Err(ClientError::NotFound { kind, name, namespace }) => {
-                    return Err(ClientError::Vanished { kind, name, namespace });
+            match api.get_opt(name).await {
+                Ok(Some(object)) => {
+                    failing_since = None;
+                    if done(&object) {
+                        return Ok(object);
+                    }
                 }
-                Err(error) => return Err(error),
-            };
-            if done(&object) {
-                return Ok(object);
+                Ok(None) => {
+                    return Err(ClientError::Vanished {
+                        kind: Self::kind::<K>(),
+                        name: name.to_owned(),
+                        namespace: self.namespace.clone(),
+                    });
+                }
+                Err(error) if is_transient(&error) => {
+                    let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
+                    if since.elapsed() >= FOLLOW_PATIENCE {
+                        return Err(ClientError::api(
+                            format!(
+                                "reading {} {name:?} in namespace {:?} (failing for {})",
+                                Self::kind::<K>(),
+                                self.namespace,
+                                format_duration(FOLLOW_PATIENCE)
+                            ),
+                            &error,
+                        ));
+                    }
+                }
+                Err(error) => return Err(self.failed::<K>("reading", name, &error)),
             }
             if let Some(timeout) = timeout {
                 let elapsed = started.elapsed();
                 if elapsed >= timeout {
-                    return Err(ClientError::NoAnswer {
-                        request: Self::kind::<K>(),
+                    return Err(ClientError::TimedOut {
+                        kind: Self::kind::<K>(),
+                        name: name.to_owned(),
                         namespace: self.namespace.clone(),
                         timeout,
                     });

@@ -6,19 +6,18 @@ use std::{collections::BTreeMap, time::Duration};
 
 use kube::{ResourceExt, api::ObjectMeta};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::{CairnObject, ClientError, ServerApi};
-use crate::api::{
-    Backup, DeleteBackupRequest, DeleteBackupRequestSpec, DownloadRequest, DownloadRequestSpec, DownloadTarget,
-    DownloadTargetKind, RequestPhase, ServerStatusRequest, ServerStatusRequestSpec, labels,
+use crate::{
+    api::{
+        Backup, DeleteBackupRequest, DeleteBackupRequestSpec, DownloadRequest, DownloadRequestSpec, DownloadTarget,
+        DownloadTargetKind, RequestPhase, ServerStatusRequest, ServerStatusRequestSpec, labels,
+    },
+    restore::label_value,
 };
 
 /// How often an outstanding request is looked at.
 const POLL: Duration = Duration::from_millis(250);
-
-/// The longest label value Kubernetes accepts.
-const LABEL_VALUE_MAX: usize = 63;
 
 /// What a server says about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -99,6 +98,16 @@ impl ServerApi {
         self.create(&request).await
     }
 
+    /// The DeleteBackupRequests made for the backup `backup` (labelled with its name), oldest first: its
+    /// deletion attempts, with their phase and errors.
+    pub async fn deletion_attempts(&self, backup: &str) -> Result<Vec<DeleteBackupRequest>, ClientError> {
+        let selector = format!("{}={}", labels::BACKUP_NAME, label_value(backup));
+        let mut requests: Vec<DeleteBackupRequest> = self.list_selected(Some(&selector)).await?;
+        requests.retain(|r| r.spec.backup_name == backup);
+        requests.sort_by_key(|r| r.metadata.creation_timestamp.as_ref().map(|t| t.0));
+        Ok(requests)
+    }
+
     /// Creates `request`, follows it until `answered` or `timeout`, and deletes it whatever happened.
     async fn ask<K: CairnObject>(
         &self,
@@ -108,7 +117,12 @@ impl ServerApi {
     ) -> Result<K, ClientError> {
         let created = self.create(request).await?;
         let name = created.name_any();
-        let answer = self.follow(&name, POLL, Some(timeout), answered).await;
+        let answer = match self.follow(&name, POLL, Some(timeout), answered).await {
+            Err(ClientError::TimedOut { kind, namespace, timeout, .. }) => {
+                Err(ClientError::NoAnswer { request: kind, namespace, timeout })
+            }
+            other => other,
+        };
         // Best effort: a request left behind is harmless, and the server removes old ones.
         let _ = self.delete::<K>(&name).await;
         answer
@@ -119,36 +133,4 @@ impl ServerApi {
 /// characters (and shortens when needed).
 fn generate_name(name: &str) -> String {
     format!("{name}-")
-}
-
-/// `name` as a label value: itself when it fits in 63 characters, otherwise its first 57 characters and six
-/// hex digits of its SHA-256 (Velero's rule), so long names stay distinct.
-fn label_value(name: &str) -> String {
-    if name.len() <= LABEL_VALUE_MAX {
-        return name.to_owned();
-    }
-    let digest = Sha256::digest(name.as_bytes());
-    let hex: String = digest.iter().take(3).map(|b| format!("{b:02x}")).collect();
-    let head: String = name.chars().take(LABEL_VALUE_MAX - hex.len()).collect();
-    format!("{head}{hex}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn short_names_are_their_own_label_value() {
-        assert_eq!(label_value("nightly"), "nightly");
-        assert_eq!(label_value(&"a".repeat(63)), "a".repeat(63));
-    }
-
-    #[test]
-    fn long_names_are_shortened_to_distinct_label_values() {
-        let one = label_value(&format!("{}-one", "a".repeat(70)));
-        let two = label_value(&format!("{}-two", "a".repeat(70)));
-        assert_eq!(one.len(), 63);
-        assert_ne!(one, two);
-        assert!(one.starts_with(&"a".repeat(57)));
-    }
 }

@@ -22,6 +22,9 @@ pub fn parse_label_selector(text: &str) -> Result<LabelSelector, SelectionError>
         let requirement = |key: &str, operator: &str, values: Option<Vec<String>>| {
             let key = key.trim();
             check_key(key).map_err(|p| invalid(&p))?;
+            for value in values.iter().flatten() {
+                check_value(value).map_err(|p| invalid(&p))?;
+            }
             Ok::<_, SelectionError>(LabelSelectorRequirement {
                 key: key.to_owned(),
                 operator: operator.to_owned(),
@@ -33,9 +36,10 @@ pub fn parse_label_selector(text: &str) -> Result<LabelSelector, SelectionError>
         } else if let Some((key, value)) = term.split_once("!=") {
             expressions.push(requirement(key, "NotIn", Some(vec![value.trim().to_owned()]))?);
         } else if let Some((key, value)) = term.split_once("==").or_else(|| term.split_once('=')) {
-            let key = key.trim();
+            let (key, value) = (key.trim(), value.trim());
             check_key(key).map_err(|p| invalid(&p))?;
-            match_labels.insert(key.to_owned(), value.trim().to_owned());
+            check_value(value).map_err(|p| invalid(&p))?;
+            match_labels.insert(key.to_owned(), value.to_owned());
         } else if let Some((key, operator, values)) = set_requirement(term) {
             let values = values.split(',').map(|v| v.trim().to_owned()).collect();
             expressions.push(requirement(key, operator, Some(values))?);
@@ -90,6 +94,32 @@ fn check_key(key: &str) -> Result<(), String> {
     if valid { Ok(()) } else { Err(format!("{key:?} is not a valid label key")) }
 }
 
+/// The longest label value Kubernetes accepts.
+const VALUE_MAX: usize = 63;
+
+/// Checks a label value as the API server does: empty, or at most 63 characters that begin and end with a
+/// letter or digit and have only letters, digits, `-`, `_` and `.` between.
+fn check_value(value: &str) -> Result<(), String> {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    let valid = value.is_empty()
+        || (value.len() <= VALUE_MAX
+            && edge(value.chars().next())
+            && edge(value.chars().last())
+            && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')));
+    if valid {
+        return Ok(());
+    }
+    let hint = if value.contains(" or ") {
+        "; to match any of several selectors, separate them with \" or \" in --or-selector"
+    } else {
+        ""
+    };
+    Err(format!(
+        "{value:?} is not a valid label value (at most {VALUE_MAX} letters, digits, '-', '_' or '.', beginning and \
+         ending with a letter or digit){hint}"
+    ))
+}
+
 /// A compiled selector that matches label sets.
 #[derive(Debug, Clone)]
 pub struct LabelMatcher(Selector);
@@ -130,6 +160,28 @@ mod tests {
         assert!(!matcher.matches(&labels(&[("app", "web"), ("env", "dev"), ("team", "x")])));
         assert!(!matcher.matches(&labels(&[("app", "web"), ("env", "prod"), ("team", "x"), ("legacy", "")])));
         assert!(!matcher.matches(&labels(&[("app", "web"), ("env", "prod")])));
+    }
+
+    #[test]
+    fn label_values_follow_the_api_server_rule() {
+        for good in ["app=", "app=web", "v=1.2_3-rc", "env in (a,b-c)", "tier!=db"] {
+            assert!(parse_label_selector(good).is_ok(), "{good}");
+        }
+        let long = format!("app={}", "a".repeat(64));
+        for bad in ["app=-web", "app=web.", "app=a b", "app=web!", "env in (a,b c)", "tier!=x/y", long.as_str()] {
+            let error = parse_label_selector(bad).unwrap_err().to_string();
+            assert!(error.contains("not a valid label value"), "{bad}: {error}");
+        }
+        assert!(parse_label_selector(&format!("app={}", "a".repeat(63))).is_ok());
+    }
+
+    #[test]
+    fn a_velero_or_selector_given_to_a_single_selector_is_refused_with_a_hint() {
+        let error = parse_label_selector("app=a or app=b").unwrap_err().to_string();
+        assert!(
+            error.contains("\"a or app=b\" is not a valid label value") && error.contains("--or-selector"),
+            "{error}"
+        );
     }
 
     #[test]
