@@ -1,4 +1,4 @@
-//! Every 30 s, the number of Backup and Restore objects, for the `cairn_backup_total` and `cairn_restore_total`
+//! Every 5 s, the number of Backup and Restore objects, for the `cairn_backup_total` and `cairn_restore_total`
 //! gauges.
 
 use std::{sync::Arc, time::Duration};
@@ -19,7 +19,7 @@ pub async fn run(context: Arc<Context>, shutdown: impl std::future::Future<Outpu
         }
         tokio::select! {
             () = &mut shutdown => return,
-            () = tokio::time::sleep(Duration::from_secs(30)) => {}
+            () = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
     }
 }
