@@ -55,7 +55,8 @@ pub enum ScheduleCommand {
         #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
     },
-    /// Delete a schedule (the backups it made are kept, unless it owns them).
+    /// Delete a schedule. The backups it made are kept, unless it owns them (useOwnerReferencesInBackup):
+    /// Kubernetes then deletes their objects, their stored data stays, and bucket sync brings them back.
     Delete {
         /// The schedule.
         name: String,
@@ -240,7 +241,13 @@ async fn set_paused(names: &[String], paused: bool, output: OutputFormat, server
 
 async fn delete(name: &str, confirmed: bool, output: OutputFormat, server: &ServerApi) -> anyhow::Result<()> {
     let schedule = server.get::<Schedule>(name).await?;
-    confirm(confirmed, &format!("schedule {name:?}"), &format!("Delete schedule {name:?}? Its backups are kept."))?;
+    confirm(
+        confirmed,
+        &format!("schedule {name:?}"),
+        &format!(
+            "Delete schedule {name:?}? Its backups are kept (owned ones lose their objects until sync restores them)."
+        ),
+    )?;
     server.delete::<Schedule>(name).await?;
     output.print(&printable(schedule), |s| {
         if s.spec.use_owner_references_in_backup == Some(true) {

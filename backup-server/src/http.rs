@@ -105,7 +105,7 @@ impl Endpoints {
                 response
             }
             "/readyz" if !*self.ready.borrow() => {
-                text(StatusCode::SERVICE_UNAVAILABLE, "not ready: the server is starting or is not the leader\n")
+                text(StatusCode::SERVICE_UNAVAILABLE, "not ready: the server is starting\n")
             }
             _ => text(StatusCode::OK, "ok\n"),
         }

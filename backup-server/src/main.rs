@@ -23,8 +23,9 @@ use controllers::run_controller;
 #[derive(Debug, Parser)]
 #[command(name = "backup-server", version = backup_core::VERSION, about)]
 struct Args {
-    /// Kubeconfig to use outside a cluster; in a pod the service account is used.
-    #[arg(long, env = "KUBECONFIG")]
+    /// Kubeconfig to use outside a cluster; default: $KUBECONFIG (a list of files, as for kubectl), else
+    /// ~/.kube/config, else the pod's service account.
+    #[arg(long)]
     kubeconfig: Option<PathBuf>,
     /// The namespace of Cairn's objects (backups, schedules, locations, their Secrets, the Lease).
     #[arg(long, env = "CAIRN_NAMESPACE", default_value = "cairn")]
@@ -81,7 +82,9 @@ async fn client(args: &Args) -> anyhow::Result<kube::Client> {
                 .with_context(|| format!("cannot read the kubeconfig {}; pass --kubeconfig PATH", path.display()))?;
             kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?
         }
-        None => kube::Config::infer().await.context("no cluster found: run in a pod or pass --kubeconfig PATH")?,
+        None => kube::Config::infer()
+            .await
+            .context("no cluster found: set KUBECONFIG, pass --kubeconfig PATH, or run in a pod")?,
     };
     Ok(backup_core::apiclient::client(config)?)
 }

@@ -317,7 +317,8 @@ async fn an_invalid_schedule_is_refused_at_admission_or_marked_failed_validation
     setup.api::<Backup>().create(&PostParams::default(), &Backup::new("to-bad", spec_named("relative"))).await.unwrap();
     assert_eq!(setup.finished("still-fine", &server).await.phase(), BackupPhase::Completed);
     let bad = setup.finished("to-bad", &server).await;
-    assert!(matches!(bad.phase(), BackupPhase::FailedValidation | BackupPhase::Failed), "{:?}", bad.status);
+    assert_eq!(bad.phase(), BackupPhase::FailedValidation, "{:?}", bad.status);
+    assert!(bad.status.unwrap().expiration.is_some(), "FailedValidation backups expire too");
 }
 
 #[tokio::test]
@@ -529,7 +530,9 @@ async fn killing_the_server_mid_backup_never_leaves_a_completed_backup_with_miss
         }
     }))
     .await;
-    let mut server = setup.server("doomed", &[]);
+    // A short Lease, so that each successor takes over within seconds of a kill.
+    let lease = ["--leader-lease-duration", "4s"];
+    let mut server = setup.server("doomed", &lease);
     setup.create_backup("interrupted", "1h").await;
     let api = setup.api::<Backup>();
     eventually(Duration::from_secs(30), "the backup to start", || {
@@ -540,7 +543,7 @@ async fn killing_the_server_mid_backup_never_leaves_a_completed_backup_with_miss
     server.kill();
     let recorded_before_kill = read_backup(&setup.store(), "interrupted").await.unwrap().is_some();
 
-    let successor = setup.server("successor", &[]);
+    let mut successor = setup.server("successor", &lease);
     let backup = setup.finished("interrupted", &successor).await;
     let store = setup.store();
     match backup.phase() {
@@ -556,6 +559,50 @@ async fn killing_the_server_mid_backup_never_leaves_a_completed_backup_with_miss
         other => panic!("unexpected phase {other:?}"),
     }
     assert!(!recorded_before_kill, "the backup finished before the kill; the test needs more data");
+
+    // The same for a restore: a complete backup, a restore of it killed while InProgress, then a new server.
+    setup.create_backup("whole", "1h").await;
+    assert_eq!(setup.finished("whole", &successor).await.phase(), BackupPhase::Completed);
+    let spec = RestoreSpec {
+        backup_name: "whole".into(),
+        namespace_mapping: [(setup.workload.clone(), setup.env.unique_name("srv-kill-copy"))].into(),
+        ..Default::default()
+    };
+    let restores = setup.api::<Restore>();
+    restores.create(&PostParams::default(), &Restore::new("cut-short", spec)).await.unwrap();
+    eventually(Duration::from_secs(30), "the restore to start", || {
+        let restores = restores.clone();
+        async move {
+            let status = restores.get("cut-short").await.unwrap().status?;
+            (status.phase == Some(RestoreObjectPhase::InProgress)).then_some(())
+        }
+    })
+    .await;
+    successor.kill();
+    let third = setup.server("third", &lease);
+    let status = eventually(Duration::from_secs(60), &format!("the restore to be settled\n{}", third.tail()), || {
+        let restores = restores.clone();
+        async move {
+            restores.get("cut-short").await.unwrap().status.filter(|s| {
+                matches!(
+                    s.phase,
+                    Some(
+                        RestoreObjectPhase::Failed
+                            | RestoreObjectPhase::Completed
+                            | RestoreObjectPhase::PartiallyFailed
+                    )
+                )
+            })
+        }
+    })
+    .await;
+    eprintln!("the interrupted restore ended {:?}: {:?}", status.phase, status.failure_reason);
+    if status.phase == Some(RestoreObjectPhase::Failed) {
+        assert!(status.failure_reason.unwrap().contains("server stopped"));
+    } else {
+        // It had finished and stored its record before the kill: adopted from that record, with its counts.
+        assert!(status.progress.unwrap().total_items > 0);
+    }
 }
 
 #[tokio::test]

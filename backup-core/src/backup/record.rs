@@ -114,6 +114,12 @@ impl BackupRecord {
         &self.metadata.name
     }
 
+    /// Whether the Backup object with `uid` wrote this record (the server labels records with the object's
+    /// uid): another cluster's backup of the same name, or a standalone one, was not.
+    pub fn is_written_by(&self, uid: &str) -> bool {
+        self.metadata.labels.get(crate::api::labels::BACKUP_UID).is_some_and(|written_by| written_by == uid)
+    }
+
     /// The archive's compression.
     pub fn compression(&self) -> Compression {
         self.spec.compression.unwrap_or(Compression::Zstd)

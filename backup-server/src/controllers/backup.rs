@@ -15,13 +15,13 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
     ResourceExt,
-    api::{DeleteParams, Patch, PatchParams},
+    api::{Patch, PatchParams},
     runtime::controller::Action,
 };
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use super::{KubeContext, ReconcileError, absent_ok, patch_final_status, patch_status, report_progress};
+use super::{KubeContext, ReconcileError, delete_exact, patch_final_status, patch_status, report_progress};
 use crate::{
     context::Context,
     locations::{self, LocationProblem},
@@ -53,13 +53,19 @@ fn full_status(status: &BackupObjectStatus) -> Value {
     serde_json::to_value(status).expect("a status serialises")
 }
 
+/// A FailedValidation status; it expires like any backup, so garbage collection removes the object in time.
+fn validation_failed(reason: String, ttl: Duration) -> Value {
+    let expiration = Timestamp::now() + SignedDuration::try_from(ttl).unwrap_or(SignedDuration::MAX);
+    json!({ "phase": BackupPhase::FailedValidation, "validationErrors": [reason], "expiration": Time(expiration) })
+}
+
 /// The status a location problem gives: FailedValidation when the location is missing or unusable as
 /// configured; a transient API failure is retried instead.
-fn location_failure(problem: LocationProblem) -> Result<Value, ReconcileError> {
+fn location_failure(problem: LocationProblem, ttl: Duration) -> Result<Value, ReconcileError> {
     if problem.is_transient() {
         return Err(ReconcileError::Transient(problem.to_string()));
     }
-    Ok(json!({ "phase": BackupPhase::FailedValidation, "validationErrors": [problem.to_string()] }))
+    Ok(validation_failed(problem.to_string(), ttl))
 }
 
 async fn run(backup: &Backup, context: &Arc<Context>) -> Result<Action, ReconcileError> {
@@ -84,11 +90,12 @@ async fn run(backup: &Backup, context: &Arc<Context>) -> Result<Action, Reconcil
     if spec.ttl.is_empty() {
         spec.ttl = context.settings.default_ttl.clone();
     }
+    let default_ttl = parse_duration(&context.settings.default_ttl).unwrap_or(Duration::from_secs(720 * 3600));
     let ttl = match parse_duration(&spec.ttl) {
         Ok(ttl) => ttl,
         Err(error) => {
             context.metrics.backup_validation_failed(&schedule);
-            let status = json!({ "phase": BackupPhase::FailedValidation, "validationErrors": [format!("invalid spec.ttl: {error}")] });
+            let status = validation_failed(format!("invalid spec.ttl: {error}"), default_ttl);
             patch_status(&api, &name, uid, status).await?;
             return Ok(Action::await_change());
         }
@@ -96,7 +103,7 @@ async fn run(backup: &Backup, context: &Arc<Context>) -> Result<Action, Reconcil
     let location = match locations::open(context, &spec.storage_location).await {
         Ok(location) => location,
         Err(problem) => {
-            let status = location_failure(problem)?;
+            let status = location_failure(problem, ttl)?;
             context.metrics.backup_validation_failed(&schedule);
             patch_status(&api, &name, uid, status).await?;
             return Ok(Action::await_change());
@@ -109,8 +116,7 @@ async fn run(backup: &Backup, context: &Arc<Context>) -> Result<Action, Reconcil
              (cairn backup-location set {0} --access-mode ReadWrite) or name another location",
             location.name()
         );
-        patch_status(&api, &name, uid, json!({ "phase": BackupPhase::FailedValidation, "validationErrors": [reason] }))
-            .await?;
+        patch_status(&api, &name, uid, validation_failed(reason, ttl)).await?;
         return Ok(Action::await_change());
     }
 
@@ -130,7 +136,10 @@ async fn run(backup: &Backup, context: &Arc<Context>) -> Result<Action, Reconcil
     context.metrics.backup_attempt(&schedule);
     tracing::info!(backup = %name, location = %location.name(), "backup starting");
 
-    let request = BackupRequest { name: name.clone(), spec, labels: backup.labels().clone() };
+    // The record carries the object's uid: only this object may later adopt or delete what it wrote.
+    let mut record_labels = backup.labels().clone();
+    record_labels.insert(labels::BACKUP_UID.to_owned(), uid.unwrap_or_default().to_owned());
+    let request = BackupRequest { name: name.clone(), spec, labels: record_labels };
     let (progress, watcher) = watch::channel(BackupProgress::default());
     let reporter =
         tokio::spawn(report_progress(api.clone(), name.clone(), uid.map(str::to_owned), watcher, progress_status));
@@ -185,48 +194,62 @@ fn progress_status(p: &BackupProgress) -> Value {
     json!({ "progress": BackupObjectProgress { total_items: p.items, items_backed_up: p.items } })
 }
 
-/// An InProgress backup nobody runs: its server stopped. If the record reached the bucket the backup
-/// finished; if the bucket answers that there is none, it failed (its partial files are never a backup).
-/// When the bucket cannot be asked, nothing is decided: the reconcile is retried.
+/// An InProgress backup nobody runs: its server stopped. If its own record (labelled with its uid) reached the
+/// bucket, the backup finished; otherwise it failed (its partial files are never a backup, and a record of that
+/// name written by another cluster is not its own). When the bucket cannot be asked for a reason that may pass,
+/// the reconcile is retried; when the location is gone or unusable, the backup is Failed with that reason.
 async fn adopt_orphan(backup: &Backup, context: &Arc<Context>) -> Result<Action, ReconcileError> {
     let api = context.api::<Backup>();
     let name = backup.name_any();
-    let location = locations::open(context, &backup.spec.storage_location)
-        .await
-        .map_err(|problem| ReconcileError::Transient(format!("backup {name} was left InProgress: {problem}")))?;
-    let record = read_backup(&location.store, &name)
-        .await
-        .map_err(|error| ReconcileError::Transient(format!("backup {name} was left InProgress: {error}")))?;
-    let status = match record {
-        Some(record) => full_status(&record.status.object_status()),
-        None => json!({
+    let uid = backup.uid().unwrap_or_default();
+    let failed = |why: String| {
+        json!({
             "phase": BackupPhase::Failed,
-            "failureReason": "the server stopped while this backup was running; its data is incomplete and was \
-                              never recorded as a backup. Create a new backup.",
+            "failureReason": format!("the server stopped while this backup was running; {why}. Create a new backup."),
             "completionTimestamp": Time(Timestamp::now()),
-        }),
+        })
+    };
+    let status = match locations::open(context, &backup.spec.storage_location).await {
+        Err(problem) if problem.is_transient() => {
+            return Err(ReconcileError::Transient(format!("backup {name} was left InProgress: {problem}")));
+        }
+        Err(problem) => failed(format!("its location cannot be read to check it ({problem})")),
+        Ok(location) => match read_backup(&location.store, &name).await {
+            Ok(Some(record)) if record.is_written_by(&uid) => full_status(&record.status.object_status()),
+            Ok(_) => failed("its data is incomplete and was never recorded as a backup".into()),
+            Err(error) => {
+                return Err(ReconcileError::Transient(format!("backup {name} was left InProgress: {error}")));
+            }
+        },
     };
     tracing::warn!(backup = %name, "found InProgress with no server running it; {status}");
-    patch_final_status(&api, &name, backup.uid().as_deref(), status).await?;
+    patch_final_status(&api, &name, Some(&uid), status).await?;
     Ok(Action::await_change())
 }
 
 /// A Backup object sync created whose status was never written (the server stopped in between): its status
-/// comes from the stored record, or the object goes if the record has gone too.
+/// comes from the stored record; the object goes if the record has gone, or its location is gone or unusable
+/// (sync creates it again if the location comes back).
 async fn complete_synced(backup: &Backup, context: &Arc<Context>) -> Result<Action, ReconcileError> {
     let api = context.api::<Backup>();
     let name = backup.name_any();
-    let location = locations::open(context, &backup.spec.storage_location)
-        .await
-        .map_err(|problem| ReconcileError::Transient(format!("synced backup {name}: {problem}")))?;
+    let uid = backup.uid();
+    let location = match locations::open(context, &backup.spec.storage_location).await {
+        Ok(location) => location,
+        Err(problem) if problem.is_transient() => {
+            return Err(ReconcileError::Transient(format!("synced backup {name}: {problem}")));
+        }
+        Err(_) => {
+            delete_exact(&api, &name, uid.as_deref()).await?;
+            return Ok(Action::await_change());
+        }
+    };
     match read_backup(&location.store, &name).await {
         Ok(Some(record)) => {
             let status = full_status(&record.status.object_status());
-            patch_final_status(&api, &name, backup.uid().as_deref(), status).await?;
+            patch_final_status(&api, &name, uid.as_deref(), status).await?;
         }
-        Ok(None) => {
-            absent_ok(api.delete(&name, &DeleteParams::default()).await).doing(|| format!("removing backup {name}"))?;
-        }
+        Ok(None) => delete_exact(&api, &name, uid.as_deref()).await?,
         Err(error) => return Err(ReconcileError::Transient(format!("synced backup {name}: {error}"))),
     }
     Ok(Action::await_change())

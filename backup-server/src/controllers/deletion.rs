@@ -4,19 +4,22 @@
 
 use std::{sync::Arc, time::Duration};
 
-use backup_core::api::{Backup, BackupPhase, DeleteBackupRequest, RequestPhase, Restore, labels};
+use backup_core::{
+    api::{Backup, BackupPhase, DeleteBackupRequest, RequestPhase, Restore, RestoreObjectPhase, labels},
+    backup::read_backup,
+};
 use jiff::{Timestamp, ToSpan};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
     Api, ResourceExt,
-    api::{DeleteParams, Patch, PatchParams},
+    api::{Patch, PatchParams},
     runtime::controller::Action,
 };
 use serde_json::json;
 
 use backup_core::restore::label_value;
 
-use super::{KubeContext, ReconcileError, absent_ok};
+use super::{KubeContext, ReconcileError, delete_exact};
 use crate::{context::Context, locations};
 
 /// How long a processed request is kept.
@@ -32,14 +35,11 @@ pub async fn reconcile(request: Arc<DeleteBackupRequest>, context: Arc<Context>)
             let processed = status.processed_timestamp.map(|t| t.0).unwrap_or_else(Timestamp::now);
             let expires = processed + 24.hours();
             if expires <= Timestamp::now() {
-                api.delete(&name, &DeleteParams::default())
-                    .await
-                    .doing(|| format!("removing processed request {name}"))?;
+                delete_exact(&api, &name, request.uid().as_deref()).await?;
                 return Ok(Action::await_change());
             }
-            Ok(Action::requeue(
-                KEEP_PROCESSED.min(Duration::from_secs((expires - Timestamp::now()).get_seconds().max(1) as u64)),
-            ))
+            let left = Duration::try_from(expires.duration_since(Timestamp::now())).unwrap_or(Duration::from_secs(1));
+            Ok(Action::requeue(KEEP_PROCESSED.min(left.max(Duration::from_secs(1)))))
         }
         // InProgress left by a stopped server is simply done again: every step is idempotent.
         RequestPhase::New | RequestPhase::InProgress => {
@@ -122,6 +122,23 @@ async fn delete(context: &Context, request: &DeleteBackupRequest) -> Result<Resu
     if backup.phase().is_active() {
         return Ok(Err(format!("backup {name} is {}; delete it once it has finished", backup.phase().as_str())));
     }
+    let restores = context.api::<Restore>();
+    let made_from: Vec<Restore> = restores
+        .list(&Default::default())
+        .await
+        .doing(|| "listing restores".into())?
+        .items
+        .into_iter()
+        .filter(|r| r.spec.backup_name == name)
+        .collect();
+    if let Some(running) =
+        made_from.iter().find(|r| matches!(r.phase(), RestoreObjectPhase::New | RestoreObjectPhase::InProgress))
+    {
+        return Ok(Err(format!(
+            "restore {} is reading backup {name}; delete the backup once the restore has finished",
+            running.name_any()
+        )));
+    }
     patch_status(&requests, &request_name, json!({ "phase": RequestPhase::InProgress })).await?;
     // A backup that failed validation never wrote anything: what its location holds under its name (if
     // anything) belongs to another backup of that name, and is never touched.
@@ -156,27 +173,35 @@ async fn delete(context: &Context, request: &DeleteBackupRequest) -> Result<Resu
         .await
         .doing(|| format!("marking backup {name} Deleting"))?;
     if let Some(location) = &location {
-        let removed = match location.store.delete_backup(&name).await {
-            Ok(removed) => removed,
-            Err(error) => return Ok(Err(format!("deleting the stored data of backup {name} failed: {error}"))),
+        // Only this backup's own data goes: the record must be the one this object wrote (or the one sync made
+        // it from). A record of the same name written by another cluster, or none at all, stays untouched.
+        let owned = match read_backup(&location.store, &name).await {
+            Ok(Some(record)) => {
+                record.is_written_by(&live_uid) || backup.annotations().contains_key(labels::SYNCED_FROM_BUCKET)
+            }
+            Ok(None) => false,
+            Err(error) => return Ok(Err(format!("reading the record of backup {name} failed: {error}"))),
         };
-        tracing::info!(backup = %name, keys = removed, location = %location.name(), "stored data deleted");
-    }
-    let restores = context.api::<Restore>();
-    for restore in restores.list(&Default::default()).await.doing(|| "listing restores".into())?.items {
-        if restore.spec.backup_name != name {
-            continue;
+        if owned {
+            let removed = match location.store.delete_backup(&name).await {
+                Ok(removed) => removed,
+                Err(error) => return Ok(Err(format!("deleting the stored data of backup {name} failed: {error}"))),
+            };
+            tracing::info!(backup = %name, keys = removed, location = %location.name(), "stored data deleted");
+        } else {
+            tracing::info!(backup = %name, location = %location.name(), "no stored record of this backup's own; only the object goes");
         }
+    }
+    for restore in made_from {
         let restore_name = restore.name_any();
         if let Some(location) = &location
             && let Err(error) = location.store.delete_restore(&restore_name).await
         {
             return Ok(Err(format!("deleting the stored files of restore {restore_name} failed: {error}")));
         }
-        absent_ok(restores.delete(&restore_name, &DeleteParams::default()).await)
-            .doing(|| format!("deleting restore {restore_name}"))?;
+        delete_exact(&restores, &restore_name, restore.uid().as_deref()).await?;
     }
-    absent_ok(backups.delete(&name, &DeleteParams::default()).await).doing(|| format!("deleting backup {name}"))?;
+    delete_exact(&backups, &name, Some(&live_uid)).await?;
     tracing::info!(backup = %name, "backup deleted");
     Ok(Ok(()))
 }

@@ -84,7 +84,13 @@ async fn request_deletion(context: &Context, backup: &Backup) -> Result<(), Reco
     let request = DeleteBackupRequest {
         metadata: ObjectMeta {
             generate_name: Some(format!("{name}-")),
-            labels: Some([(labels::BACKUP_NAME.to_owned(), label_value(&name))].into()),
+            labels: Some(
+                [
+                    (labels::BACKUP_NAME.to_owned(), label_value(&name)),
+                    (labels::BACKUP_UID.to_owned(), backup.uid().unwrap_or_default()),
+                ]
+                .into(),
+            ),
             ..Default::default()
         },
         spec: DeleteBackupRequestSpec { backup_name: name.clone() },

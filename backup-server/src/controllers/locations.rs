@@ -60,7 +60,8 @@ async fn tick(context: &Context, due: &mut Due) -> Result<(), ReconcileError> {
         let validation_every =
             period(location.spec.validation_frequency.as_deref(), context.settings.validation_frequency);
         let sync_every = period(location.spec.backup_sync_period.as_deref(), context.settings.sync_period);
-        let validate = is_due(due.validated.get(&name), validation_every);
+        // A period of 0 switches the check off (as Velero's does).
+        let validate = !validation_every.is_zero() && is_due(due.validated.get(&name), validation_every);
         let sync = !sync_every.is_zero() && is_due(due.synced.get(&name), sync_every);
         if !validate && !sync {
             continue;

@@ -100,6 +100,23 @@ impl<T> KubeContext<T> for Result<T, kube::Error> {
     }
 }
 
+/// Deletes `name` only if it is still the object with `uid` (a same-named object created meanwhile stays);
+/// "already gone" counts as done.
+pub async fn delete_exact<K>(api: &kube::Api<K>, name: &str, uid: Option<&str>) -> Result<(), ReconcileError>
+where
+    K: Clone + DeserializeOwned + Debug,
+{
+    let params = kube::api::DeleteParams {
+        preconditions: uid.map(|uid| kube::api::Preconditions { uid: Some(uid.to_owned()), resource_version: None }),
+        ..Default::default()
+    };
+    match api.delete(name, &params).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(()),
+        Err(source) => Err(ReconcileError::Kube { action: format!("deleting {name}"), source }),
+    }
+}
+
 /// A deletion's result, where "already gone" counts as done.
 pub fn absent_ok<T>(result: Result<T, kube::Error>) -> Result<(), kube::Error> {
     match result {

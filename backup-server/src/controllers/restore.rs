@@ -196,14 +196,16 @@ async fn adopt_orphan(restore: &Restore, context: &Arc<Context>) -> Result<Actio
     let stored = match backup {
         None => None,
         Some(backup) => {
-            let location = locations::open(context, &backup.spec.storage_location)
-                .await
-                .map_err(|problem| transient(problem.to_string()))?;
-            match find_restore(&location.store, &name).await {
-                Ok(record) => Some(record),
-                Err(RestoreError::Name(_)) => None,
-                Err(RestoreError::Store(StoreError::NotFound { .. })) => None,
-                Err(error) => return Err(transient(error.to_string())),
+            match locations::open(context, &backup.spec.storage_location).await {
+                Err(problem) if problem.is_transient() => return Err(transient(problem.to_string())),
+                // The location is gone or unusable: nothing can be adopted from it.
+                Err(_) => None,
+                Ok(location) => match find_restore(&location.store, &name).await {
+                    Ok(record) => Some(record),
+                    Err(RestoreError::Name(_)) => None,
+                    Err(RestoreError::Store(StoreError::NotFound { .. })) => None,
+                    Err(error) => return Err(transient(error.to_string())),
+                },
             }
         }
     };

@@ -62,10 +62,16 @@ pub async fn reconcile(object: Arc<ScheduleObject>, context: Arc<Context>) -> Re
 
     let status = object.status.clone().unwrap_or_default();
     let backups = schedule_backups(&context, &name).await?;
-    let busy = backups.iter().any(|b| b.phase().is_active());
+    let busy =
+        backups.iter().any(|b| b.phase().is_active() && !b.annotations().contains_key(labels::SYNCED_FROM_BUCKET));
     // A backup this schedule made counts as a firing even when recording it in lastBackup failed, so a
     // lost status write never fires the same backup twice.
-    let newest = backups.iter().filter_map(|b| b.creation_timestamp().map(|t| t.0)).max();
+    // (Objects sync created carry the label too, but their creation time is the sync's: they do not count.)
+    let newest = backups
+        .iter()
+        .filter(|b| !b.annotations().contains_key(labels::SYNCED_FROM_BUCKET))
+        .filter_map(|b| b.creation_timestamp().map(|t| t.0))
+        .max();
     let last_backup = match (status.last_backup.map(|t| t.0), newest) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),

@@ -9,11 +9,11 @@ use backup_core::{
 };
 use kube::{
     ResourceExt,
-    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
+    api::{ObjectMeta, Patch, PatchParams, PostParams},
 };
 use serde_json::json;
 
-use super::{KubeContext, ReconcileError, absent_ok};
+use super::{KubeContext, ReconcileError, delete_exact};
 use crate::{context::Context, locations::OpenLocation};
 
 /// What one sync did.
@@ -31,12 +31,14 @@ pub async fn sync_location(
     location: &OpenLocation,
 ) -> Result<Result<Synced, String>, ReconcileError> {
     let location_name = location.name();
+    // The objects first, then the bucket: a backup that completes in between is then in the bucket listing,
+    // so it is never taken for one whose data is gone.
+    let api = context.api::<Backup>();
+    let objects = api.list(&Default::default()).await.doing(|| "listing backups".into())?.items;
     let stored: BTreeSet<String> = match list_backup_names(&location.store).await {
         Ok(names) => names.into_iter().collect(),
         Err(error) => return Ok(Err(error.to_string())),
     };
-    let api = context.api::<Backup>();
-    let objects = api.list(&Default::default()).await.doing(|| "listing backups".into())?.items;
     let cluster: Vec<ClusterBackup> = objects
         .iter()
         .map(|b| ClusterBackup { name: b.name_any(), location: b.spec.storage_location.clone(), phase: b.phase() })
@@ -80,7 +82,12 @@ pub async fn sync_location(
         synced.created += 1;
     }
     for name in &plan.remove {
-        absent_ok(api.delete(name, &DeleteParams::default()).await).doing(|| format!("removing backup {name}"))?;
+        // Asked once more, just before: only a record that is still missing removes the object.
+        if !matches!(read_backup(&location.store, name).await, Ok(None)) {
+            continue;
+        }
+        let uid = objects.iter().find(|b| b.name_any() == *name).and_then(|b| b.uid());
+        delete_exact(&api, name, uid.as_deref()).await?;
         tracing::info!(backup = %name, location = %location_name, "backup's data is gone from the bucket; object removed");
         synced.removed += 1;
     }
