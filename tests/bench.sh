@@ -2,8 +2,10 @@
 # Cairn's benchmarks (commands that print figures, never assertions): builds release binaries and runs
 # them against a fresh local test environment. Figures and the machine go into docs/benchmarks.md.
 #   bash tests/bench.sh backup [--sizes 5000,20000]
+#   bash tests/bench.sh restore [--objects 20000]
+#   bash tests/bench.sh server [--objects 20000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/env/build-deps.sh
-cargo build --release --quiet -p backup-cli -p cairn-tests --bin cairn --bin cairn-bench
+cargo build --release --quiet -p backup-cli -p backup-server -p cairn-tests --bin cairn --bin backup-server --bin cairn-bench
 exec target/release/cairn-bench "$@" --cairn target/release/cairn

@@ -188,6 +188,11 @@ impl ServerProcess {
         Ok(ServerProcess { component: Some(component), log, port, identity: identity.into() })
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.component.as_ref().map(Component::pid)
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
