@@ -367,12 +367,18 @@ async fn backups_appear_through_sync_in_another_cluster_and_vanish_when_their_da
     let other_namespace = setup.env.namespace("srv-sync-other").await;
     create_s3_location(&setup.client, &setup.env, &other_namespace, "mirror", &setup.prefix, AccessMode::ReadWrite)
         .await;
+    // The second server syncs hourly by default; the location's own backupSyncPeriod (1s) overrides that.
+    let own_period = serde_json::json!({ "spec": { "backupSyncPeriod": "1s" } });
+    Api::<BackupStorageLocation>::namespaced(setup.client.clone(), &other_namespace)
+        .patch("mirror", &Default::default(), &kube::api::Patch::Merge(own_period))
+        .await
+        .unwrap();
     let second = ServerProcess::start(
         SERVER.as_ref(),
         &setup.env,
         &other_namespace,
         "second",
-        &["--backup-sync-period", "1s", "--store-validation-frequency", "1s"],
+        &["--backup-sync-period", "1h", "--store-validation-frequency", "1s"],
     )
     .unwrap();
     setup.create_backup("shared", "1h").await;
@@ -478,6 +484,24 @@ async fn a_read_only_location_refuses_backups_and_deletions_but_serves_restores(
     })
     .await;
     assert_eq!(label, labels::GC_LOCATION_NOT_FOUND);
+    assert!(read_backup(&setup.store(), "before").await.unwrap().is_some(), "the stored backup is untouched");
+
+    // Its location back, but naming a Secret that does not exist: BSLCannotGet.
+    create_s3_location(&setup.client, &setup.env, &setup.namespace, "main", &setup.prefix, AccessMode::ReadWrite).await;
+    let broken = serde_json::json!({ "spec": { "credential": { "name": "no-such-secret", "key": "cloud" } } });
+    setup
+        .api::<BackupStorageLocation>()
+        .patch("main", &Default::default(), &kube::api::Patch::Merge(broken))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(20), "the BSLCannotGet label", || {
+        let backups = backups.clone();
+        async move {
+            let label = backups.get("before").await.unwrap().labels().get(labels::GC_FAILURE).cloned();
+            label.filter(|l| l == labels::GC_LOCATION_UNREACHABLE)
+        }
+    })
+    .await;
     assert!(read_backup(&setup.store(), "before").await.unwrap().is_some(), "the stored backup is untouched");
 }
 
