@@ -363,15 +363,7 @@ pub async fn run(command: LocationCommand, server: &ServerApi) -> anyhow::Result
     match command {
         LocationCommand::Create(args) => create(args, server).await?,
         LocationCommand::Get { names, output } => {
-            let locations = if names.is_empty() {
-                server.list::<BackupStorageLocation>().await?
-            } else {
-                let mut locations = Vec::with_capacity(names.len());
-                for name in &names {
-                    locations.push(server.get::<BackupStorageLocation>(name).await?);
-                }
-                locations
-            };
+            let locations = server.get_named_or_all::<BackupStorageLocation>(&names).await?;
             let locations: Vec<BackupStorageLocation> = locations.into_iter().map(printable).collect();
             output.print(&locations, |l| locations_table(l))?;
         }

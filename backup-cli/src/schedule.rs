@@ -265,15 +265,7 @@ pub async fn run(command: ScheduleCommand, server: &ServerApi) -> anyhow::Result
     match command {
         ScheduleCommand::Create(args) => create(*args, server).await?,
         ScheduleCommand::Get { names, output } => {
-            let schedules = if names.is_empty() {
-                server.list::<Schedule>().await?
-            } else {
-                let mut schedules = Vec::with_capacity(names.len());
-                for name in &names {
-                    schedules.push(server.get::<Schedule>(name).await?);
-                }
-                schedules
-            };
+            let schedules = server.get_named_or_all::<Schedule>(&names).await?;
             let schedules: Vec<Schedule> = schedules.into_iter().map(printable).collect();
             output.print(&schedules, |s| schedules_table(s))?;
         }

@@ -273,10 +273,7 @@ async fn download(name: &str, file: Option<PathBuf>, force: bool, server: &Serve
     if !backup.phase().is_restorable() {
         bail!("backup {name:?} is {}; it has no archive", backup.phase().as_str());
     }
-    let extension = match backup.spec.compression.unwrap_or(Compression::Zstd) {
-        Compression::Zstd => "tar.zst",
-        Compression::Gzip => "tar.gz",
-    };
+    let extension = backup.spec.compression.unwrap_or(Compression::Zstd).extension();
     let path = file.unwrap_or_else(|| PathBuf::from(format!("{name}-data.{extension}")));
     if path.exists() && !force {
         bail!("{} already exists; pass --force to replace it or -f PATH to write elsewhere", path.display());
@@ -354,15 +351,7 @@ pub async fn run(command: BackupCommand, server: &ServerApi) -> anyhow::Result<b
     match command {
         BackupCommand::Create(args) => create(*args, server).await,
         BackupCommand::Get { names, output } => {
-            let backups = if names.is_empty() {
-                server.list::<Backup>().await?
-            } else {
-                let mut backups = Vec::with_capacity(names.len());
-                for name in &names {
-                    backups.push(server.get::<Backup>(name).await?);
-                }
-                backups
-            };
+            let backups = server.get_named_or_all::<Backup>(&names).await?;
             let backups: Vec<Backup> = backups.into_iter().map(printable).collect();
             output.print(&backups, |b| backups_table(b))?;
             Ok(true)

@@ -3,10 +3,7 @@
 use std::{collections::BTreeMap, path::PathBuf};
 
 use anyhow::{Context, bail};
-use backup_core::{
-    backup::{self, BackupError, BackupOutcome, BackupProgress, BackupRecord, BackupRequest, Phase},
-    store::Compression,
-};
+use backup_core::backup::{self, BackupError, BackupOutcome, BackupProgress, BackupRecord, BackupRequest, Phase};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -190,10 +187,7 @@ async fn delete(
 async fn download(name: &str, file: Option<PathBuf>, force: bool, connection: &Connection) -> anyhow::Result<()> {
     let store = connection.store()?;
     let record = backup::find_backup(&store, name).await?;
-    let extension = match record.compression() {
-        Compression::Zstd => "tar.zst",
-        Compression::Gzip => "tar.gz",
-    };
+    let extension = record.compression().extension();
     let path = file.unwrap_or_else(|| PathBuf::from(format!("{name}-data.{extension}")));
     if path.exists() && !force {
         bail!("{} already exists; pass --force to replace it or -f PATH to write elsewhere", path.display());

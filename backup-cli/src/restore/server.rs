@@ -180,15 +180,7 @@ pub async fn run(command: RestoreCommand, server: &ServerApi) -> anyhow::Result<
     match command {
         RestoreCommand::Create(args) => create(*args, server).await,
         RestoreCommand::Get { names, output } => {
-            let restores = if names.is_empty() {
-                server.list::<Restore>().await?
-            } else {
-                let mut restores = Vec::with_capacity(names.len());
-                for name in &names {
-                    restores.push(server.get::<Restore>(name).await?);
-                }
-                restores
-            };
+            let restores = server.get_named_or_all::<Restore>(&names).await?;
             let restores: Vec<Restore> = restores.into_iter().map(printable).collect();
             output.print(&restores, |r| restores_table(r))?;
             Ok(true)

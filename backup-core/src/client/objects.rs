@@ -96,6 +96,19 @@ impl ServerApi {
         }
     }
 
+    /// The objects `names`, in that order, or every object of the kind when `names` is empty (what `get`
+    /// commands show).
+    pub async fn get_named_or_all<K: CairnObject>(&self, names: &[String]) -> Result<Vec<K>, ClientError> {
+        if names.is_empty() {
+            return self.list().await;
+        }
+        let mut objects = Vec::with_capacity(names.len());
+        for name in names {
+            objects.push(self.get(name).await?);
+        }
+        Ok(objects)
+    }
+
     /// Every object of the kind, sorted by name.
     pub async fn list<K: CairnObject>(&self) -> Result<Vec<K>, ClientError> {
         self.list_selected(None).await

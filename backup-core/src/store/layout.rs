@@ -33,7 +33,8 @@ pub enum Compression {
 }
 
 impl Compression {
-    fn extension(self) -> &'static str {
+    /// The archive's file extension: `tar.zst` or `tar.gz`.
+    pub fn extension(self) -> &'static str {
         match self {
             Compression::Zstd => "tar.zst",
             Compression::Gzip => "tar.gz",
