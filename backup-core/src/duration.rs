@@ -10,8 +10,13 @@ pub struct DurationError {
     problem: &'static str,
 }
 
+/// The longest duration Go can represent (`2562047h47m16.854775807s`, the largest `int64` of nanoseconds):
+/// Velero's TTLs cannot be longer, and neither can Cairn's.
+pub const MAX_DURATION: Duration = Duration::from_nanos(i64::MAX as u64);
+
 /// Parses Go's duration notation: one or more `<number><unit>` with units `h`, `m`, `s`, `ms`, `us`, `ns`
-/// (numbers may have a fraction). Negative durations are refused.
+/// (numbers may have a fraction). Negative durations and durations past [`MAX_DURATION`] (about 292 years)
+/// are refused, as Go refuses them.
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let error = |problem| DurationError { text: text.to_owned(), problem };
     let trimmed = text.trim();
@@ -46,8 +51,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         };
         rest = &rest[unit_len..];
         total += number * seconds;
+        if !total.is_finite() || total > MAX_DURATION.as_secs_f64() {
+            return Err(error("it is longer than the longest duration Go allows, 2562047h (about 292 years)"));
+        }
     }
-    Ok(Duration::from_secs_f64(total))
+    Ok(Duration::from_secs_f64(total).min(MAX_DURATION))
+}
+
+/// When something started at `start` with a lifetime of `ttl` expires; saturates at the latest time
+/// representable instead of overflowing.
+pub fn expires_at(start: jiff::Timestamp, ttl: Duration) -> jiff::Timestamp {
+    jiff::SignedDuration::try_from(ttl)
+        .ok()
+        .and_then(|span| start.checked_add(span).ok())
+        .unwrap_or(jiff::Timestamp::MAX)
 }
 
 /// Formats like Go's `Duration.String()` for whole seconds: `720h0m0s`, `1m30s`, `2s`.
@@ -73,14 +90,23 @@ mod tests {
         assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("2562047h").unwrap(), Duration::from_secs(2562047 * 3600));
     }
 
     #[test]
     fn bad_durations_say_how_to_write_them() {
-        for bad in ["", "10", "5d", "-1h", "h", "1h30"] {
+        let huge = format!("1{}h", "0".repeat(400));
+        for bad in ["", "10", "5d", "-1h", "h", "1h30", "99999999h", "2562048h", huge.as_str()] {
             let message = parse_duration(bad).unwrap_err().to_string();
             assert!(message.contains("720h"), "{bad}: {message}");
         }
+    }
+
+    #[test]
+    fn expiry_never_overflows() {
+        let now = jiff::Timestamp::now();
+        assert_eq!(expires_at(now, Duration::from_secs(60)), now + jiff::SignedDuration::from_secs(60));
+        assert_eq!(expires_at(now, Duration::MAX), jiff::Timestamp::MAX);
     }
 
     #[test]

@@ -54,10 +54,12 @@ pub mod labels {
     pub const SYNCED_FROM_BUCKET: &str = "cairn.dev/synced-from-bucket";
 }
 
-/// A Go duration (`720h0m0s`, `90m`, `1h30m`, `0s`), as the API server checks it.
-pub(crate) const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$";
+/// A Go duration (`720h0m0s`, `90m`, `1h30m`, `0s`), as the API server checks it. Numbers have at most 7
+/// digits, so absurd values are refused at admission; the parser refuses the rest of what Go cannot
+/// represent (past 2562047h) with a FailedValidation.
+pub(crate) const DURATION_PATTERN: &str = r"^([0-9]{1,7}(\.[0-9]{1,9})?(ns|us|µs|ms|s|m|h)){1,8}$";
 /// [`DURATION_PATTERN`], or empty for "the default".
-pub(crate) const OPTIONAL_DURATION_PATTERN: &str = r"^(([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)?$";
+pub(crate) const OPTIONAL_DURATION_PATTERN: &str = r"^(([0-9]{1,7}(\.[0-9]{1,9})?(ns|us|µs|ms|s|m|h)){1,8})?$";
 
 /// Every CustomResourceDefinition of the group, in the order they are applied.
 pub fn crds() -> Vec<CustomResourceDefinition> {
@@ -103,6 +105,18 @@ mod tests {
             stale.is_empty(),
             "stale CRDs {stale:?}: run `CAIRN_REGENERATE_CRDS=1 cargo test -p backup-core deploy_crds` and commit them"
         );
+    }
+
+    #[test]
+    fn duration_patterns_bound_their_numbers() {
+        let pattern = regex_lite::Regex::new(DURATION_PATTERN).unwrap();
+        for good in ["720h0m0s", "1h30m", "0s", "2562047h", "1.5h", "9999999h"] {
+            assert!(pattern.is_match(good), "{good}");
+        }
+        for bad in ["99999999h", "", "5d", "1h30"] {
+            assert!(!pattern.is_match(bad), "{bad}");
+        }
+        assert!(regex_lite::Regex::new(OPTIONAL_DURATION_PATTERN).unwrap().is_match(""));
     }
 
     #[test]

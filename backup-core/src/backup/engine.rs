@@ -27,7 +27,7 @@ use crate::{
     apiclient::{describe, get_text},
     archive::FORMAT_VERSION,
     discovery::{Discovery, DiscoveryError, ResourceType},
-    duration::{DurationError, format_duration, parse_duration},
+    duration::{DurationError, expires_at, format_duration},
     selection::{Selection, SelectionError, excluded_by_label, is_namespace_type},
     store::{Compression, Layout, Store, StoreError},
 };
@@ -389,7 +389,7 @@ pub async fn run_backup(
 ) -> Result<BackupOutcome, BackupError> {
     let name = request.name.clone();
     validate_name(&name)?;
-    let ttl = parse_duration(if request.spec.ttl.is_empty() { super::DEFAULT_TTL } else { &request.spec.ttl })?;
+    let ttl = super::retention::effective_ttl(&request.spec.ttl, super::DEFAULT_TTL)?;
     let compression = request.spec.compression.unwrap_or(Compression::Zstd);
     store.check_reachable().await?;
     if super::read_backup(store, &name).await?.is_some() {
@@ -524,7 +524,7 @@ pub async fn run_backup(
         run: run.clone(),
         start_timestamp: started,
         completion_timestamp: None,
-        expiration: started + ttl_span(ttl),
+        expiration: expires_at(started, ttl),
         progress: Progress::default(),
         warnings: 0,
         errors: 0,
@@ -598,10 +598,6 @@ pub async fn run_backup(
             Err(fail(store, &keys, record, &mut log, reason).await)
         }
     }
-}
-
-fn ttl_span(ttl: Duration) -> jiff::SignedDuration {
-    jiff::SignedDuration::try_from(ttl).unwrap_or(jiff::SignedDuration::MAX)
 }
 
 fn report_final(progress: &watch::Sender<BackupProgress>, items: u64, bytes: u64) {

@@ -2,9 +2,21 @@
 //! one (its location missing, unreachable or read-only) with the `cairn.dev/gc-failure` value naming why.
 //! Pure: the server reads the objects and locations, this decides.
 
+use std::time::Duration;
+
 use jiff::Timestamp;
 
-use crate::api::{BackupPhase, labels};
+use crate::{
+    api::{BackupPhase, labels},
+    duration::{DurationError, parse_duration},
+};
+
+/// The TTL a backup gets: its own, or `default` when it names none or zero (Velero's rule: a TTL of 0
+/// means the server's default, never "expire at once"). The CLI and the server both decide with this.
+pub fn effective_ttl(ttl: &str, default: &str) -> Result<Duration, DurationError> {
+    let own = if ttl.trim().is_empty() { Duration::ZERO } else { parse_duration(ttl)? };
+    if own.is_zero() { parse_duration(default) } else { Ok(own) }
+}
 
 /// What garbage collection found of a backup's location.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +50,15 @@ pub fn gc_failure(location: LocationState) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_zero_or_missing_ttl_takes_the_default() {
+        for zero in ["", "0", "0s", "0h0m0s"] {
+            assert_eq!(effective_ttl(zero, "72h").unwrap(), Duration::from_secs(72 * 3600), "{zero:?}");
+        }
+        assert_eq!(effective_ttl("1h", "72h").unwrap(), Duration::from_secs(3600));
+        assert!(effective_ttl("99999999h", "72h").is_err());
+    }
 
     #[test]
     fn only_finished_expired_backups_are_due() {

@@ -8,10 +8,10 @@ use std::{sync::Arc, time::Duration};
 
 use backup_core::{
     api::{Backup, BackupObjectProgress, BackupObjectStatus, BackupPhase, labels},
-    backup::{BackupError, BackupOutcome, BackupProgress, BackupRequest, read_backup, run_backup},
-    duration::parse_duration,
+    backup::{BackupError, BackupOutcome, BackupProgress, BackupRequest, read_backup, retention::effective_ttl, run_backup},
+    duration::{expires_at, parse_duration},
 };
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
     ResourceExt,
@@ -55,7 +55,7 @@ fn full_status(status: &BackupObjectStatus) -> Value {
 
 /// A FailedValidation status; it expires like any backup, so garbage collection removes the object in time.
 fn validation_failed(reason: String, ttl: Duration) -> Value {
-    let expiration = Timestamp::now() + SignedDuration::try_from(ttl).unwrap_or(SignedDuration::MAX);
+    let expiration = expires_at(Timestamp::now(), ttl);
     json!({ "phase": BackupPhase::FailedValidation, "validationErrors": [reason], "expiration": Time(expiration) })
 }
 
@@ -87,12 +87,14 @@ async fn run(backup: &Backup, context: &Arc<Context>) -> Result<Action, Reconcil
     let uid = uid.as_deref();
 
     let mut spec = backup.spec.clone();
-    if spec.ttl.is_empty() {
-        spec.ttl = context.settings.default_ttl.clone();
-    }
     let default_ttl = parse_duration(&context.settings.default_ttl).unwrap_or(Duration::from_secs(720 * 3600));
-    let ttl = match parse_duration(&spec.ttl) {
-        Ok(ttl) => ttl,
+    let ttl = match effective_ttl(&spec.ttl, &context.settings.default_ttl) {
+        Ok(ttl) => {
+            if spec.ttl.trim().is_empty() || parse_duration(&spec.ttl).is_ok_and(|own| own.is_zero()) {
+                spec.ttl = context.settings.default_ttl.clone();
+            }
+            ttl
+        }
         Err(error) => {
             context.metrics.backup_validation_failed(&schedule);
             let status = validation_failed(format!("invalid spec.ttl: {error}"), default_ttl);
@@ -129,7 +131,7 @@ async fn run(backup: &Backup, context: &Arc<Context>) -> Result<Action, Reconcil
         .await
         .doing(|| format!("labelling backup {name}"))?;
     let started = Timestamp::now();
-    let expiration = started + SignedDuration::try_from(ttl).unwrap_or(SignedDuration::MAX);
+    let expiration = expires_at(started, ttl);
     let status =
         json!({ "phase": BackupPhase::InProgress, "startTimestamp": Time(started), "expiration": Time(expiration) });
     patch_status(&api, &name, uid, status).await?;

@@ -27,7 +27,7 @@ use crate::{
 pub async fn run(context: Arc<Context>, shutdown: impl std::future::Future<Output = ()>) {
     tokio::pin!(shutdown);
     loop {
-        if let Err(error) = collect(&context).await {
+        if let Err(error) = super::guarded("garbage collection".into(), collect(&context)).await {
             tracing::warn!("garbage collection: {error}");
         }
         tokio::select! {

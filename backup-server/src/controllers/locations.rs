@@ -40,7 +40,7 @@ pub async fn run(context: std::sync::Arc<Context>, shutdown: impl std::future::F
     let mut due = Due::default();
     tokio::pin!(shutdown);
     loop {
-        if let Err(error) = tick(&context, &mut due).await {
+        if let Err(error) = super::guarded("the storage location loop".into(), tick(&context, &mut due)).await {
             tracing::warn!("storage locations: {error}");
         }
         tokio::select! {

@@ -38,6 +38,36 @@ pub enum ReconcileError {
     /// A storage location could not be read for a reason that may pass (the API server, the network).
     #[error("{0}")]
     Transient(String),
+    /// The reconciler panicked: a bug, caught so that one object cannot stop the server.
+    #[error("reconciling {object} panicked: {message}; this is a bug in Cairn, please report it")]
+    Panicked {
+        /// The object, `kind/name`.
+        object: String,
+        /// The panic's message.
+        message: String,
+    },
+}
+
+/// The message a panic carried.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+/// Runs `work`, turning a panic inside it into [`ReconcileError::Panicked`] for `object`: a bug triggered by
+/// one object is logged and retried later instead of taking the process (and every other object) down.
+pub async fn guarded<T>(
+    object: String,
+    work: impl Future<Output = Result<T, ReconcileError>>,
+) -> Result<T, ReconcileError> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+        Ok(result) => result,
+        Err(payload) => Err(ReconcileError::Panicked { object, message: panic_message(payload.as_ref()) }),
+    }
 }
 
 /// Merge-patches `status` into the status of `name`. With `uid`, the patch applies only to that very
@@ -127,6 +157,10 @@ pub fn absent_ok<T>(result: Result<T, kube::Error>) -> Result<(), kube::Error> {
 }
 
 fn retry_later<K>(_object: Arc<K>, error: &ReconcileError, _context: Arc<Context>) -> Action {
+    if let ReconcileError::Panicked { .. } = error {
+        tracing::error!("{error}; retrying in 5 min");
+        return Action::requeue(Duration::from_secs(300));
+    }
     tracing::warn!("{error}; retrying in 5 s");
     Action::requeue(Duration::from_secs(5))
 }
@@ -147,9 +181,14 @@ pub async fn run_controller<K, F, Fut>(
     F: FnMut(Arc<K>, Arc<Context>) -> Fut,
     Fut: Future<Output = Result<Action, ReconcileError>> + Send + 'static,
 {
+    let mut reconcile = reconcile;
+    let guarded_reconcile = move |object: Arc<K>, context: Arc<Context>| {
+        let label = format!("{} {}", K::kind(&()), object.meta().name.as_deref().unwrap_or_default());
+        guarded(label, reconcile(object, context))
+    };
     Controller::new(context.api::<K>(), watcher::Config::default())
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, retry_later, context)
+        .run(guarded_reconcile, retry_later, context)
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!("reconcile: {error}");
