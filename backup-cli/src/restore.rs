@@ -7,7 +7,6 @@ mod standalone;
 
 use std::collections::BTreeMap;
 
-use anyhow::Context;
 use backup_core::{
     backup::Problem,
     restore::{ExistingResourcePolicy, ItemOutcome, ItemResult, RestoreSpec},
@@ -119,13 +118,7 @@ impl CreateArgs {
 
     /// Validates the flags into a spec (what to restore from is left to the caller).
     fn spec(&self) -> anyhow::Result<RestoreSpec> {
-        let mut mapping = BTreeMap::new();
-        for pair in &self.namespace_mappings {
-            let (from, to) = pair
-                .split_once(':')
-                .with_context(|| format!("--namespace-mappings {pair:?}: write old:new, e.g. shop:shop-copy"))?;
-            mapping.insert(from.trim().to_owned(), to.trim().to_owned());
-        }
+        let mapping = backup_core::restore::parse_mappings(&self.namespace_mappings)?;
         Ok(RestoreSpec {
             backup_name: self.from_backup.clone().unwrap_or_default(),
             selection: self.selection.spec()?,

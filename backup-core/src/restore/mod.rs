@@ -4,6 +4,7 @@
 
 mod engine;
 mod inspect;
+mod mapping;
 mod order;
 mod record;
 mod source;
@@ -11,6 +12,7 @@ mod transform;
 
 pub use engine::{RestoreProgress, RestoreRequest, default_restore_name, run_restore};
 pub use inspect::{StoredResults, find_restore, list_restores, read_restore_log, read_restore_results};
+pub use mapping::{check_mapping, parse_mappings};
 pub use order::{CRDS, HIGH_PRIORITY, LOW_PRIORITY, NEVER_RESTORED, WAVES, wave_of};
 pub use record::{
     ExistingResourcePolicy, ItemOutcome, ItemResult, RestoreOutcome, RestorePhase, RestoreRecord, RestoreSpec,
@@ -76,6 +78,18 @@ pub enum RestoreError {
         "invalid namespace mapping {0:?}: write old:new pairs of namespace names, comma-separated (e.g. shop:shop-copy)"
     )]
     Mapping(String),
+    /// A namespace is mapped to two different namespaces.
+    #[error(
+        "namespace {namespace} is mapped twice (to {first} and to {second}); map each namespace once in --namespace-mappings"
+    )]
+    MappedTwice {
+        /// The namespace.
+        namespace: String,
+        /// Its first target.
+        first: String,
+        /// Its second target.
+        second: String,
+    },
     /// The restore's name is taken or invalid.
     #[error("{0}")]
     Name(String),
