@@ -33,12 +33,10 @@ impl BackupStorageLocationSpec {
                 if let Some(unknown) = spec.config.keys().find(|k| !AWS_CONFIG.contains(&k.as_str())) {
                     return Err(invalid(format!("unknown config key {unknown:?} (known: {})", AWS_CONFIG.join(", "))));
                 }
-                let endpoint = spec.config.get("s3Url").map(|u| u.trim_end_matches('/').to_owned());
-                if let Some(url) = &endpoint
-                    && !(url.starts_with("http://") || url.starts_with("https://"))
-                {
-                    return Err(invalid(format!("config.s3Url {url:?} is not an http(s) URL")));
-                }
+                let endpoint = match spec.config.get("s3Url") {
+                    Some(url) => Some(crate::store::check_endpoint(url).map_err(|e| invalid(format!("config.s3Url: {e}")))?),
+                    None => None,
+                };
                 Ok(Location::S3 {
                     bucket: bucket.to_owned(),
                     prefix,

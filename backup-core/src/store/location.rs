@@ -66,6 +66,47 @@ pub fn default_local_root() -> PathBuf {
     data.join("cairn/storage")
 }
 
+/// Why URLs with `user:secret@` are refused: a secret in a URL ends up in errors, statuses and logs.
+const CREDENTIALS_IN_URL: &str = "the URL carries credentials (user:secret@), which would be shown in errors and \
+     statuses; remove them and give the keys through AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a credentials \
+     file (credentials=FILE) or the location's Secret";
+
+/// Checks an S3 endpoint: an http(s) URL without credentials in it. Returns it without a trailing `/`.
+pub(crate) fn check_endpoint(text: &str) -> Result<String, String> {
+    let Some(url) = Url::parse(text).ok().filter(|u| matches!(u.scheme(), "http" | "https")) else {
+        return Err(format!("endpoint {:?} is not an http(s) URL", redact_credentials(text)));
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("endpoint {:?}: {CREDENTIALS_IN_URL}", redact_credentials(text)));
+    }
+    Ok(text.trim_end_matches('/').to_owned())
+}
+
+/// `text` with whatever could be URL credentials hidden: `scheme://user:secret@host` becomes
+/// `scheme://***@host`, and a query holding an encoded `@` is replaced by `?***`. For error messages about
+/// URLs that were refused, so a secret typed into one is never shown back.
+pub fn redact_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("://") {
+        let (head, tail) = rest.split_at(start + 3);
+        out.push_str(head);
+        let authority_end = tail.find(['/', '?', '#', '&', ' ', '"']).unwrap_or(tail.len());
+        match tail[..authority_end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                rest = &tail[at..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    match out.find('?') {
+        Some(query) if out[query..].to_ascii_lowercase().contains("%40") => format!("{}?***", &out[..query]),
+        _ => out,
+    }
+}
+
 /// Retries of failed S3 requests: a few quick ones, so an outage fails a backup in seconds rather than
 /// minutes (the backup is then recorded as Failed, never half-written).
 fn retry_config() -> RetryConfig {
@@ -126,8 +167,12 @@ impl FromStr for Location {
     type Err = StoreError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let invalid = |problem: String| StoreError::InvalidLocation { url: text.to_owned(), problem, fix: URL_FORMS };
+        let invalid =
+            |problem: String| StoreError::InvalidLocation { url: redact_credentials(text), problem, fix: URL_FORMS };
         let url = Url::parse(text).map_err(|e| invalid(format!("not a URL ({e})")))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(invalid(CREDENTIALS_IN_URL.into()));
+        }
         match url.scheme() {
             "s3" => {
                 let bucket =
@@ -136,13 +181,7 @@ impl FromStr for Location {
                 let (mut endpoint, mut region, mut credentials_file, mut profile) = (None, None, None, None);
                 for (key, value) in url.query_pairs() {
                     match key.as_ref() {
-                        "endpoint" => {
-                            Url::parse(&value)
-                                .ok()
-                                .filter(|e| matches!(e.scheme(), "http" | "https"))
-                                .ok_or_else(|| invalid(format!("endpoint {value:?} is not an http(s) URL")))?;
-                            endpoint = Some(value.trim_end_matches('/').to_owned());
-                        }
+                        "endpoint" => endpoint = Some(check_endpoint(&value).map_err(invalid)?),
                         "region" => region = Some(value.into_owned()),
                         "credentials" => credentials_file = Some(PathBuf::from(value.into_owned())),
                         "profile" => profile = Some(value.into_owned()),
@@ -309,6 +348,22 @@ mod tests {
         let url: Location = format!("s3://b?credentials={}&profile=backup", path.display()).parse().unwrap();
         assert!(url.to_string().contains("profile=backup"));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn credentials_in_urls_are_refused_and_never_shown() {
+        for url in [
+            "s3://b?endpoint=http://KEY:s3cr3tV4lue@127.0.0.1:9000",
+            "s3://KEY:s3cr3tV4lue@bucket/prefix",
+            "s3://b?endpoint=http%3A%2F%2FKEY%3As3cr3tV4lue%40127.0.0.1%3A9000",
+            "s3://b?endpoint=ftp://KEY:s3cr3tV4lue@host",
+        ] {
+            let message = url.parse::<Location>().unwrap_err().to_string();
+            assert!(!message.contains("s3cr3tV4lue"), "{url}: {message}");
+        }
+        let message = "s3://b?endpoint=http://KEY:s3cr3tV4lue@host".parse::<Location>().unwrap_err().to_string();
+        assert!(message.contains("carries credentials"), "{message}");
+        assert_eq!(redact_credentials("see http://a:b@h/x and s3://c@d"), "see http://***@h/x and s3://***@d");
     }
 
     #[test]
