@@ -213,7 +213,11 @@ pub async fn run(command: BackupCommand, connection: &Connection) -> anyhow::Res
         BackupCommand::Create(args) => create(*args, connection).await,
         BackupCommand::Get { names, output } => {
             let store = connection.store()?;
-            let mut records = backup::list_backups(&store).await?;
+            let listing = backup::list_backups(&store).await?;
+            for damaged in &listing.damaged {
+                eprintln!("warning: {damaged}");
+            }
+            let mut records = listing.records;
             if !names.is_empty() {
                 records.retain(|r| names.iter().any(|n| n == r.name()));
                 if let Some(missing) = names.iter().find(|n| !records.iter().any(|r| r.name() == n.as_str())) {

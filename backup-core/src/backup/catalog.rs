@@ -1,35 +1,61 @@
 //! The catalogue of backups in a location: each backup's record (`cairn-backup.json`), read, listed, and
 //! written create-only so a stored backup is never overwritten.
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 
 use super::BackupRecord;
 use crate::store::{Layout, Store, StoreError};
 
-/// The record of `name`, or `None` when no such backup exists.
+/// The record of `name`, or `None` when no such backup exists. A record that cannot be parsed, or that
+/// names another backup than its folder does, is damaged ([`StoreError::Corrupt`]): trusting it would
+/// let one backup's name lead to another's archive.
 pub async fn read_backup(store: &Store, name: &str) -> Result<Option<BackupRecord>, StoreError> {
     let key = Layout.backup_record(name);
-    match store.get_json(&key).await {
-        Ok(record) => Ok(Some(record)),
-        Err(StoreError::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e),
+    let record: BackupRecord = match store.get_json(&key).await {
+        Ok(record) => record,
+        Err(StoreError::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if record.name() != name {
+        return Err(StoreError::Corrupt {
+            key: key.to_string(),
+            problem: format!(
+                "it names backup {:?}, not {name:?} as its folder does; the record is damaged or was moved by hand",
+                record.name()
+            ),
+        });
     }
+    Ok(Some(record))
 }
 
-/// Every backup's record, sorted by name. Folders without a readable record are skipped (a backup
-/// exists only once its record does).
-pub async fn list_backups(store: &Store) -> Result<Vec<BackupRecord>, StoreError> {
+/// The backups found in a location.
+#[derive(Debug, Default)]
+pub struct BackupListing {
+    /// Every readable record, sorted by name.
+    pub records: Vec<BackupRecord>,
+    /// Records that exist but are damaged, as errors naming the key and the problem.
+    pub damaged: Vec<StoreError>,
+}
+
+/// Every backup's record, sorted by name. Folders without a record are skipped (a backup exists only once
+/// its record does); damaged records are listed apart.
+pub async fn list_backups(store: &Store) -> Result<BackupListing, StoreError> {
     let dir = Layout.backups_dir();
     let listing = store.objects().list_with_delimiter(Some(&dir)).await.map_err(|e| store.explain(&dir, e))?;
     let names: Vec<String> = listing.common_prefixes.iter().filter_map(|p| Layout.backup_of(p)).collect();
-    let records: Vec<Option<BackupRecord>> = futures::stream::iter(names)
-        .map(|name| async move { read_backup(store, &name).await })
-        .buffered(8)
-        .try_collect()
-        .await?;
-    let mut records: Vec<BackupRecord> = records.into_iter().flatten().collect();
-    records.sort_by(|a, b| a.name().cmp(b.name()));
-    Ok(records)
+    let read: Vec<Result<Option<BackupRecord>, StoreError>> =
+        futures::stream::iter(names).map(|name| async move { read_backup(store, &name).await }).buffered(8).collect().await;
+    let mut found = BackupListing::default();
+    for result in read {
+        match result {
+            Ok(Some(record)) => found.records.push(record),
+            Ok(None) => {}
+            Err(damaged @ StoreError::Corrupt { .. }) => found.damaged.push(damaged),
+            Err(other) => return Err(other),
+        }
+    }
+    found.records.sort_by(|a, b| a.name().cmp(b.name()));
+    Ok(found)
 }
 
 /// Writes `record` only if no record of that name exists: stored backups are never overwritten.

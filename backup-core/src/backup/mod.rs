@@ -12,7 +12,7 @@ pub mod retention;
 mod sink;
 mod sync_plan;
 
-pub use catalog::{create_record, list_backup_names, list_backups, read_backup};
+pub use catalog::{BackupListing, create_record, list_backup_names, list_backups, read_backup};
 pub use engine::{BackupError, BackupOutcome, BackupProgress, BackupRequest, run_backup, validate_name};
 pub use inspect::{
     InspectError, Verification, archive_stream, backup_keys, download_archive, find_backup, read_log,
