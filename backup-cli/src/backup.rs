@@ -110,8 +110,9 @@ pub enum CompressionArg {
 pub struct SpecArgs {
     #[command(flatten)]
     selection: SelectionArgs,
-    /// How long to keep the backup (Go duration: 720h, 72h30m); default: the server's --default-backup-ttl
-    /// (shown as <server default>), standalone 720h0m0s.
+    /// How long to keep the backup (Go duration: 720h, 72h30m; at most 2562047h). Unset or 0 means the
+    /// default, as in Velero: the server's --default-backup-ttl (shown as <server default>), standalone
+    /// 720h0m0s.
     #[arg(long, default_value = "")]
     ttl: String,
     /// The server's BackupStorageLocation to write to; default: the server's default location.
