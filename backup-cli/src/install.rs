@@ -2,6 +2,7 @@
 //! the cluster, each object reported (applied, created, or kept when the default location or its Secret
 //! exists already).
 
+use crate::output::write_out;
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use anyhow::{Context, bail};
@@ -127,17 +128,24 @@ pub async fn run(args: InstallArgs, connection: &Connection) -> anyhow::Result<b
     let options = options(&args, &connection.namespace)?;
     let manifests = install::manifests(&options)?;
     if let Some(format) = args.output {
-        print!("{}", render(&manifests, format)?);
+        write_out(&render(&manifests, format)?)?;
     }
     if args.dry_run {
         if args.output.is_none() {
-            print!("{}", listing(&manifests));
-            println!("Dry run: nothing was sent to the cluster. Print the manifests with -o yaml.");
+            write_out(&listing(&manifests))?;
+            write_out("Dry run: nothing was sent to the cluster. Print the manifests with -o yaml.\n")?;
         }
         return Ok(true);
     }
     // With -o, stdout holds the manifests: the report goes to stderr.
-    let report = |line: String| if args.output.is_some() { eprintln!("{line}") } else { println!("{line}") };
+    // A reader that went away does not stop an install halfway: the report is then dropped.
+    let report = |line: String| {
+        if args.output.is_some() {
+            eprintln!("{line}");
+        } else {
+            let _ = write_out(&format!("{line}\n"));
+        }
+    };
     let client = connection.client().await?;
     install::apply(&client, &manifests, |applied| report(applied.to_string())).await?;
     let namespace = &options.namespace;

@@ -24,9 +24,24 @@ impl OutputFormat {
             OutputFormat::Json => serde_json::to_string_pretty(report)? + "\n",
             OutputFormat::Yaml => serde_yaml_ng::to_string(report)?,
         };
-        std::io::stdout().lock().write_all(text.as_bytes())?;
-        Ok(())
+        write_out(&text)
     }
+}
+
+/// Writes `text` to stdout. A reader that went away (`cairn ... | head`) gives an error that `main` turns
+/// into a quiet exit 0, as ripgrep does; `print!` would panic instead.
+pub fn write_out(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Whether `error` comes from writing to a pipe whose reader has gone.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 /// Rows aligned in columns, kubectl style.

@@ -1,7 +1,7 @@
 //! `cairn version`: the client's version, the mode it is in, and the server's version, which the server
 //! reports through a ServerStatusRequest.
 
-use std::{io::Write, time::Duration};
+use std::time::Duration;
 
 use anyhow::Context;
 use backup_core::{client::ServerStatus, duration::parse_duration};
@@ -52,7 +52,7 @@ pub async fn run(args: VersionArgs, mode: anyhow::Result<Mode>) -> anyhow::Resul
         Ok(mode) => mode,
         Err(error) => {
             if args.output == OutputFormat::Table {
-                print!("Client:\n\tVersion: {}\n", backup_core::VERSION);
+                crate::output::write_out(&format!("Client:\n\tVersion: {}\n", backup_core::VERSION))?;
             }
             return Err(error);
         }
@@ -64,13 +64,11 @@ pub async fn run(args: VersionArgs, mode: anyhow::Result<Mode>) -> anyhow::Resul
         return Ok(true);
     };
     if args.output == OutputFormat::Table {
-        let mut stdout = std::io::stdout().lock();
-        stdout.write_all(client_text(&client).as_bytes())?;
-        stdout.flush()?;
+        crate::output::write_out(&client_text(&client))?;
     }
     let status = server.server_status(timeout).await?;
     match args.output {
-        OutputFormat::Table => print!("{}", server_text(&status)),
+        OutputFormat::Table => crate::output::write_out(&server_text(&status))?,
         other => other.print(&VersionReport { client, server: Some(status) }, |_| String::new())?,
     }
     Ok(true)

@@ -114,7 +114,8 @@ async fn backup_lifecycle_through_the_cli() {
 fn bad_input_gets_one_clear_line_and_writes_nothing() {
     let env = TestEnv::get();
     let storage = env.info().storage_url(&env.bucket_prefix("cli-bad"));
-    let cases: [(&[&str], &str, &str); 6] = [
+    let with_secret = "s3://cairn-test?endpoint=http://KEY:s3cr3tV4lue@127.0.0.1:9&region=us-east-1";
+    let cases: [(&[&str], &str, &str); 10] = [
         (
             &["backup", "create", "x"],
             "s3://cairn-test?endpoint=http://127.0.0.1:9&region=us-east-1",
@@ -123,6 +124,14 @@ fn bad_input_gets_one_clear_line_and_writes_nothing() {
         (&["backup", "create", "Bad_Name"], &storage, "invalid backup name"),
         (&["backup", "create", "x", "-l", "a=b", "--or-selector", "c=d"], &storage, "cannot be combined"),
         (&["backup", "create", "x", "--ttl", "3 days"], &storage, "invalid duration"),
+        (&["backup", "create", "x", "--ttl", "99999999h"], &storage, "longer than the longest duration"),
+        (&["backup", "get"], with_secret, "carries credentials"),
+        (&["restore", "create", "--from-backup", "x", "--namespace-mappings", "a:b,a:c"], &storage, "mapped twice"),
+        (
+            &["restore", "create", "--from-backup", "x", "--namespace-mappings", "a:b", "--namespace-mappings", "a:c"],
+            &storage,
+            "mapped twice",
+        ),
         (&["backup", "create", "x"], "gs://bucket", "unsupported scheme"),
         (
             &["backup", "create", "x", "--kubeconfig", "/nonexistent/kubeconfig"],
@@ -136,7 +145,54 @@ fn bad_input_gets_one_clear_line_and_writes_nothing() {
         assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(stderr.starts_with("error: ") && stderr.contains(message), "{args:?}: {stderr}");
         assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: not one line: {stderr}");
+        assert!(!stderr.contains("s3cr3tV4lue"), "{args:?}: the secret is shown: {stderr}");
     }
     let listed = cairn(&env, &storage, &["backup", "get", "-o", "json"]);
     assert_eq!(text(&listed.stdout).trim(), "[]");
+}
+
+/// Runs `cairn` with its stdout a pipe whose reader is already gone.
+fn cairn_into_closed_pipe(env: &TestEnv, storage: &str, args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    command
+        .args(args)
+        .env("KUBECONFIG", &env.info().kubeconfig)
+        .env("CAIRN_STORAGE", storage)
+        .env("AWS_ACCESS_KEY_ID", &env.info().s3_access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &env.info().s3_secret_access_key)
+        .stdout(writer);
+    command.output().expect("cairn runs")
+}
+
+#[tokio::test]
+async fn a_reader_that_goes_away_ends_every_command_quietly_and_a_zero_ttl_means_the_default() {
+    let env = TestEnv::get();
+    let client = env.client().await;
+    let namespace = env.namespace("cli-pipe").await;
+    apply_manifests(&client, &SAMPLE_WORKLOADS.replace("NAMESPACE", &namespace)).await.unwrap();
+    let storage = env.info().storage_url(&env.bucket_prefix("cli-pipe"));
+    let created = cairn(
+        &env,
+        &storage,
+        &["backup", "create", "b", "--include-namespaces", &namespace, "--ttl", "0", "-o", "json"],
+    );
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    assert_eq!(report["backup"]["spec"]["ttl"], "720h0m0s", "a TTL of 0 is the default, as in Velero");
+
+    for args in [
+        &["backup", "logs", "b"][..],
+        &["backup", "get", "-o", "json"],
+        &["backup", "get"],
+        &["backup", "describe", "b", "--details", "-o", "yaml"],
+        &["backup", "verify", "b"],
+        &["install", "--dry-run", "-o", "yaml"],
+    ] {
+        let output = cairn_into_closed_pipe(&env, &storage, args);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {}", text(&output.stderr));
+        assert!(!text(&output.stderr).contains("panicked"), "{args:?}: {}", text(&output.stderr));
+        assert!(!text(&output.stderr).contains("Broken pipe"), "{args:?}: {}", text(&output.stderr));
+    }
 }

@@ -1,6 +1,7 @@
 //! `cairn backup ...` with a server: Backup objects in its namespace, their files through DownloadRequests,
 //! and deletion through DeleteBackupRequests.
 
+use crate::output::write_out;
 use std::{collections::BTreeMap, path::PathBuf};
 
 use anyhow::{Context, bail};
@@ -287,7 +288,7 @@ async fn download(name: &str, file: Option<PathBuf>, force: bool, server: &Serve
         }
     };
     tokio::fs::rename(&partial, &path).await?;
-    println!("Backup {name} downloaded to {} ({}).", path.display(), human_bytes(bytes));
+    write_out(&format!("Backup {name} downloaded to {} ({}).\n", path.display(), human_bytes(bytes)))?;
     Ok(())
 }
 
@@ -365,7 +366,7 @@ pub async fn run(command: BackupCommand, server: &ServerApi) -> anyhow::Result<b
         BackupCommand::Download { name, file, force } => download(&name, file, force, server).await.map(|()| true),
         BackupCommand::Logs { name } => {
             finished_backup(&name, "log", server).await?;
-            print!("{}", gunzip_text(&fetch::download(server, DownloadTargetKind::BackupLog, &name).await?)?);
+            write_out(&gunzip_text(&fetch::download(server, DownloadTargetKind::BackupLog, &name).await?)?)?;
             Ok(true)
         }
         BackupCommand::Verify { .. } => bail!(

@@ -1,5 +1,6 @@
 //! `cairn backup ...` standalone: the CLI runs the backup engine itself and reads the storage location.
 
+use crate::output::write_out;
 use std::{collections::BTreeMap, path::PathBuf};
 
 use anyhow::{Context, bail};
@@ -203,7 +204,7 @@ async fn download(name: &str, file: Option<PathBuf>, force: bool, connection: &C
     };
     tokio::io::AsyncWriteExt::flush(&mut out).await?;
     tokio::fs::rename(&partial, &path).await?;
-    println!("Backup {name} downloaded to {} ({}).", path.display(), human_bytes(bytes));
+    write_out(&format!("Backup {name} downloaded to {} ({}).\n", path.display(), human_bytes(bytes)))?;
     Ok(())
 }
 
@@ -246,7 +247,7 @@ pub async fn run(command: BackupCommand, connection: &Connection) -> anyhow::Res
         BackupCommand::Logs { name } => {
             let store = connection.store()?;
             let record = backup::find_backup(&store, &name).await?;
-            print!("{}", backup::read_log(&store, &record).await?);
+            write_out(&backup::read_log(&store, &record).await?)?;
             Ok(true)
         }
         BackupCommand::Verify { name, output } => {

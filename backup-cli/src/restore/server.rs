@@ -1,6 +1,7 @@
 //! `cairn restore ...` with a server: Restore objects in its namespace and their files through
 //! DownloadRequests.
 
+use crate::output::write_out;
 use anyhow::bail;
 use backup_core::{
     api::{Backup, DownloadTargetKind, Restore, RestoreObjectPhase, Schedule},
@@ -197,7 +198,7 @@ pub async fn run(command: RestoreCommand, server: &ServerApi) -> anyhow::Result<
                     restore.phase().as_str()
                 );
             }
-            print!("{}", gunzip_text(&fetch::download(server, DownloadTargetKind::RestoreLog, &name).await?)?);
+            write_out(&gunzip_text(&fetch::download(server, DownloadTargetKind::RestoreLog, &name).await?)?)?;
             Ok(true)
         }
     }

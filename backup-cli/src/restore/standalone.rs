@@ -1,5 +1,6 @@
 //! `cairn restore ...` standalone: the CLI runs the restore engine itself and reads the storage location.
 
+use crate::output::write_out;
 use anyhow::bail;
 use backup_core::restore::{
     self, RestoreOutcome, RestorePhase, RestoreProgress, RestoreRecord, RestoreRequest, StoredResults,
@@ -120,7 +121,7 @@ pub async fn run(command: RestoreCommand, connection: &Connection) -> anyhow::Re
         }
         RestoreCommand::Logs { name } => {
             let store = connection.store()?;
-            print!("{}", restore::read_restore_log(&store, &name).await?);
+            write_out(&restore::read_restore_log(&store, &name).await?)?;
             Ok(true)
         }
     }

@@ -34,7 +34,9 @@ impl BackupStorageLocationSpec {
                     return Err(invalid(format!("unknown config key {unknown:?} (known: {})", AWS_CONFIG.join(", "))));
                 }
                 let endpoint = match spec.config.get("s3Url") {
-                    Some(url) => Some(crate::store::check_endpoint(url).map_err(|e| invalid(format!("config.s3Url: {e}")))?),
+                    Some(url) => {
+                        Some(crate::store::check_endpoint(url).map_err(|e| invalid(format!("config.s3Url: {e}")))?)
+                    }
                     None => None,
                 };
                 Ok(Location::S3 {

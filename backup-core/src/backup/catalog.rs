@@ -43,8 +43,11 @@ pub async fn list_backups(store: &Store) -> Result<BackupListing, StoreError> {
     let dir = Layout.backups_dir();
     let listing = store.objects().list_with_delimiter(Some(&dir)).await.map_err(|e| store.explain(&dir, e))?;
     let names: Vec<String> = listing.common_prefixes.iter().filter_map(|p| Layout.backup_of(p)).collect();
-    let read: Vec<Result<Option<BackupRecord>, StoreError>> =
-        futures::stream::iter(names).map(|name| async move { read_backup(store, &name).await }).buffered(8).collect().await;
+    let read: Vec<Result<Option<BackupRecord>, StoreError>> = futures::stream::iter(names)
+        .map(|name| async move { read_backup(store, &name).await })
+        .buffered(8)
+        .collect()
+        .await;
     let mut found = BackupListing::default();
     for result in read {
         match result {

@@ -6,8 +6,8 @@ mod location;
 mod part_writer;
 
 pub use layout::{BackupKeys, Compression, Layout, RestoreKeys};
-pub use location::{Location, S3Credentials, credentials_from_secret, default_local_root, redact_credentials};
 pub(crate) use location::check_endpoint;
+pub use location::{Location, S3Credentials, credentials_from_secret, default_local_root, redact_credentials};
 pub use part_writer::{PART_SIZE, PartWriter};
 
 use std::sync::Arc;

@@ -8,7 +8,9 @@ use std::{sync::Arc, time::Duration};
 
 use backup_core::{
     api::{Backup, BackupObjectProgress, BackupObjectStatus, BackupPhase, labels},
-    backup::{BackupError, BackupOutcome, BackupProgress, BackupRequest, read_backup, retention::effective_ttl, run_backup},
+    backup::{
+        BackupError, BackupOutcome, BackupProgress, BackupRequest, read_backup, retention::effective_ttl, run_backup,
+    },
     duration::{expires_at, parse_duration},
 };
 use jiff::Timestamp;

@@ -481,7 +481,12 @@ async fn stopping_the_s3_server_mid_backup_leaves_no_completed_backup() {
         Some(record) => assert_eq!(record.status.phase, Phase::Failed),
     }
     assert!(
-        backup_core::backup::list_backups(&store).await.unwrap().records.iter().all(|r| r.status.phase != Phase::Completed)
+        backup_core::backup::list_backups(&store)
+            .await
+            .unwrap()
+            .records
+            .iter()
+            .all(|r| r.status.phase != Phase::Completed)
     );
     server.stop();
     let _ = std::fs::remove_dir_all(&root);
