@@ -9,7 +9,7 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::{BackupRecord, BackupResults, Phase};
 use crate::{
-    archive::{VerifyProblem, VerifyReport, verify},
+    archive::{ArchiveError, DEFAULT_MAX_ENTRY_BYTES, VerifyProblem, VerifyReport, verify},
     store::{BackupKeys, Layout, Store, StoreError},
 };
 
@@ -40,6 +40,9 @@ pub enum InspectError {
     /// Reading the archive failed.
     #[error("reading the archive failed: {0}")]
     Io(#[from] std::io::Error),
+    /// The archive could not be read to its end (an outage of the store, most often).
+    #[error("{0}")]
+    Archive(#[from] ArchiveError),
 }
 
 /// The record of `name`, or a NotFound error that says how to list backups.
@@ -107,21 +110,37 @@ impl Verification {
 }
 
 /// Streams the archive and its manifest once and checks them against the record's checksums and each
-/// other, entry by entry. Memory stays flat whatever the archive's size.
+/// other, entry by entry (entries up to [`DEFAULT_MAX_ENTRY_BYTES`]). Memory stays flat whatever the
+/// archive's size. A failed read of the store is an error, never a problem of the backup.
 pub async fn verify_backup(store: &Store, name: &str) -> Result<Verification, InspectError> {
     let record = find_backup(store, name).await?;
-    require_archive(&record)?;
+    verify_archive(store, &record, DEFAULT_MAX_ENTRY_BYTES).await
+}
+
+/// [`verify_backup`] for a record already read, with entries up to `max_entry_bytes`.
+pub async fn verify_archive(
+    store: &Store,
+    record: &BackupRecord,
+    max_entry_bytes: u64,
+) -> Result<Verification, InspectError> {
+    let name = record.name();
+    require_archive(record)?;
     let expected = record.status.archive.clone().expect("checked above");
-    let keys = backup_keys(&record);
+    let keys = backup_keys(record);
     let mut problems = Vec::new();
     let archive = store.get_stream(&keys.archive).await;
     let manifest = store.get_stream(&keys.manifest).await;
     let (archive, manifest) = match (archive, manifest) {
         (Ok(a), Ok(m)) => (a, m),
         (a, m) => {
+            // A missing file is damage; any other failure is the store's, and says nothing of the backup.
             for (result, key) in [(a.err(), &keys.archive), (m.err(), &keys.manifest)] {
-                if let Some(error) = result {
-                    problems.push(VerifyProblem { path: key.to_string(), problem: error.to_string() });
+                match result {
+                    Some(error @ StoreError::NotFound { .. }) => {
+                        problems.push(VerifyProblem { path: key.to_string(), problem: error.to_string() })
+                    }
+                    Some(error) => return Err(error.into()),
+                    None => {}
                 }
             }
             let report = VerifyReport {
@@ -140,11 +159,11 @@ pub async fn verify_backup(store: &Store, name: &str) -> Result<Verification, In
             SyncIoBridge::new(StreamReader::new(archive)),
             SyncIoBridge::new(StreamReader::new(manifest)),
             compression,
+            max_entry_bytes,
         )
     })
     .await
-    .map_err(std::io::Error::other)?
-    .map_err(|e| std::io::Error::other(e.to_string()))?;
+    .map_err(std::io::Error::other)??;
     if report.archive_size != expected.size || report.archive_sha256 != expected.sha256 {
         problems.push(VerifyProblem {
             path: keys.archive.to_string(),

@@ -16,7 +16,7 @@ pub use catalog::{BackupListing, create_record, list_backup_names, list_backups,
 pub use engine::{BackupError, BackupOutcome, BackupProgress, BackupRequest, run_backup, validate_name};
 pub use inspect::{
     InspectError, Verification, archive_stream, backup_keys, download_archive, find_backup, read_log,
-    read_resource_list, read_results, verify_backup,
+    read_resource_list, read_results, verify_archive, verify_backup,
 };
 pub use log::BackupLog;
 pub use record::{
