@@ -24,6 +24,8 @@ pub struct Settings {
     pub validation_frequency: Duration,
     /// The TTL of backups that give none.
     pub default_ttl: String,
+    /// The largest archive entry a restore reads.
+    pub restore_max_object_size: u64,
 }
 
 /// Shared by every reconciler.

@@ -45,6 +45,10 @@ struct Args {
     /// The TTL of backups that give none (Go duration).
     #[arg(long, default_value = backup_core::backup::DEFAULT_TTL)]
     default_backup_ttl: String,
+    /// The largest object a restore reads from an archive (bytes, or with Ki, Mi, Gi): above the API server's
+    /// 3 MiB; a larger entry means a crafted archive, and the restore refuses it.
+    #[arg(long, default_value = "4Mi", value_parser = backup_core::restore::parse_size)]
+    restore_max_object_size: u64,
     /// Act only while holding the Lease `cairn-server`, so that of several replicas one acts.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     leader_elect: bool,
@@ -145,6 +149,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             sync_period: args.backup_sync_period,
             validation_frequency: args.store_validation_frequency,
             default_ttl: args.default_backup_ttl.clone(),
+            restore_max_object_size: args.restore_max_object_size,
         },
         metrics,
         backup_slot: Semaphore::new(1),
@@ -210,7 +215,7 @@ async fn main() -> ExitCode {
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error:#}");
+            tracing::error!("{}", backup_core::cause::chain_text(error.as_ref()));
             ExitCode::FAILURE
         }
     }

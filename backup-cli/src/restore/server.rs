@@ -72,6 +72,11 @@ async fn create(args: CreateArgs, server: &ServerApi) -> anyhow::Result<bool> {
             "the server does not preview restores: preview standalone with `cairn restore create --from-backup NAME --dry-run --storage URL`"
         );
     }
+    if args.max_object_size.is_some() {
+        bail!(
+            "--max-object-size applies to standalone restores; the server's limit is its --restore-max-object-size flag"
+        );
+    }
     let name = args.name()?;
     let spec = args.spec()?;
     if let Some(backup_name) = &args.from_backup {

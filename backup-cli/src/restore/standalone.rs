@@ -35,11 +35,11 @@ async fn create(args: CreateArgs, connection: &Connection) -> anyhow::Result<boo
             "--from-schedule needs a Cairn server (schedules are server objects), but cairn is standalone here; pass --from-backup NAME"
         );
     };
-    let request = RestoreRequest {
-        name: args.name()?,
-        spec: restore::RestoreSpec { backup_name, ..args.spec()? },
-        dry_run: args.dry_run,
-    };
+    let mut request =
+        RestoreRequest::new(args.name()?, restore::RestoreSpec { backup_name, ..args.spec()? }, args.dry_run);
+    if let Some(limit) = args.max_object_size {
+        request.max_entry_bytes = limit;
+    }
     let store = connection.store()?;
     let client = connection.client().await?;
     let (sender, receiver) = watch::channel(RestoreProgress::default());
@@ -56,7 +56,7 @@ async fn create(args: CreateArgs, connection: &Connection) -> anyhow::Result<boo
     args.output.print(&outcome, |o| {
         if dry_run { format!("{}{}", items_table(&o.items, true), summary(o)) } else { summary(o) }
     })?;
-    Ok(outcome.errors.is_empty())
+    Ok(outcome.errors.is_empty() && outcome.restore.status.phase != RestorePhase::Failed)
 }
 
 /// What `restore describe` prints.

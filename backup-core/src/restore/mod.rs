@@ -1,24 +1,30 @@
 //! Restores: read a backup back (Cairn's, checked first, or Velero's), and create its objects in dependency
 //! order, remapping namespaces, never deleting anything. `--dry-run` computes the same per-object
 //! decisions, checked by the API server's dry run, and changes nothing.
+//!
+//! `run.rs` runs a restore (waves, retries, the record); `source.rs` reads the backup; `decide.rs` decides
+//! each object (pure); `apply.rs` sends what it decides; `transform.rs`, `order.rs` and `mapping.rs` hold
+//! the rules they use.
 
-mod engine;
+mod apply;
+mod decide;
 mod inspect;
 mod mapping;
 mod order;
 mod record;
+mod run;
 mod source;
 mod transform;
 
-pub use engine::{RestoreProgress, RestoreRequest, default_restore_name, run_restore};
 pub use inspect::{StoredResults, find_restore, list_restores, read_restore_log, read_restore_results};
-pub use mapping::{check_mapping, parse_mappings};
+pub use mapping::{check_mapping, parse_mappings, parse_size};
 pub use order::{CRDS, HIGH_PRIORITY, LOW_PRIORITY, NEVER_RESTORED, WAVES, wave_of};
 pub use record::{
     ExistingResourcePolicy, ItemOutcome, ItemResult, RestoreOutcome, RestorePhase, RestoreRecord, RestoreSpec,
     RestoreStatus,
 };
-pub use source::{BackupSource, IndexEntry, SourceFormat, parse_item_path};
+pub use run::{RestoreProgress, RestoreRequest, default_restore_name, run_restore};
+pub use source::{BackupSource, IndexEntry, SourceFormat};
 pub use transform::{
     BACKUP_NAME_LABEL, RESTORE_NAME_LABEL, Transform, changed_fields, label_value, merge_patch, strip,
 };
@@ -73,6 +79,11 @@ pub enum RestoreError {
     /// The archive could not be read.
     #[error("reading the archive failed: {0}")]
     Archive(String),
+    /// The storage location failed while the archive was read: an outage, not damage.
+    #[error(
+        "reading the backup from the storage location failed ({0}); the store or the network failed, not the backup: run the restore again"
+    )]
+    StoreRead(String),
     /// A namespace mapping is malformed.
     #[error(
         "invalid namespace mapping {0:?}: write old:new pairs of namespace names, comma-separated (e.g. shop:shop-copy)"

@@ -17,6 +17,8 @@ pub enum RestorePhase {
     PartiallyFailed,
     /// A preview: nothing was changed.
     DryRun,
+    /// The restore could not go on (see the failure reason); what it applied until then stays.
+    Failed,
 }
 
 impl RestorePhase {
@@ -26,6 +28,7 @@ impl RestorePhase {
             RestorePhase::Completed => "Completed",
             RestorePhase::PartiallyFailed => "PartiallyFailed",
             RestorePhase::DryRun => "DryRun",
+            RestorePhase::Failed => "Failed",
         }
     }
 }
@@ -48,6 +51,9 @@ pub struct RestoreStatus {
     pub warnings: u64,
     /// Number of errors.
     pub errors: u64,
+    /// Why the restore could not go on, when it is Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
 }
 
 /// The stored record of one restore.

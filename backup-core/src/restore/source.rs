@@ -1,50 +1,54 @@
 //! Where a restore reads from: a Cairn backup (checked against its manifest before anything is applied) or
-//! a backup Velero wrote (`velero-backup.json` + `<name>.tar.gz`). Archives are read as streams, one pass
-//! per wave, so memory does not grow with the backup.
+//! a backup Velero wrote (`velero-backup.json` + `<name>.tar.gz`, every entry read and checked once). The
+//! archive is read as a stream through `archive::read_archive`, one pass per wave, so memory does not grow
+//! with the backup; the bytes of objects waiting to be applied are bounded by a budget, whatever the
+//! archive holds.
 
-use std::{collections::HashSet, io::Read};
+use std::{collections::HashMap, ops::Deref, sync::Arc};
 
-use flate2::read::GzDecoder;
-use tokio::sync::mpsc;
+use sha2::{Digest, Sha256};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::RestoreError;
 use crate::{
-    archive::{FORMAT_VERSION, ManifestEntry, VERSION_PATH, path_is_safe},
-    backup::{BackupRecord, Phase, backup_keys, verify_backup},
-    store::{Compression, Layout, Store},
+    archive::{
+        FORMAT_VERSION, Flow, ItemPath, ManifestReader, ReadError, VERSION_PATH, check_entry, hex, read_archive,
+    },
+    backup::{BackupRecord, InspectError, Phase, backup_keys, verify_archive},
+    store::{Compression, Layout, Store, StoreError},
 };
 
-/// An archived object, known from its path.
+/// An archived object, known from its path (and, for Cairn backups, its manifest line).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexEntry {
-    /// `deployments.apps`.
-    pub group_resource: String,
-    /// Its namespace, for namespaced objects.
-    pub namespace: Option<String>,
-    /// Its name.
-    pub name: String,
+    /// What its path says it is.
+    pub item: ItemPath,
     /// Its path in the archive.
     pub path: String,
+    /// The SHA-256 the manifest lists for it (Cairn backups): every later read is checked against it, so
+    /// what is applied is what was verified.
+    pub sha256: Option<String>,
 }
 
-/// Reads `resources/<gr>/namespaces/<ns>/<name>.json` or `resources/<gr>/cluster/<name>.json`; other
-/// entries (the version file, preferred-version copies) give `None`.
-pub fn parse_item_path(path: &str) -> Option<IndexEntry> {
-    let rest = path.strip_prefix("resources/")?;
-    let parts: Vec<&str> = rest.split('/').collect();
-    let (group_resource, namespace, file) = match parts.as_slice() {
-        [gr, "namespaces", ns, file] => (*gr, Some((*ns).to_owned()), *file),
-        [gr, "cluster", file] => (*gr, None, *file),
-        _ => return None,
-    };
-    let name = file.strip_suffix(".json")?;
-    Some(IndexEntry {
-        group_resource: group_resource.to_owned(),
-        namespace,
-        name: name.to_owned(),
-        path: path.to_owned(),
-    })
+impl Deref for IndexEntry {
+    type Target = ItemPath;
+
+    fn deref(&self) -> &ItemPath {
+        &self.item
+    }
+}
+
+impl IndexEntry {
+    /// The entry at `path`, if the path names an object.
+    pub fn parse(path: &str) -> Option<IndexEntry> {
+        ItemPath::parse(path).map(|item| IndexEntry { item, path: path.to_owned(), sha256: None })
+    }
+
+    /// What its path says it is.
+    pub fn item(&self) -> ItemPath {
+        self.item.clone()
+    }
 }
 
 fn check_format_version(version: &str) -> Result<(), RestoreError> {
@@ -62,6 +66,49 @@ pub enum SourceFormat {
     Velero,
 }
 
+/// An archived object read for applying, holding its share of the memory budget until it is dropped.
+#[derive(Debug)]
+pub(crate) struct ReadItem {
+    /// The entry's path.
+    pub(crate) path: String,
+    /// Its bytes.
+    pub(crate) bytes: Vec<u8>,
+    /// Its share of the budget.
+    _budget: OwnedSemaphorePermit,
+}
+
+/// Bytes of archived objects read but not yet applied, across a restore: objects are small, so this is
+/// only ever reached by an archive of huge entries, and keeps even that one's memory bounded.
+pub(crate) const BUDGET_BYTES: u64 = 32 * 1024 * 1024;
+/// The budget's unit: one permit per KiB.
+const BUDGET_UNIT: u64 = 1024;
+
+/// The memory budget for objects in flight, sized so that the largest entry always fits.
+pub(crate) fn budget(max_entry_bytes: u64) -> Arc<Semaphore> {
+    let bytes = BUDGET_BYTES.max(max_entry_bytes.saturating_mul(2));
+    Arc::new(Semaphore::new((bytes / BUDGET_UNIT).min(Semaphore::MAX_PERMITS as u64) as usize))
+}
+
+/// The permits an entry of `size` bytes takes (the budget is at least twice the largest entry).
+fn permits_for(size: u64) -> u32 {
+    (size / BUDGET_UNIT + 1).min(u64::from(u32::MAX)) as u32
+}
+
+/// A read failure of the archive, as a restore error.
+fn read_error(name: &str, error: ReadError) -> RestoreError {
+    match error {
+        ReadError::Store(reason) => RestoreError::StoreRead(reason),
+        ReadError::UnsafePath { path } => RestoreError::UnsafePath { path },
+        other @ (ReadError::TooLarge { .. } | ReadError::Damaged(_)) => {
+            let item = match &other {
+                ReadError::TooLarge { path, .. } => path.clone(),
+                _ => "<archive>".to_owned(),
+            };
+            RestoreError::Corrupt { name: name.to_owned(), item, problem: other.to_string() }
+        }
+    }
+}
+
 /// An opened backup to restore from.
 #[derive(Debug, Clone)]
 pub struct BackupSource {
@@ -72,11 +119,13 @@ pub struct BackupSource {
     store: Store,
     archive: object_store::path::Path,
     compression: Compression,
+    max_entry_bytes: u64,
 }
 
 impl BackupSource {
-    /// Opens backup `name` in `store`: Cairn's record first, else Velero's.
-    pub async fn open(store: &Store, name: &str) -> Result<BackupSource, RestoreError> {
+    /// Opens backup `name` in `store`: Cairn's record first, else Velero's. No entry of its archive may be
+    /// larger than `max_entry_bytes`.
+    pub async fn open(store: &Store, name: &str, max_entry_bytes: u64) -> Result<BackupSource, RestoreError> {
         if let Some(record) = crate::backup::read_backup(store, name).await? {
             if record.status.phase == Phase::Failed || record.status.archive.is_none() {
                 return Err(RestoreError::NotRestorable {
@@ -96,6 +145,7 @@ impl BackupSource {
                 archive: keys.archive,
                 format: SourceFormat::Cairn(Box::new(record)),
                 store: store.clone(),
+                max_entry_bytes,
             });
         }
         match store.get_bytes(&Layout.velero_record(name)).await {
@@ -105,8 +155,9 @@ impl BackupSource {
                 archive: Layout.velero_archive(name),
                 compression: Compression::Gzip,
                 store: store.clone(),
+                max_entry_bytes,
             }),
-            Err(crate::store::StoreError::NotFound { .. }) => {
+            Err(StoreError::NotFound { .. }) => {
                 Err(RestoreError::BackupNotFound { name: name.to_owned(), location: store.location().to_string() })
             }
             Err(e) => Err(e.into()),
@@ -114,90 +165,123 @@ impl BackupSource {
     }
 
     /// Checks the archive and lists its objects. A Cairn archive is verified entry by entry against its
-    /// manifest and record; a Velero archive is read once for its paths. Any unsafe path, mismatch,
-    /// truncation or unknown format version is an error, before anything is applied.
+    /// manifest and record; a Velero archive is read once, every object checked against its path. Any
+    /// unsafe path, mismatch, truncation, entry over the limit or unknown format version is an error,
+    /// before anything is applied; a failed read of the store is [`RestoreError::StoreRead`].
     pub async fn index(&self) -> Result<Vec<IndexEntry>, RestoreError> {
         match &self.format {
-            SourceFormat::Cairn(record) => {
-                let verification =
-                    verify_backup(&self.store, &self.name).await.map_err(|e| RestoreError::Archive(e.to_string()))?;
-                if let Some(problem) = verification.problems.first() {
-                    return Err(RestoreError::Corrupt {
-                        name: self.name.clone(),
-                        item: problem.path.clone(),
-                        problem: problem.problem.clone(),
-                    });
-                }
-                let keys = backup_keys(record);
-                let manifest = self.store.get_bytes(&keys.manifest).await?;
-                let text = zstd::decode_all(manifest.as_ref()).map_err(|e| RestoreError::Archive(e.to_string()))?;
-                let mut entries = Vec::new();
-                for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                    let entry: ManifestEntry =
-                        serde_json::from_slice(line).map_err(|e| RestoreError::Archive(e.to_string()))?;
-                    entries.extend(parse_item_path(&entry.path));
-                }
-                Ok(entries)
-            }
-            SourceFormat::Velero => {
-                let (sender, mut receiver) = mpsc::channel(256);
-                let reader = self.read_entries(None, sender).await?;
-                let mut entries = Vec::new();
-                while let Some(item) = receiver.recv().await {
-                    let (path, content) = item?;
-                    if path == VERSION_PATH {
-                        check_format_version(&String::from_utf8_lossy(&content))?;
-                    }
-                    entries.extend(parse_item_path(&path));
-                }
-                reader.await.map_err(|e| RestoreError::Archive(e.to_string()))??;
-                Ok(entries)
-            }
+            SourceFormat::Cairn(record) => self.cairn_index(record).await,
+            SourceFormat::Velero => self.velero_index().await,
         }
     }
 
-    /// Streams the archive once, sending the content of the entries whose paths are in `wanted` (all
-    /// entries, content only for the version file, when `None`). Every path is checked for safety.
-    pub async fn read_entries(
-        &self,
-        wanted: Option<HashSet<String>>,
-        sender: mpsc::Sender<Result<(String, Vec<u8>), RestoreError>>,
-    ) -> Result<tokio::task::JoinHandle<Result<(), RestoreError>>, RestoreError> {
-        let stream = self.store.get_stream(&self.archive).await?;
-        let compression = self.compression;
-        Ok(tokio::task::spawn_blocking(move || {
+    async fn cairn_index(&self, record: &BackupRecord) -> Result<Vec<IndexEntry>, RestoreError> {
+        let verification = match verify_archive(&self.store, record, self.max_entry_bytes).await {
+            Ok(verification) => verification,
+            Err(InspectError::Archive(crate::archive::ArchiveError::Read(ReadError::Store(reason)))) => {
+                return Err(RestoreError::StoreRead(reason));
+            }
+            Err(InspectError::Store(error)) => return Err(error.into()),
+            Err(other) => return Err(RestoreError::Archive(other.to_string())),
+        };
+        if let Some(problem) = verification.problems.first() {
+            return Err(RestoreError::Corrupt {
+                name: self.name.clone(),
+                item: problem.path.clone(),
+                problem: problem.problem.clone(),
+            });
+        }
+        let stream = self.store.get_stream(&backup_keys(record).manifest).await?;
+        tokio::task::spawn_blocking(move || {
             let raw = SyncIoBridge::new(StreamReader::new(stream));
-            let decompressed: Box<dyn Read> = match compression {
-                Compression::Zstd => {
-                    Box::new(zstd::Decoder::new(raw).map_err(|e| RestoreError::Archive(e.to_string()))?)
-                }
-                Compression::Gzip => Box::new(GzDecoder::new(raw)),
-            };
-            let mut tar = tar::Archive::new(decompressed);
-            let corrupt =
-                |e: std::io::Error| RestoreError::Archive(format!("the archive is truncated or corrupt: {e}"));
-            for entry in tar.entries().map_err(corrupt)? {
-                let mut entry = entry.map_err(corrupt)?;
-                let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-                if !path_is_safe(&path) {
-                    return Err(RestoreError::UnsafePath { path });
-                }
-                let keep = match &wanted {
-                    Some(wanted) => wanted.contains(&path),
-                    None => true,
-                };
-                if !keep {
-                    continue;
-                }
-                let mut content = Vec::new();
-                if wanted.is_some() || path == VERSION_PATH {
-                    entry.read_to_end(&mut content).map_err(corrupt)?;
-                }
-                if sender.blocking_send(Ok((path, content))).is_err() {
-                    break;
+            let mut manifest = ManifestReader::new(raw).map_err(|e| RestoreError::StoreRead(e.to_string()))?;
+            let mut entries = Vec::new();
+            loop {
+                match manifest.next_entry().map_err(|e| RestoreError::StoreRead(e.to_string()))? {
+                    Ok(Some(line)) => entries.extend(
+                        IndexEntry::parse(&line.path).map(|entry| IndexEntry { sha256: Some(line.sha256), ..entry }),
+                    ),
+                    Ok(None) => return Ok(entries),
+                    Err(problem) => return Err(RestoreError::Archive(format!("the manifest changed: {problem}"))),
                 }
             }
-            Ok(())
+        })
+        .await
+        .map_err(|e| RestoreError::Archive(e.to_string()))?
+    }
+
+    async fn velero_index(&self) -> Result<Vec<IndexEntry>, RestoreError> {
+        let stream = self.store.get_stream(&self.archive).await?;
+        let (name, compression, limit) = (self.name.clone(), self.compression, self.max_entry_bytes);
+        tokio::task::spawn_blocking(move || {
+            let mut entries = Vec::new();
+            let mut refused: Option<RestoreError> = None;
+            let raw = SyncIoBridge::new(StreamReader::new(stream));
+            read_archive(raw, compression, limit, |mut entry| {
+                if entry.path == VERSION_PATH {
+                    let version = entry.read_all()?;
+                    if let Err(error) = check_format_version(&String::from_utf8_lossy(&version)) {
+                        refused = Some(error);
+                        return Ok(Flow::Stop);
+                    }
+                } else if let Some(item) = IndexEntry::parse(entry.path) {
+                    if let Err(problem) = check_entry(&item, &entry.read_all()?) {
+                        let problem = format!("the object is not what its path says: {problem}");
+                        refused = Some(RestoreError::Corrupt { name: name.clone(), item: item.path, problem });
+                        return Ok(Flow::Stop);
+                    }
+                    entries.push(item);
+                }
+                Ok(Flow::Continue)
+            })
+            .map_err(|e| read_error(&name, e))?;
+            refused.map_or(Ok(entries), Err)
+        })
+        .await
+        .map_err(|e| RestoreError::Archive(e.to_string()))?
+    }
+
+    /// Streams the archive once on a blocking thread, sending the entries whose paths are in `wanted` (with
+    /// the SHA-256 each must have, when known) as they are read. Each sent item holds its share of `budget`
+    /// until dropped, so at most the budget's bytes are read ahead of the applying. An entry whose content
+    /// is not what the index says (the archive changed since it was verified) ends the pass with an error.
+    pub(crate) async fn read_pass(
+        &self,
+        wanted: HashMap<String, Option<String>>,
+        budget: Arc<Semaphore>,
+        sender: mpsc::Sender<Result<ReadItem, RestoreError>>,
+    ) -> Result<tokio::task::JoinHandle<Result<(), RestoreError>>, RestoreError> {
+        let stream = self.store.get_stream(&self.archive).await?;
+        let (name, compression, limit) = (self.name.clone(), self.compression, self.max_entry_bytes);
+        let runtime = tokio::runtime::Handle::current();
+        Ok(tokio::task::spawn_blocking(move || {
+            let raw = SyncIoBridge::new(StreamReader::new(stream));
+            let mut remaining = wanted.len();
+            let mut changed: Option<RestoreError> = None;
+            read_archive(raw, compression, limit, |mut entry| {
+                let Some(expected) = wanted.get(entry.path) else { return Ok(Flow::Continue) };
+                let permits = permits_for(entry.size);
+                let Ok(share) = runtime.block_on(budget.clone().acquire_many_owned(permits)) else {
+                    return Ok(Flow::Stop);
+                };
+                let bytes = entry.read_all()?;
+                if let Some(expected) = expected
+                    && hex(&Sha256::digest(&bytes)) != *expected
+                {
+                    let problem =
+                        "its content changed since the backup was verified; nothing more is read from it".into();
+                    changed = Some(RestoreError::Corrupt { name: name.clone(), item: entry.path.to_owned(), problem });
+                    return Ok(Flow::Stop);
+                }
+                let item = ReadItem { path: entry.path.to_owned(), bytes, _budget: share };
+                remaining -= 1;
+                if sender.blocking_send(Ok(item)).is_err() || remaining == 0 {
+                    return Ok(Flow::Stop);
+                }
+                Ok(Flow::Continue)
+            })
+            .map_err(|e| read_error(&name, e))?;
+            changed.map_or(Ok(()), Err)
         }))
     }
 }
@@ -207,22 +291,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn item_paths_parse_and_copies_do_not() {
-        let entry = parse_item_path("resources/deployments.apps/namespaces/web/api.json").unwrap();
-        assert_eq!(
-            (entry.group_resource.as_str(), entry.namespace.as_deref(), entry.name.as_str()),
-            ("deployments.apps", Some("web"), "api")
-        );
-        let cluster = parse_item_path("resources/namespaces/cluster/web.json").unwrap();
-        assert_eq!((cluster.namespace, cluster.name.as_str()), (None, "web"));
-        assert!(parse_item_path("resources/pods/v1-preferredversion/namespaces/web/p.json").is_none());
-        assert!(parse_item_path("metadata/version").is_none());
-    }
-
-    #[test]
     fn only_format_version_1_is_read() {
         assert!(check_format_version("1.1.0\n").is_ok());
         assert!(check_format_version("1.0").is_ok());
         assert!(matches!(check_format_version("2.0.0"), Err(RestoreError::FormatVersion { .. })));
+    }
+
+    #[test]
+    fn the_budget_always_fits_the_largest_entry() {
+        let budget = budget(100 * 1024 * 1024);
+        assert!(budget.available_permits() as u64 * BUDGET_UNIT >= 100 * 1024 * 1024);
+        assert!(permits_for(100 * 1024 * 1024) as usize <= budget.available_permits());
     }
 }

@@ -13,6 +13,9 @@ pub const BACKUP_NAME_LABEL: &str = crate::api::labels::BACKUP_NAME;
 /// Label naming the restore that created or updated an object.
 pub const RESTORE_NAME_LABEL: &str = crate::api::labels::RESTORE_NAME;
 
+/// The label the API server sets on every namespace to its name.
+const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
 /// Metadata the server owns; never sent on create, never compared.
 const SERVER_METADATA: &[&str] = &[
     "generateName",
@@ -102,7 +105,20 @@ pub fn strip(group_resource: &str, object: &mut Value, preserve_node_ports: bool
     match group_resource {
         "pods" => strip_pod(object),
         "services" => strip_service(object, preserve_node_ports),
+        "namespaces" => strip_namespace(object),
         _ => {}
+    }
+}
+
+/// The API server labels every namespace with its own name: that label is the server's, not the backup's
+/// (and names the old namespace in an archived object that is mapped to a new one).
+fn strip_namespace(namespace: &mut Value) {
+    let Some(metadata) = namespace.get_mut("metadata").and_then(Value::as_object_mut) else { return };
+    if let Some(labels) = metadata.get_mut("labels").and_then(Value::as_object_mut) {
+        labels.remove(NAMESPACE_NAME_LABEL);
+        if labels.is_empty() {
+            metadata.remove("labels");
+        }
     }
 }
 

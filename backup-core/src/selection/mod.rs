@@ -231,6 +231,24 @@ impl Selection {
         self.include_cluster_resources != Some(false) && !self.excluded_types.contains(&resource_type.group_resource())
     }
 
+    /// Whether a stored object (by its path in an archive) is selected by namespace, type and the
+    /// cluster-scope rule: with some namespaces selected and cluster resources unset, only the CRDs and
+    /// volumes their objects need come along (Velero's rule).
+    pub fn includes_stored(&self, item: &crate::archive::ItemPath) -> bool {
+        use crate::resources::{CRDS, NAMESPACES, PVS};
+        if !self.includes_group_resource(&item.group_resource) {
+            return false;
+        }
+        match &item.namespace {
+            Some(ns) => self.includes_namespace(ns),
+            None if item.group_resource == NAMESPACES => self.includes_namespace(&item.name),
+            None => match self.include_cluster_resources() {
+                Some(include) => include,
+                None => self.all_namespaces() || item.group_resource == CRDS || item.group_resource == PVS,
+            },
+        }
+    }
+
     /// Whether an object's labels satisfy the label selection.
     pub fn labels_match(&self, labels: &BTreeMap<String, String>) -> bool {
         match &self.labels {

@@ -131,7 +131,8 @@ async fn run(restore: &Restore, context: &Arc<Context>) -> Result<Action, Reconc
     let mut spec = restore.spec.clone();
     spec.backup_name = backup_name;
     spec.schedule_name = None;
-    let request = RestoreRequest { name: name.clone(), spec, dry_run: false };
+    let mut request = RestoreRequest::new(name.clone(), spec, false);
+    request.max_entry_bytes = context.settings.restore_max_object_size;
     let (progress, watcher) = watch::channel(RestoreProgress::default());
     let reporter =
         tokio::spawn(report_progress(api.clone(), name.clone(), uid.map(str::to_owned), watcher, progress_status));
@@ -165,6 +166,7 @@ fn record_phase(record: &RestoreRecord) -> RestoreObjectPhase {
     match record.status.phase {
         RestorePhase::Completed | RestorePhase::DryRun => RestoreObjectPhase::Completed,
         RestorePhase::PartiallyFailed => RestoreObjectPhase::PartiallyFailed,
+        RestorePhase::Failed => RestoreObjectPhase::Failed,
     }
 }
 
@@ -178,6 +180,7 @@ fn record_status(record: &RestoreRecord) -> Value {
         "progress": RestoreObjectProgress { total_items: status.total_items, items_restored: status.items_restored },
         "warnings": status.warnings,
         "errors": status.errors,
+        "failureReason": status.failure_reason,
     })
 }
 

@@ -365,7 +365,10 @@ fn cairn_command(cairn: &std::path::Path, env: &TestEnv, prefix: &str, args: &[&
 }
 
 async fn restore_bench(objects: usize, cairn: PathBuf) -> anyhow::Result<()> {
-    use backup_core::restore::{Transform, parse_item_path, wave_of};
+    use backup_core::{
+        archive::ItemPath,
+        restore::{Transform, wave_of},
+    };
     let (env, client, sources) = setup(&cairn, "src").await?;
     load(&client, &sources, 0, objects, objects).await?;
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -401,7 +404,7 @@ async fn restore_bench(objects: usize, cairn: PathBuf) -> anyhow::Result<()> {
     let discovery = Discovery::run(&client).await?;
     let mut work = Vec::new();
     for (path, bytes) in &entries {
-        let Some(entry) = parse_item_path(path) else { continue };
+        let Some(entry) = ItemPath::parse(path) else { continue };
         if wave_of(&entry.group_resource).is_none() || entry.namespace.is_none() {
             continue;
         }

@@ -45,11 +45,7 @@ async fn backup_namespace(client: &Client, store: &Store, name: &str, namespace:
 }
 
 fn restore_request(name: &str, backup: &str) -> RestoreRequest {
-    RestoreRequest {
-        name: name.to_owned(),
-        spec: RestoreSpec { backup_name: backup.to_owned(), ..Default::default() },
-        dry_run: false,
-    }
+    RestoreRequest::new(name, RestoreSpec { backup_name: backup.to_owned(), ..Default::default() }, false)
 }
 
 async fn restore(client: &Client, store: &Store, request: RestoreRequest) -> Result<RestoreOutcome, RestoreError> {
@@ -104,7 +100,7 @@ async fn restore_after_the_namespace_is_gone_brings_every_object_back_field_by_f
     let discovery = Discovery::run(&client).await.unwrap();
     let mut compared = 0;
     for (path, bytes) in &archived {
-        let Some(entry) = backup_core::restore::parse_item_path(path) else { continue };
+        let Some(entry) = backup_core::archive::ItemPath::parse(path) else { continue };
         if entry.namespace.as_deref() != Some(namespace.as_str())
             || CONTROLLER_OWNED.contains(&entry.group_resource.as_str())
         {

@@ -1,0 +1,408 @@
+//! Running one restore: check and index the backup, choose what to restore, then apply it wave by wave (one
+//! streaming pass over the archive per wave, objects of a wave in parallel), retry objects whose
+//! prerequisites were not there yet, and store the results beside the backup. Once anything may have been
+//! applied there is one way out, through [`finish`]: whatever happens, the restore is recorded with what
+//! was applied, as Failed with the reason when it could not go on.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use futures::{StreamExt, stream};
+use jiff::Timestamp;
+use kube::Client;
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+
+use super::{
+    IndexEntry, ItemOutcome, ItemResult, RestoreError, RestoreOutcome, RestorePhase, RestoreRecord, RestoreSpec,
+    RestoreStatus,
+    apply::{Applied, Applier, Pending},
+    decide::Rules,
+    order::{WAVES, wave_of},
+    source::{BackupSource, budget},
+    transform::Transform,
+};
+use crate::{
+    archive::DEFAULT_MAX_ENTRY_BYTES,
+    backup::{BackupLog, Problem, RecordMeta},
+    discovery::Discovery,
+    resources::{CRDS, NAMESPACES},
+    selection::Selection,
+    store::{Layout, Store, StoreError},
+};
+
+/// Objects of one wave applied at once.
+const PARALLEL_ITEMS: usize = 32;
+/// Rounds of retries for objects whose prerequisites were missing.
+const RETRY_ROUNDS: u32 = 3;
+
+/// What to restore.
+#[derive(Debug, Clone)]
+pub struct RestoreRequest {
+    /// The restore's name.
+    pub name: String,
+    /// What and how.
+    pub spec: RestoreSpec,
+    /// Preview only: decide and check every object with the server's dry run, change nothing.
+    pub dry_run: bool,
+    /// The largest archive entry read ([`DEFAULT_MAX_ENTRY_BYTES`] unless the user trusts bigger ones).
+    pub max_entry_bytes: u64,
+}
+
+impl RestoreRequest {
+    /// A request with the default limits.
+    pub fn new(name: impl Into<String>, spec: RestoreSpec, dry_run: bool) -> Self {
+        RestoreRequest { name: name.into(), spec, dry_run, max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES }
+    }
+}
+
+/// Live counters for progress displays.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestoreProgress {
+    /// Objects selected from the backup.
+    pub total: u64,
+    /// Objects decided (created, updated, unchanged, skipped or failed).
+    pub done: u64,
+}
+
+/// `<backup>-<YYYYMMDDhhmmss>`, Velero's default restore name.
+pub fn default_restore_name(backup: &str, now: Timestamp) -> String {
+    format!("{backup}-{}", now.strftime("%Y%m%d%H%M%S"))
+}
+
+/// Results gathered while applying, from the tasks of a wave.
+struct Tally<'p> {
+    results: Mutex<Vec<ItemResult>>,
+    pending: Mutex<Vec<Pending>>,
+    done: AtomicU64,
+    progress: &'p watch::Sender<RestoreProgress>,
+}
+
+impl Tally<'_> {
+    fn record(&self, applied: Applied) {
+        match applied {
+            Applied::Done(result) => self.results.lock().expect("results lock").push(result),
+            Applied::Retry(pending) => self.pending.lock().expect("pending lock").push(pending),
+            Applied::NotSelected => {}
+        }
+        let count = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        self.progress.send_modify(|p| p.done = count);
+    }
+
+    /// CRDs of the results that did not fail: the ones to wait for.
+    fn restored_crds(&self) -> Vec<String> {
+        let results = self.results.lock().expect("results lock");
+        results
+            .iter()
+            .filter(|r| r.resource == CRDS && r.outcome != ItemOutcome::Failed)
+            .map(|r| r.name.clone())
+            .collect()
+    }
+}
+
+/// Runs a restore from the backup `request.spec.backup_name` in `store`. Nothing in the cluster is ever
+/// deleted; with `dry_run` nothing is changed at all and nothing is written to the store. An error means
+/// nothing was applied; once objects may have been, the outcome is returned and recorded, as Failed with
+/// its reason when the restore could not go on (a store outage mid-read, an archive changed since it
+/// was verified).
+pub async fn run_restore(
+    client: &Client,
+    store: &Store,
+    request: RestoreRequest,
+    progress: &watch::Sender<RestoreProgress>,
+) -> Result<RestoreOutcome, RestoreError> {
+    let started = Timestamp::now();
+    let name = request.name.clone();
+    if !crate::object_name::is_valid_name(&name) {
+        return Err(RestoreError::Name(format!("invalid restore name {name:?}: {}", crate::object_name::NAME_RULE)));
+    }
+    super::check_mapping(&request.spec.namespace_mapping)?;
+    store.check_reachable().await?;
+    if !request.dry_run && store.get_bytes(&Layout.restore_keys(&name).record).await.is_ok() {
+        return Err(RestoreError::Name(format!(
+            "restore {name:?} already exists in {}; choose another name",
+            store.location()
+        )));
+    }
+    let log = Mutex::new(BackupLog::default());
+    let source = BackupSource::open(store, &request.spec.backup_name, request.max_entry_bytes).await?;
+    let index = source.index().await?;
+    log.lock().expect("log lock").info(format!(
+        "restore {name} from backup {} ({} objects in the archive){}",
+        source.name,
+        index.len(),
+        if request.dry_run { ", dry run" } else { "" }
+    ));
+    let discovery = Discovery::run(client).await?;
+    let selection = Selection::compile(&request.spec.selection, &discovery)?;
+    let chosen: Vec<IndexEntry> =
+        index.into_iter().filter(|e| wave_of(&e.group_resource).is_some() && selection.includes_stored(e)).collect();
+    progress.send_modify(|p| p.total = chosen.len() as u64);
+
+    let rules = Rules {
+        selection: &selection,
+        transform: Transform {
+            namespace_mapping: &request.spec.namespace_mapping,
+            backup_name: &source.name,
+            restore_name: &name,
+            preserve_node_ports: request.spec.preserve_node_ports,
+        },
+        policy: request.spec.existing_resource_policy,
+        dry_run: request.dry_run,
+    };
+    let (planned_namespaces, planned_types) = planned(&chosen, &rules);
+    let applier = Applier::new(client, discovery, rules, planned_namespaces, planned_types);
+    let tally =
+        Tally { results: Mutex::new(Vec::new()), pending: Mutex::new(Vec::new()), done: AtomicU64::new(0), progress };
+    let mut failure = apply_waves(&applier, &source, chosen, &request, &tally, &log).await.err();
+    if failure.is_none() {
+        retry_rounds(&applier, &tally, &log).await;
+    } else {
+        // The restore stops here: what waited for a later round is reported as not applied.
+        for pending in std::mem::take(&mut *tally.pending.lock().expect("pending lock")) {
+            let reason = format!("not applied: the restore stopped ({})", pending.reason);
+            tally.results.lock().expect("results lock").push(pending.desired.result(ItemOutcome::Failed, Some(reason)));
+        }
+    }
+    let items = tally.results.into_inner().expect("results lock");
+    let log = log.into_inner().expect("log lock");
+    finish(store, &request, source.name, started, items, log, failure.take()).await
+}
+
+/// In a dry run, the namespaces and CRD types the restore would create, which count as present for what
+/// follows; in a real run, none (they are created on the way).
+fn planned(chosen: &[IndexEntry], rules: &Rules<'_>) -> (BTreeSet<String>, BTreeSet<String>) {
+    let namespaces = if rules.dry_run {
+        chosen
+            .iter()
+            .filter_map(|e| if e.group_resource == NAMESPACES { Some(e.name.as_str()) } else { e.namespace.as_deref() })
+            .map(|ns| rules.transform.target_namespace(ns).to_owned())
+            .collect()
+    } else {
+        BTreeSet::new()
+    };
+    let types = chosen.iter().filter(|e| e.group_resource == CRDS).map(|e| e.name.clone()).collect();
+    (namespaces, types)
+}
+
+/// Applies the chosen objects wave by wave, one pass over the archive per wave. Stops at the first error
+/// of a pass (the store failed, the archive changed); what was applied until then is in the tally.
+async fn apply_waves(
+    applier: &Applier<'_>,
+    source: &BackupSource,
+    chosen: Vec<IndexEntry>,
+    request: &RestoreRequest,
+    tally: &Tally<'_>,
+    log: &Mutex<BackupLog>,
+) -> Result<(), RestoreError> {
+    let mut waves: Vec<Vec<IndexEntry>> = vec![Vec::new(); WAVES];
+    for entry in chosen {
+        let wave = wave_of(&entry.group_resource).expect("chosen entries have a wave");
+        waves[wave].push(entry);
+    }
+    let budget = budget(request.max_entry_bytes);
+    for (wave, entries) in waves.into_iter().enumerate().filter(|(_, e)| !e.is_empty()) {
+        let wanted = entries.iter().map(|e| (e.path.clone(), e.sha256.clone())).collect();
+        let by_path: HashMap<String, IndexEntry> = entries.into_iter().map(|e| (e.path.clone(), e)).collect();
+        let (sender, receiver) = mpsc::channel(PARALLEL_ITEMS * 2);
+        let reader = source.read_pass(wanted, budget.clone(), sender).await?;
+        let items = stream::unfold(receiver, |mut r| async move { r.recv().await.map(|x| (x, r)) });
+        let by_path = &by_path;
+        let mut failure = None;
+        items
+            .map(|received| async move {
+                let item = received?;
+                Ok(applier.apply_read(&by_path[&item.path], &item.bytes).await)
+            })
+            .buffer_unordered(PARALLEL_ITEMS)
+            .for_each(|applied| {
+                match applied {
+                    Ok(applied) => tally.record(applied),
+                    Err(error) => {
+                        failure.get_or_insert(error);
+                    }
+                }
+                async {}
+            })
+            .await;
+        let read = reader.await.map_err(|e| RestoreError::Archive(e.to_string())).and_then(|r| r);
+        if let Some(error) = failure {
+            return Err(error);
+        }
+        read?;
+        if wave == 0 && !request.dry_run {
+            applier.settle_crds(&tally.restored_crds(), log).await;
+        }
+    }
+    Ok(())
+}
+
+/// Retries what could not be applied yet (a namespace or type that appeared later), a few rounds apart;
+/// what still cannot be applied after the last round fails with its reason.
+async fn retry_rounds(applier: &Applier<'_>, tally: &Tally<'_>, log: &Mutex<BackupLog>) {
+    for round in 1..=RETRY_ROUNDS {
+        let retry: Vec<Pending> = std::mem::take(&mut *tally.pending.lock().expect("pending lock"));
+        if retry.is_empty() {
+            break;
+        }
+        log.lock().expect("log lock").info(format!("retry round {round}: {} objects", retry.len()));
+        tokio::time::sleep(Duration::from_millis(500 * u64::from(round))).await;
+        applier.rediscover(log).await;
+        for pending in retry {
+            match applier.apply(pending.desired).await {
+                Applied::Retry(p) if round == RETRY_ROUNDS => {
+                    let result = p.desired.result(ItemOutcome::Failed, Some(p.reason));
+                    tally.results.lock().expect("results lock").push(result);
+                }
+                Applied::Done(result) => tally.results.lock().expect("results lock").push(result),
+                Applied::Retry(p) => tally.pending.lock().expect("pending lock").push(p),
+                Applied::NotSelected => {}
+            }
+        }
+    }
+}
+
+/// A problem of one object, for the warnings and errors lists.
+fn problem_of(r: &ItemResult) -> Problem {
+    Problem {
+        resource: Some(r.resource.clone()),
+        namespace: r.namespace.clone(),
+        name: Some(r.name.clone()),
+        reason: match (&r.reason, r.changes.is_empty()) {
+            (Some(reason), true) => reason.clone(),
+            (Some(reason), false) => format!("{reason}; differing fields: {}", r.changes.join(", ")),
+            (None, _) => String::new(),
+        },
+    }
+}
+
+/// Builds the outcome and, unless this is a dry run, writes it under `restores/<name>/`. With `failure`,
+/// the restore is Failed with that reason, and its results say what was applied before it stopped.
+async fn finish(
+    store: &Store,
+    request: &RestoreRequest,
+    backup: String,
+    started: Timestamp,
+    items: Vec<ItemResult>,
+    mut log: BackupLog,
+    failure: Option<RestoreError>,
+) -> Result<RestoreOutcome, RestoreError> {
+    let warnings: Vec<Problem> =
+        items.iter().filter(|r| r.outcome == ItemOutcome::Skipped && !r.changes.is_empty()).map(problem_of).collect();
+    let mut errors: Vec<Problem> = items.iter().filter(|r| r.outcome == ItemOutcome::Failed).map(problem_of).collect();
+    for w in &warnings {
+        log.warn(w.to_string());
+    }
+    for e in &errors {
+        log.error(e.to_string());
+    }
+    let restored =
+        items.iter().filter(|r| matches!(r.outcome, ItemOutcome::Created | ItemOutcome::Updated)).count() as u64;
+    let failure_reason = failure.map(|error| {
+        let reason = format!("{error}; {restored} objects were restored before it stopped, and stay");
+        log.error(format!("restore failed: {reason}"));
+        errors.push(Problem { resource: None, namespace: None, name: None, reason: reason.clone() });
+        reason
+    });
+    let phase = match (&failure_reason, request.dry_run, errors.is_empty()) {
+        (Some(_), _, _) => RestorePhase::Failed,
+        (None, true, _) => RestorePhase::DryRun,
+        (None, false, true) => RestorePhase::Completed,
+        (None, false, false) => RestorePhase::PartiallyFailed,
+    };
+    log.info(format!("restore {} {}: {restored} objects restored of {}", request.name, phase.as_str(), items.len()));
+    let mut spec = request.spec.clone();
+    spec.backup_name = backup;
+    let record = RestoreRecord {
+        api_version: crate::backup::API_VERSION.to_owned(),
+        kind: "Restore".to_owned(),
+        metadata: RecordMeta { name: request.name.clone(), labels: BTreeMap::new() },
+        spec,
+        status: RestoreStatus {
+            phase,
+            start_timestamp: started,
+            completion_timestamp: Timestamp::now(),
+            total_items: items.len() as u64,
+            items_restored: restored,
+            warnings: warnings.len() as u64,
+            errors: errors.len() as u64,
+            failure_reason,
+        },
+    };
+    let mut outcome = RestoreOutcome { restore: record, items, warnings, errors };
+    if !request.dry_run
+        && let Err(error) = write_results(store, &outcome, &log).await
+    {
+        outcome.warnings.push(Problem {
+            resource: None,
+            namespace: None,
+            name: None,
+            reason: format!("the restore's results could not be stored: {error}"),
+        });
+    }
+    Ok(outcome)
+}
+
+async fn write_results(store: &Store, outcome: &RestoreOutcome, log: &BackupLog) -> Result<(), StoreError> {
+    let keys = Layout.restore_keys(&outcome.restore.metadata.name);
+    let mut list: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in &outcome.items {
+        let name = match &r.namespace {
+            Some(ns) => format!("{ns}/{}({})", r.name, r.outcome.as_str()),
+            None => format!("{}({})", r.name, r.outcome.as_str()),
+        };
+        list.entry(format!("{}/{}", r.api_version, r.kind)).or_default().push(name);
+    }
+    list.values_mut().for_each(|v| v.sort());
+    // The record first and create-only: a restore of the same name written meanwhile (another cluster on the
+    // same bucket) keeps its files, and this one's are not written.
+    store.create_json(&keys.record, &outcome.restore).await?;
+    store.put_gzip_json(&keys.resource_list, &list).await?;
+    store
+        .put_gzip_json(
+            &keys.results,
+            &json!({"warnings": outcome.warnings, "errors": outcome.errors, "items": outcome.items}),
+        )
+        .await?;
+    store.put_gzip_text(&keys.log, &log.text()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{archive::ItemPath, selection::SelectionSpec};
+
+    fn item(gr: &str, ns: Option<&str>, name: &str) -> ItemPath {
+        ItemPath { group_resource: gr.into(), namespace: ns.map(str::to_owned), name: name.into() }
+    }
+
+    #[test]
+    fn restore_selection_keeps_crds_and_volumes_with_some_namespaces() {
+        let discovery = Discovery::default();
+        let some = Selection::compile(
+            &SelectionSpec { included_namespaces: vec!["a".into()], ..Default::default() },
+            &discovery,
+        )
+        .unwrap();
+        let selected = |i: ItemPath| wave_of(&i.group_resource).is_some() && some.includes_stored(&i);
+        assert!(selected(item("configmaps", Some("a"), "c")));
+        assert!(!selected(item("configmaps", Some("b"), "c")));
+        assert!(selected(item("namespaces", None, "a")));
+        assert!(selected(item(CRDS, None, "widgets.example.com")));
+        assert!(selected(item("persistentvolumes", None, "pv")));
+        assert!(!selected(item("clusterroles.rbac.authorization.k8s.io", None, "r")));
+        assert!(!selected(item("events", Some("a"), "e")));
+    }
+
+    #[test]
+    fn default_names_carry_the_time() {
+        let at: Timestamp = "2026-11-28T04:05:06Z".parse().unwrap();
+        assert_eq!(default_restore_name("nightly", at), "nightly-20261128040506");
+    }
+}
