@@ -126,6 +126,19 @@ impl TestEnv {
     pub fn s3_store(&self, prefix: &str) -> Store {
         self.info.open_bucket(prefix).expect("the test bucket opens")
     }
+
+    /// The S3 server's address, for a proxy in front of it.
+    pub fn s3_address(&self) -> std::net::SocketAddr {
+        let endpoint = self.info.s3_endpoint.trim_start_matches("http://");
+        endpoint.parse().expect("the S3 endpoint is host:port on loopback")
+    }
+
+    /// The bucket with `prefix`, reached through `endpoint` (a proxy in front of the S3 server).
+    pub fn s3_store_via(&self, prefix: &str, endpoint: &str) -> Store {
+        let url = self.info.storage_url(prefix).replace(&self.info.s3_endpoint, endpoint);
+        let location: Location = url.parse().expect("the storage URL parses");
+        location.open(Some(&self.s3_credentials())).expect("the test bucket opens")
+    }
 }
 
 /// Starts the environment on a thread that lives as long as the process: its processes are tied to that

@@ -61,17 +61,20 @@ impl ItemPath {
         if group != self.group() {
             return Err(format!(
                 "its path names a {} object but it is a {} of {}",
-                self.group_resource,
-                object.kind,
-                object.api_version
+                self.group_resource, object.kind, object.api_version
             ));
         }
         if object.metadata.name.as_ref() != self.name {
-            return Err(format!("its path names {:?} but the object inside is named {:?}", self.name, object.metadata.name));
+            return Err(format!(
+                "its path names {:?} but the object inside is named {:?}",
+                self.name, object.metadata.name
+            ));
         }
         let inside = object.metadata.namespace.as_deref().filter(|ns| !ns.is_empty());
         if inside != self.namespace.as_deref() {
-            let scope = |ns: Option<&str>| ns.map_or("no namespace (cluster-scoped)".to_owned(), |ns| format!("namespace {ns:?}"));
+            let scope = |ns: Option<&str>| {
+                ns.map_or("no namespace (cluster-scoped)".to_owned(), |ns| format!("namespace {ns:?}"))
+            };
             return Err(format!(
                 "its path says {} but the object inside says {}",
                 scope(self.namespace.as_deref()),
@@ -169,7 +172,10 @@ mod tests {
         ] {
             let path = item_path(gr, ns, name);
             let parsed = ItemPath::parse(&path).unwrap();
-            assert_eq!((parsed.group_resource.as_str(), parsed.namespace.as_deref(), parsed.name.as_str()), (gr, ns, name));
+            assert_eq!(
+                (parsed.group_resource.as_str(), parsed.namespace.as_deref(), parsed.name.as_str()),
+                (gr, ns, name)
+            );
             assert_eq!(parsed.path(), path);
         }
         assert!(ItemPath::parse("resources/pods/v1-preferredversion/namespaces/web/p.json").is_none());
@@ -182,12 +188,21 @@ mod tests {
     #[test]
     fn an_object_must_be_what_its_path_says() {
         let path = ItemPath::parse("resources/configmaps/namespaces/a/c.json").unwrap();
-        assert!(check_entry(&path, br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","namespace":"a"}}"#).is_ok());
+        assert!(
+            check_entry(&path, br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","namespace":"a"}}"#)
+                .is_ok()
+        );
         for (json, problem) in [
-            (r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","namespace":"kube-system"}}"#, "namespace \"kube-system\""),
+            (
+                r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","namespace":"kube-system"}}"#,
+                "namespace \"kube-system\"",
+            ),
             (r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}}"#, "no namespace"),
             (r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"d","namespace":"a"}}"#, "named \"d\""),
-            (r#"{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"RoleBinding","metadata":{"name":"c","namespace":"a"}}"#, "RoleBinding"),
+            (
+                r#"{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"RoleBinding","metadata":{"name":"c","namespace":"a"}}"#,
+                "RoleBinding",
+            ),
             ("[1]", "not a readable JSON object"),
         ] {
             let message = check_entry(&path, json.as_bytes()).unwrap_err();

@@ -26,7 +26,9 @@ const MAX_PAX_HEADER: u64 = 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReadError {
     /// The store or the network failed mid-read: an outage, not damage. The archive may be sound.
-    #[error("reading the stored archive failed ({0}); the storage location or the network failed, not necessarily the backup: try again")]
+    #[error(
+        "reading the stored archive failed ({0}); the storage location or the network failed, not necessarily the backup: try again"
+    )]
     Store(String),
     /// The bytes are not a sound archive.
     #[error("the archive is truncated or corrupt: {0}")]
@@ -137,7 +139,9 @@ pub fn read_archive(
         }
         if kind.is_pax_local_extensions() || kind.is_pax_global_extensions() || kind.is_gnu_longlink() {
             if size > MAX_PAX_HEADER {
-                return Err(ReadError::Damaged(format!("an extension header of {size} bytes (at most {MAX_PAX_HEADER})")));
+                return Err(ReadError::Damaged(format!(
+                    "an extension header of {size} bytes (at most {MAX_PAX_HEADER})"
+                )));
             }
             let mut header = Vec::with_capacity(size as usize);
             (&mut entry).take(size).read_to_end(&mut header).map_err(&classify)?;
@@ -247,7 +251,9 @@ mod tests {
         let mut tar = header.as_bytes().to_vec();
         tar.extend_from_slice(&[b'a'; 4096]);
         let archive = zstd::encode_all(tar.as_slice(), 3).unwrap();
-        assert!(matches!(paths(&archive, Compression::Zstd, 1024), Err(ReadError::Damaged(m)) if m.contains("long name")));
+        assert!(
+            matches!(paths(&archive, Compression::Zstd, 1024), Err(ReadError::Damaged(m)) if m.contains("long name"))
+        );
     }
 
     #[test]
@@ -264,7 +270,8 @@ mod tests {
         }
         let archive = tar_with(&[("resources/configmaps/namespaces/a/c.json", &[b'x'; 100_000])], Compression::Gzip);
         let half = &archive[..archive.len() / 2];
-        let failed = read_archive(Failing(half), Compression::Gzip, 1 << 20, |mut e| e.read_all().map(|_| Flow::Continue));
+        let failed =
+            read_archive(Failing(half), Compression::Gzip, 1 << 20, |mut e| e.read_all().map(|_| Flow::Continue));
         assert!(matches!(failed, Err(ReadError::Store(m)) if m.contains("connection reset")));
         let truncated = read_archive(half, Compression::Gzip, 1 << 20, |mut e| e.read_all().map(|_| Flow::Continue));
         assert!(matches!(truncated, Err(ReadError::Damaged(_))), "{truncated:?}");

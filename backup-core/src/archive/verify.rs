@@ -80,7 +80,10 @@ impl Problems {
 }
 
 /// The manifest's next entry; `None` at its end or at a line that cannot be read (which is a problem).
-fn next_expected(manifest: &mut ManifestReader<impl Read>, problems: &mut Problems) -> io::Result<Option<ManifestEntry>> {
+fn next_expected(
+    manifest: &mut ManifestReader<impl Read>,
+    problems: &mut Problems,
+) -> io::Result<Option<ManifestEntry>> {
     Ok(manifest.next_entry()?.unwrap_or_else(|problem| {
         problems.add("<manifest>", problem);
         None
@@ -199,13 +202,16 @@ mod tests {
     }
 
     fn config_map(name: &str, value: &str) -> String {
-        format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}","namespace":"ns"}},"data":{{"v":"{value}"}}}}"#)
+        format!(
+            r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}","namespace":"ns"}},"data":{{"v":"{value}"}}}}"#
+        )
     }
 
     #[test]
     fn sound_archive_verifies_in_both_compressions() {
         for compression in [Compression::Zstd, Compression::Gzip] {
-            let (archive, manifest) = archive(compression, &[("a", &config_map("a", "1")), ("b", &config_map("b", "2"))]);
+            let (archive, manifest) =
+                archive(compression, &[("a", &config_map("a", "1")), ("b", &config_map("b", "2"))]);
             let report = verify(archive.as_slice(), manifest.as_slice(), compression, DEFAULT_MAX_ENTRY_BYTES).unwrap();
             assert_eq!(report.problems, vec![]);
             assert_eq!(report.entries_checked, 5);
@@ -224,7 +230,8 @@ mod tests {
 
     #[test]
     fn truncated_archive_is_reported() {
-        let (archive, manifest) = archive(Compression::Zstd, &[("a", &config_map("a", "1")), ("b", &config_map("b", "2"))]);
+        let (archive, manifest) =
+            archive(Compression::Zstd, &[("a", &config_map("a", "1")), ("b", &config_map("b", "2"))]);
         let cut = &archive[..archive.len() / 2];
         let report = verify(cut, manifest.as_slice(), Compression::Zstd, DEFAULT_MAX_ENTRY_BYTES).unwrap();
         assert!(!report.problems.is_empty());
@@ -234,7 +241,8 @@ mod tests {
     fn an_object_elsewhere_than_its_path_says_is_a_problem() {
         let smuggled = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"kube-system"}}"#;
         let (archive, manifest) = archive(Compression::Zstd, &[("a", smuggled)]);
-        let report = verify(archive.as_slice(), manifest.as_slice(), Compression::Zstd, DEFAULT_MAX_ENTRY_BYTES).unwrap();
+        let report =
+            verify(archive.as_slice(), manifest.as_slice(), Compression::Zstd, DEFAULT_MAX_ENTRY_BYTES).unwrap();
         assert_eq!(report.problems[0].path, "resources/configmaps/namespaces/ns/a.json");
         assert!(report.problems[0].problem.contains("kube-system"), "{:?}", report.problems);
     }
@@ -243,7 +251,11 @@ mod tests {
     fn an_entry_over_the_limit_is_a_problem() {
         let (archive, manifest) = archive(Compression::Zstd, &[("a", &config_map("a", &"x".repeat(5000)))]);
         let report = verify(archive.as_slice(), manifest.as_slice(), Compression::Zstd, 4096).unwrap();
-        assert!(report.problems.iter().any(|p| p.problem.contains("over the limit of 4096 bytes")), "{:?}", report.problems);
+        assert!(
+            report.problems.iter().any(|p| p.problem.contains("over the limit of 4096 bytes")),
+            "{:?}",
+            report.problems
+        );
     }
 
     #[test]
@@ -257,7 +269,8 @@ mod tests {
                 self.0.read(buf)
             }
         }
-        let values: Vec<(String, String)> = (0..200).map(|i| (format!("c{i}"), config_map(&format!("c{i}"), &"v".repeat(500)))).collect();
+        let values: Vec<(String, String)> =
+            (0..200).map(|i| (format!("c{i}"), config_map(&format!("c{i}"), &"v".repeat(500)))).collect();
         let objects: Vec<(&str, &str)> = values.iter().map(|(n, j)| (n.as_str(), j.as_str())).collect();
         let (archive, manifest) = archive(Compression::Gzip, &objects);
         let half = &archive[..archive.len() / 2];

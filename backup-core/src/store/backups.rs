@@ -34,9 +34,9 @@ impl Store {
             _ if text.contains("error sending request") || text.contains("connect") => {
                 ("the server cannot be reached", "check the endpoint and that the server is running")
             }
-            _ => ("the request failed", "see the cause above and check the location"),
+            _ => ("the request failed", "check the location and the server"),
         };
-        StoreError::Access { location, problem, fix, source: Box::new(error) }
+        StoreError::Access { location, problem, fix, cause: crate::cause::chain_text(&error) }
     }
 
     /// Checks that the location answers (bucket present, credentials accepted) by listing its backups folder.

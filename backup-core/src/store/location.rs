@@ -2,10 +2,13 @@
 
 use std::{fmt, path::PathBuf, str::FromStr, sync::Arc, time::Duration};
 
-use object_store::{ObjectStore, RetryConfig, aws::AmazonS3Builder, local::LocalFileSystem, prefix::PrefixStore};
+use object_store::{
+    ClientOptions, ObjectStore, RetryConfig, aws::AmazonS3Builder, local::LocalFileSystem, prefix::PrefixStore,
+};
 use url::Url;
 
 use super::{Signer, Store, StoreError};
+use crate::cause::chain_text;
 
 const URL_FORMS: &str =
     "use s3://BUCKET[/PREFIX][?endpoint=URL&region=REGION&credentials=FILE&profile=NAME] or file:///ABSOLUTE/PATH";
@@ -107,10 +110,23 @@ pub fn redact_credentials(text: &str) -> String {
     }
 }
 
+/// How long an S3 request may go without progress: no response to a request (whose body, a part of at
+/// most 5 MiB, is sent in that time too), or no bytes of a response body. Long transfers are bounded by
+/// progress, never by their total time: a restore may read one archive for hours.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long connecting to the S3 server may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Retries of failed S3 requests: a few quick ones, so an outage fails a backup in seconds rather than
-/// minutes (the backup is then recorded as Failed, never half-written).
+/// minutes (the backup is then recorded as Failed, never half-written). Their number bounds them, not
+/// the time since the request began: a stream that breaks after an hour is resumed where it broke.
 fn retry_config() -> RetryConfig {
-    RetryConfig { max_retries: 3, retry_timeout: Duration::from_secs(30), ..RetryConfig::default() }
+    RetryConfig { max_retries: 3, retry_timeout: Duration::from_secs(24 * 3600), ..RetryConfig::default() }
+}
+
+/// The HTTP client's timeouts: none on a whole request, [`STALL_TIMEOUT`] on progress.
+fn client_options() -> ClientOptions {
+    ClientOptions::new().with_timeout_disabled().with_connect_timeout(CONNECT_TIMEOUT).with_read_timeout(STALL_TIMEOUT)
 }
 
 impl Location {
@@ -125,7 +141,10 @@ impl Location {
         let mut signer = None;
         let objects: Arc<dyn ObjectStore> = match self {
             Location::S3 { bucket, prefix, endpoint, region, credentials_file, profile } => {
-                let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket).with_retry(retry_config());
+                let mut builder = AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_retry(retry_config())
+                    .with_client_options(client_options());
                 if let Some(endpoint) = endpoint {
                     builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
                 }
@@ -147,7 +166,7 @@ impl Location {
                 let s3 = Arc::new(
                     builder
                         .build()
-                        .map_err(|source| StoreError::Open { location: self.to_string(), source: Box::new(source) })?,
+                        .map_err(|e| StoreError::Open { location: self.to_string(), cause: chain_text(&e) })?,
                 );
                 signer = Some(Signer { s3: s3.clone(), prefix: prefix.clone() });
                 if prefix.is_empty() { s3 } else { Arc::new(PrefixStore::new(s3, prefix.as_str())) }
@@ -155,7 +174,7 @@ impl Location {
             Location::Local { root } => {
                 std::fs::create_dir_all(root).map_err(|source| StoreError::CreateDir { path: root.clone(), source })?;
                 let local = LocalFileSystem::new_with_prefix(root)
-                    .map_err(|source| StoreError::Open { location: self.to_string(), source: Box::new(source) })?;
+                    .map_err(|e| StoreError::Open { location: self.to_string(), cause: chain_text(&e) })?;
                 Arc::new(local)
             }
         };

@@ -28,16 +28,15 @@ pub enum StoreError {
         fix: &'static str,
     },
     /// The object-store client could not be built from the location.
-    #[error("cannot open storage location {location}")]
+    #[error("cannot open storage location {location}: {cause}")]
     Open {
         /// The location, as a URL.
         location: String,
-        /// The client's reason.
-        #[source]
-        source: Box<object_store::Error>,
+        /// The client's reason, its causes each said once.
+        cause: String,
     },
     /// The location refused or failed a request.
-    #[error("storage location {location}: {problem}; {fix}")]
+    #[error("storage location {location}: {problem} ({cause}); {fix}")]
     Access {
         /// The location, as a URL.
         location: String,
@@ -45,9 +44,8 @@ pub enum StoreError {
         problem: &'static str,
         /// What to do about it.
         fix: &'static str,
-        /// The client's error.
-        #[source]
-        source: Box<object_store::Error>,
+        /// The client's error, its causes each said once.
+        cause: String,
     },
     /// A key that must exist does not.
     #[error("{key} does not exist in {location}")]
