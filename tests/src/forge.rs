@@ -25,8 +25,13 @@ pub async fn velero_backup_raw(store: &Store, name: &str, version: &str, entries
         header.set_size(content.len() as u64);
         header.set_mode(0o755);
         header.set_entry_type(tar::EntryType::Regular);
-        // Bypass the tar crate's path checks, as a hostile or broken writer would.
         let bytes = path.as_bytes();
+        if bytes.len() > 100 {
+            // Long paths go in a GNU long-name entry, as Cairn's own writer does.
+            tar.append_data(&mut header, path, content).unwrap();
+            return;
+        }
+        // Bypass the tar crate's path checks, as a hostile or broken writer would.
         header.as_old_mut().name[..bytes.len()].copy_from_slice(bytes);
         header.set_cksum();
         tar.append(&header, content).unwrap();

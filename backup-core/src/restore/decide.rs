@@ -41,9 +41,9 @@ impl Desired {
         self.entry.namespace.as_deref().map(|ns| rules.transform.target_namespace(ns))
     }
 
-    /// Its name.
+    /// Its name in the cluster: its path's, or for a namespace its mapped name.
     pub(crate) fn name(&self) -> &str {
-        &self.entry.name
+        self.object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(&self.entry.name)
     }
 
     /// Its `apiVersion`.

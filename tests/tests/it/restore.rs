@@ -2,7 +2,7 @@
 //! namespace is gone, namespace remapping, both existing-object policies, dry runs that change nothing,
 //! Velero's archives, and archives that must be refused.
 
-use std::{collections::BTreeMap, io::Write, time::Duration};
+use std::{collections::BTreeMap, time::Duration};
 
 use backup_core::{
     archive::item_path,
@@ -241,35 +241,8 @@ async fn existing_objects_are_left_alone_or_patched_by_policy_and_dry_runs_chang
     assert_eq!(patched.metadata.labels.unwrap()["cairn.dev/restore-name"], "update");
 }
 
-/// Writes a backup in Velero's bucket layout: `velero-backup.json` and `<name>.tar.gz` with the given entries.
 async fn velero_backup(store: &Store, name: &str, entries: &[(&str, Value)]) {
-    velero_backup_with_version(store, name, "1.1.0\n", entries).await
-}
-
-async fn velero_backup_with_version(store: &Store, name: &str, version: &str, entries: &[(&str, Value)]) {
-    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()));
-    let mut add = |path: &str, content: &[u8]| {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(content.len() as u64);
-        header.set_mode(0o755);
-        header.set_entry_type(tar::EntryType::Regular);
-        // Bypass the tar crate's path checks, as a hostile or broken writer would.
-        let bytes = path.as_bytes();
-        header.as_old_mut().name[..bytes.len()].copy_from_slice(bytes);
-        header.set_cksum();
-        tar.append(&header, content).unwrap();
-    };
-    add("metadata/version", version.as_bytes());
-    for (path, object) in entries {
-        add(path, &serde_json::to_vec(object).unwrap());
-    }
-    let mut gz = tar.into_inner().unwrap();
-    gz.flush().unwrap();
-    let archive = gz.finish().unwrap();
-    let meta = json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": name}, "status": {"phase": "Completed", "formatVersion": "1.1.0"}});
-    let key = |file: String| object_store::path::Path::from_iter(["backups", name, &file]);
-    store.objects().put(&key("velero-backup.json".into()), serde_json::to_vec(&meta).unwrap().into()).await.unwrap();
-    store.objects().put(&key(format!("{name}.tar.gz")), archive.into()).await.unwrap();
+    cairn_tests::forge::velero_backup(store, name, "1.1.0\n", entries).await
 }
 
 #[tokio::test]
@@ -312,8 +285,13 @@ async fn velero_archives_restore_and_escaping_paths_are_refused() {
 
     // An unknown archive format version is refused before anything is applied.
     let harmless = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other}});
-    velero_backup_with_version(&store, "future", "2.0.0\n", &[(&item_path("namespaces", None, &other), harmless)])
-        .await;
+    cairn_tests::forge::velero_backup(
+        &store,
+        "future",
+        "2.0.0\n",
+        &[(&item_path("namespaces", None, &other), harmless)],
+    )
+    .await;
     let error = restore(&client, &store, restore_request("future-restore", "future")).await.unwrap_err();
     assert!(matches!(error, RestoreError::FormatVersion { .. }), "{error}");
     assert!(Api::<Namespace>::all(client.clone()).get_opt(&other).await.unwrap().is_none());
