@@ -49,9 +49,11 @@ impl Connection {
         }
     }
 
-    /// The storage location, opened (credentials from the AWS environment for S3).
-    pub fn store(&self) -> anyhow::Result<Store> {
-        Ok(self.location()?.open(None)?)
+    /// The storage location, opened to be read: a local directory named with --storage must exist (the
+    /// embedded default is made, empty, on first use).
+    pub fn existing_store(&self) -> anyhow::Result<Store> {
+        let location = self.location()?;
+        Ok(if self.storage.is_some() { location.open_existing(None)? } else { location.open(None)? })
     }
 
     /// A client for the cluster.

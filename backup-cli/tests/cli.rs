@@ -115,7 +115,9 @@ fn bad_input_gets_one_clear_line_and_writes_nothing() {
     let env = TestEnv::get();
     let storage = env.info().storage_url(&env.bucket_prefix("cli-bad"));
     let with_secret = "s3://cairn-test?endpoint=http://KEY:s3cr3tV4lue@127.0.0.1:9&region=us-east-1";
-    let cases: [(&[&str], &str, &str); 10] = [
+    let missing_dir = std::env::temp_dir().join(env.unique_name("cairn-missing-dir"));
+    let missing = format!("file://{}", missing_dir.display());
+    let cases: [(&[&str], &str, &str); 12] = [
         (
             &["backup", "create", "x"],
             "s3://cairn-test?endpoint=http://127.0.0.1:9&region=us-east-1",
@@ -126,6 +128,8 @@ fn bad_input_gets_one_clear_line_and_writes_nothing() {
         (&["backup", "create", "x", "--ttl", "3 days"], &storage, "invalid duration"),
         (&["backup", "create", "x", "--ttl", "99999999h"], &storage, "longer than the longest duration"),
         (&["backup", "get"], with_secret, "carries credentials"),
+        (&["backup", "get"], &missing, "does not exist"),
+        (&["restore", "get"], &missing, "does not exist"),
         (&["restore", "create", "--from-backup", "x", "--namespace-mappings", "a:b,a:c"], &storage, "mapped twice"),
         (
             &["restore", "create", "--from-backup", "x", "--namespace-mappings", "a:b", "--namespace-mappings", "a:c"],
@@ -149,6 +153,7 @@ fn bad_input_gets_one_clear_line_and_writes_nothing() {
     }
     let listed = cairn(&env, &storage, &["backup", "get", "-o", "json"]);
     assert_eq!(text(&listed.stdout).trim(), "[]");
+    assert!(!missing_dir.exists(), "reading a missing storage directory created it");
 }
 
 /// Runs `cairn` with its stdout a pipe whose reader is already gone.
@@ -194,5 +199,63 @@ async fn a_reader_that_goes_away_ends_every_command_quietly_and_a_zero_ttl_means
         assert_eq!(output.status.code(), Some(0), "{args:?}: {}", text(&output.stderr));
         assert!(!text(&output.stderr).contains("panicked"), "{args:?}: {}", text(&output.stderr));
         assert!(!text(&output.stderr).contains("Broken pipe"), "{args:?}: {}", text(&output.stderr));
+    }
+}
+
+/// A tmpfs of `size` mounted at a new directory, unmounted when dropped (the test machine is root).
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(env: &TestEnv, size: &str) -> SmallDisk {
+        let dir = std::env::temp_dir().join(env.unique_name("small-disk"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .expect("mount runs");
+        assert!(mounted.success(), "mounting a tmpfs needs root, as the test environment's node does");
+        SmallDisk(dir)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_fails_the_backup_with_its_cause_said_once_and_leaves_no_orphan_files() {
+    let env = TestEnv::get();
+    let client = env.client().await;
+    let namespace = env.namespace("cli-full-disk").await;
+    let configmaps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(client, &namespace);
+    for i in 0..24 {
+        let data =
+            std::collections::BTreeMap::from([("blob".to_owned(), cairn_tests::environment::random_hex(64 * 1024))]);
+        let object = k8s_openapi::api::core::v1::ConfigMap {
+            metadata: kube::api::ObjectMeta { name: Some(format!("blob-{i}")), ..Default::default() },
+            data: Some(data),
+            ..Default::default()
+        };
+        configmaps.create(&Default::default(), &object).await.unwrap();
+    }
+    let disk = SmallDisk::mount(&env, "1m");
+    let storage = format!("file://{}", disk.0.display());
+    let failed = cairn(&env, &storage, &["backup", "create", "big", "--include-namespaces", &namespace]);
+    let stderr = text(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.matches("No space left on device").count(), 1, "{stderr}");
+    assert!(!stderr.contains("see the cause above"), "{stderr}");
+    // Whatever was written: a folder holds a record, or nothing at all.
+    for folder in std::fs::read_dir(disk.0.join("backups")).into_iter().flatten().flatten() {
+        let files: Vec<String> = std::fs::read_dir(folder.path())
+            .unwrap()
+            .flatten()
+            .map(|f| f.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(files.is_empty() || files.iter().any(|f| f == "cairn-backup.json"), "orphan files: {files:?}");
     }
 }

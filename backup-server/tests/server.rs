@@ -322,6 +322,53 @@ async fn an_invalid_schedule_is_refused_at_admission_or_marked_failed_validation
 }
 
 #[tokio::test]
+async fn bad_objects_end_failed_validation_and_never_stop_the_server() {
+    let setup = Setup::new("srv-badinput").await;
+    let backups = setup.api::<Backup>();
+    // Past what the schema lets through: refused at admission.
+    let absurd = BackupSpec { ttl: "99999999h".into(), ..setup.backup_spec("1h") };
+    let error = backups.create(&PostParams::default(), &Backup::new("absurd", absurd)).await.unwrap_err();
+    assert!(error.to_string().contains("spec.ttl"), "{error}");
+    // Through the schema, past Go's longest duration: FailedValidation, and the server carries on.
+    let server = setup.server("solo", &[]);
+    setup.create_backup("huge-ttl", "9999999h").await;
+    let huge = setup.finished("huge-ttl", &server).await;
+    assert_eq!(huge.phase(), BackupPhase::FailedValidation, "{:?}", huge.status);
+    let errors = huge.status.unwrap().validation_errors;
+    assert!(errors[0].contains("longer than the longest duration"), "{errors:?}");
+    // A TTL of 0 is the server's default (720h), as in Velero.
+    setup.create_backup("zero-ttl", "0s").await;
+    let zero = setup.finished("zero-ttl", &server).await;
+    assert_eq!(zero.phase(), BackupPhase::Completed, "{:?}\n{}", zero.status, server.tail());
+    let expiration = zero.status.unwrap().expiration.unwrap().0;
+    let left = expiration.duration_since(jiff::Timestamp::now());
+    assert!(left > jiff::SignedDuration::from_hours(719), "expires in {left:?}");
+    assert_eq!(zero.spec.ttl, "720h0m0s");
+
+    // Credentials in an endpoint are refused, and never shown in a status or a failure reason.
+    let locations = setup.api::<BackupStorageLocation>();
+    let mut spec = locations.get("main").await.unwrap().spec;
+    spec.config.insert("s3Url".into(), "http://KEY:s3cr3tV4lue@127.0.0.1:9".into());
+    spec.default = false;
+    locations.create(&PostParams::default(), &BackupStorageLocation::new("leaky", spec)).await.unwrap();
+    let status = eventually(Duration::from_secs(20), "the location to be judged", || {
+        let locations = locations.clone();
+        async move { locations.get("leaky").await.unwrap().status.filter(|s| s.phase.is_some()) }
+    })
+    .await;
+    assert_eq!(status.phase, Some(LocationPhase::Unavailable));
+    let message = status.message.unwrap();
+    assert!(message.contains("carries credentials") && !message.contains("s3cr3tV4lue"), "{message}");
+    let named = BackupSpec { storage_location: "leaky".into(), ..setup.backup_spec("1h") };
+    backups.create(&PostParams::default(), &Backup::new("to-leaky", named)).await.unwrap();
+    let refused = setup.finished("to-leaky", &server).await;
+    let reasons = format!("{:?}", refused.status);
+    assert!(!reasons.contains("s3cr3tV4lue"), "{reasons}");
+    assert!(!server.log().contains("s3cr3tV4lue"), "the secret is in the server's log");
+    assert!(server.pid().is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists()));
+}
+
+#[tokio::test]
 async fn an_expired_backup_is_collected_with_its_stored_data() {
     let setup = Setup::new("srv-gc").await;
     let server = setup.server("solo", &["--garbage-collection-frequency", "2s"]);

@@ -166,7 +166,7 @@ async fn delete(
     output: OutputFormat,
     connection: &Connection,
 ) -> anyhow::Result<()> {
-    let store = connection.store()?;
+    let store = connection.existing_store()?;
     for name in names {
         backup::find_backup(&store, name).await?;
     }
@@ -186,7 +186,7 @@ async fn delete(
 }
 
 async fn download(name: &str, file: Option<PathBuf>, force: bool, connection: &Connection) -> anyhow::Result<()> {
-    let store = connection.store()?;
+    let store = connection.existing_store()?;
     let record = backup::find_backup(&store, name).await?;
     let extension = record.compression().extension();
     let path = file.unwrap_or_else(|| PathBuf::from(format!("{name}-data.{extension}")));
@@ -213,7 +213,7 @@ pub async fn run(command: BackupCommand, connection: &Connection) -> anyhow::Res
     match command {
         BackupCommand::Create(args) => create(*args, connection).await,
         BackupCommand::Get { names, output } => {
-            let store = connection.store()?;
+            let store = connection.existing_store()?;
             let listing = backup::list_backups(&store).await?;
             for damaged in &listing.damaged {
                 eprintln!("warning: {damaged}");
@@ -229,7 +229,7 @@ pub async fn run(command: BackupCommand, connection: &Connection) -> anyhow::Res
             Ok(true)
         }
         BackupCommand::Describe { name, details, output } => {
-            let store = connection.store()?;
+            let store = connection.existing_store()?;
             let record = backup::find_backup(&store, &name).await?;
             let (results, resource_list) = if details {
                 let list = match record.status.archive {
@@ -245,13 +245,13 @@ pub async fn run(command: BackupCommand, connection: &Connection) -> anyhow::Res
         }
         BackupCommand::Download { name, file, force } => download(&name, file, force, connection).await.map(|()| true),
         BackupCommand::Logs { name } => {
-            let store = connection.store()?;
+            let store = connection.existing_store()?;
             let record = backup::find_backup(&store, &name).await?;
             write_out(&backup::read_log(&store, &record).await?)?;
             Ok(true)
         }
         BackupCommand::Verify { name, output } => {
-            let store = connection.store()?;
+            let store = connection.existing_store()?;
             let verification = backup::verify_backup(&store, &name).await?;
             output.print(&verification, |v| {
                 if v.is_sound() {

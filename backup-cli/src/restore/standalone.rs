@@ -40,7 +40,7 @@ async fn create(args: CreateArgs, connection: &Connection) -> anyhow::Result<boo
     if let Some(limit) = args.max_object_size {
         request.max_entry_bytes = limit;
     }
-    let store = connection.store()?;
+    let store = connection.existing_store()?;
     let client = connection.client().await?;
     let (sender, receiver) = watch::channel(RestoreProgress::default());
     let label = if request.dry_run {
@@ -89,7 +89,7 @@ pub async fn run(command: RestoreCommand, connection: &Connection) -> anyhow::Re
     match command {
         RestoreCommand::Create(args) => create(*args, connection).await,
         RestoreCommand::Get { names, output } => {
-            let store = connection.store()?;
+            let store = connection.existing_store()?;
             let mut records = restore::list_restores(&store).await?;
             if !names.is_empty() {
                 records.retain(|r| names.contains(&r.metadata.name));
@@ -101,7 +101,7 @@ pub async fn run(command: RestoreCommand, connection: &Connection) -> anyhow::Re
             Ok(true)
         }
         RestoreCommand::Describe { name, details, output } => {
-            let store = connection.store()?;
+            let store = connection.existing_store()?;
             let record = restore::find_restore(&store, &name).await?;
             let results = if details { Some(restore::read_restore_results(&store, &name).await?) } else { None };
             output.print(&Description { restore: record, results }, |d| {
@@ -120,7 +120,7 @@ pub async fn run(command: RestoreCommand, connection: &Connection) -> anyhow::Re
             Ok(true)
         }
         RestoreCommand::Logs { name } => {
-            let store = connection.store()?;
+            let store = connection.existing_store()?;
             write_out(&restore::read_restore_log(&store, &name).await?)?;
             Ok(true)
         }

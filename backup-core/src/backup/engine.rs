@@ -636,5 +636,9 @@ async fn fail(
     record.status.completion_timestamp = Some(Timestamp::now());
     record.status.archive = None;
     let recorded = super::create_record(store, &record).await.is_ok();
+    if !recorded {
+        // Without its record the backup does not exist: leave no log behind in a folder nothing lists.
+        let _ = store.delete_keys(std::slice::from_ref(&keys.log)).await;
+    }
     BackupError::Failed { name: record.metadata.name, reason, recorded }
 }

@@ -135,6 +135,17 @@ impl Location {
         Location::Local { root: default_local_root() }
     }
 
+    /// Opens a location only to read it: a local directory that does not exist is an error
+    /// ([`StoreError::NoSuchDirectory`]) rather than created, so a mistyped path is said to be one.
+    pub fn open_existing(&self, credentials: Option<&S3Credentials>) -> Result<Store, StoreError> {
+        if let Location::Local { root } = self
+            && !root.is_dir()
+        {
+            return Err(StoreError::NoSuchDirectory { path: root.clone() });
+        }
+        self.open(credentials)
+    }
+
     /// Opens the location. S3 credentials come from `credentials` when given, else from the usual
     /// `AWS_*` environment variables. A local location's directory is created if missing.
     pub fn open(&self, credentials: Option<&S3Credentials>) -> Result<Store, StoreError> {

@@ -97,6 +97,12 @@ pub enum StoreError {
         /// What is wrong.
         problem: String,
     },
+    /// A local location read from does not exist.
+    #[error("the storage directory {} does not exist; check the path in --storage or CAIRN_STORAGE (nothing was created)", path.display())]
+    NoSuchDirectory {
+        /// The directory.
+        path: std::path::PathBuf,
+    },
     /// A local location's directory could not be created.
     #[error("cannot create the local storage directory {path}")]
     CreateDir {

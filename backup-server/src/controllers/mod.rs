@@ -219,3 +219,23 @@ pub async fn report_progress<K, P>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_in_a_reconcile_becomes_an_error_naming_the_object() {
+        let panicking = async {
+            let values: Vec<u32> = Vec::new();
+            if values.is_empty() {
+                panic!("the timestamp overflowed");
+            }
+            Ok::<_, ReconcileError>(values[0])
+        };
+        let error = guarded("Backup huge-ttl".into(), panicking).await.unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("Backup huge-ttl") && text.contains("the timestamp overflowed"), "{text}");
+        assert_eq!(guarded("Backup fine".into(), async { Ok::<_, ReconcileError>(7) }).await.unwrap(), 7);
+    }
+}
