@@ -259,3 +259,77 @@ async fn a_full_disk_fails_the_backup_with_its_cause_said_once_and_leaves_no_orp
         assert!(files.is_empty() || files.iter().any(|f| f == "cairn-backup.json"), "orphan files: {files:?}");
     }
 }
+
+#[tokio::test]
+async fn a_decompression_bomb_is_refused_in_bounded_memory() {
+    let env = TestEnv::get();
+    let prefix = env.bucket_prefix("cli-bomb");
+    let store = env.s3_store(&prefix);
+    let namespace = env.unique_name("cli-bomb");
+    // 256 MiB of one object in an archive of a few hundred kilobytes.
+    let mut bomb = format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"bomb","namespace":"{namespace}"}},"data":{{"x":""#
+    )
+    .into_bytes();
+    bomb.resize(bomb.len() + 256 * 1024 * 1024, b'a');
+    bomb.extend_from_slice(br#""}}"#);
+    let path = backup_core::archive::item_path("configmaps", Some(&namespace), "bomb");
+    cairn_tests::forge::velero_backup_raw(&store, "bomb", "1.1.0\n", &[(&path, bomb)]).await;
+
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    command
+        .args(["restore", "create", "--from-backup", "bomb"])
+        .env("KUBECONFIG", &env.info().kubeconfig)
+        .env("CAIRN_STORAGE", env.info().storage_url(&prefix))
+        .env("AWS_ACCESS_KEY_ID", &env.info().s3_access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &env.info().s3_secret_access_key);
+    let (_, peak_kib, _, output) = cairn_tests::measure::run_measured(command).unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&path) && stderr.contains("over the limit of 4194304 bytes"), "{stderr}");
+    assert!(peak_kib < 100 * 1024, "the restore peaked at {peak_kib} KiB for a refused archive");
+}
+
+#[tokio::test]
+async fn many_objects_near_the_size_limit_are_restored_in_bounded_memory() {
+    let env = TestEnv::get();
+    let prefix = env.bucket_prefix("cli-near-limit");
+    let store = env.s3_store(&prefix);
+    let namespace = env.unique_name("cli-near-limit");
+    // 32 objects of 3.9 MiB: 125 MiB that all pass the entry limit (the API server refuses each). Read
+    // ahead without a bound, as they once were, they took several times that.
+    let objects: Vec<(String, Vec<u8>)> = (0..32)
+        .map(|i| {
+            let name = format!("big-{i:02}");
+            let mut json = format!(
+                r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}","namespace":"{namespace}"}},"data":{{"x":""#
+            )
+            .into_bytes();
+            json.resize(json.len() + 3900 * 1024, b'a' + (i % 26) as u8);
+            json.extend_from_slice(br#""}}"#);
+            (name, json)
+        })
+        .collect();
+    let forged: Vec<cairn_tests::forge::Forged<'_>> = objects
+        .iter()
+        .map(|(name, json)| cairn_tests::forge::Forged {
+            group_resource: "configmaps",
+            namespace: Some(&namespace),
+            name,
+            content: json.clone(),
+        })
+        .collect();
+    cairn_tests::forge::cairn_backup(&store, "near-limit", &forged).await;
+
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    command
+        .args(["restore", "create", "--from-backup", "near-limit", "-o", "json"])
+        .env("KUBECONFIG", &env.info().kubeconfig)
+        .env("CAIRN_STORAGE", env.info().storage_url(&prefix))
+        .env("AWS_ACCESS_KEY_ID", &env.info().s3_access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &env.info().s3_secret_access_key);
+    let (_, peak_kib, _, output) = cairn_tests::measure::run_measured(command).unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+    assert_eq!(report["restore"]["status"]["totalItems"], 32, "{}", text(&output.stderr));
+    assert!(peak_kib < 128 * 1024, "the restore peaked at {peak_kib} KiB");
+}

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::sync::RwLock;
 
 use super::{
-    IndexEntry, ItemOutcome, ItemResult,
+    ItemOutcome, ItemResult,
     decide::{self, Desired, Existing, LEFT_ALONE, OnError, Prepared, Rules},
 };
 use crate::{
@@ -94,9 +94,14 @@ impl<'a> Applier<'a> {
         if self.rules.dry_run { "?dryRun=All" } else { "" }
     }
 
-    /// Decides and applies one archived object.
-    pub(crate) async fn apply_read(&self, entry: &IndexEntry, bytes: &[u8]) -> Applied {
-        match decide::prepare(entry, bytes, &self.rules) {
+    /// The rules this applier decides by.
+    pub(crate) fn rules(&self) -> &Rules<'a> {
+        &self.rules
+    }
+
+    /// Applies what `decide::prepare` made of an archived object.
+    pub(crate) async fn apply_prepared(&self, prepared: Prepared) -> Applied {
+        match prepared {
             Prepared::Apply(desired) => self.apply(desired).await,
             Prepared::Done(result) => Applied::Done(result),
             Prepared::NotSelected => Applied::NotSelected,

@@ -23,9 +23,9 @@ use super::{
     IndexEntry, ItemOutcome, ItemResult, RestoreError, RestoreOutcome, RestorePhase, RestoreRecord, RestoreSpec,
     RestoreStatus,
     apply::{Applied, Applier, Pending},
-    decide::Rules,
+    decide::{self, Rules},
     order::{WAVES, wave_of},
-    source::{BackupSource, budget},
+    source::{BackupSource, ReadItem, budget},
     transform::Transform,
 };
 use crate::{
@@ -217,8 +217,12 @@ async fn apply_waves(
         let mut failure = None;
         items
             .map(|received| async move {
-                let item = received?;
-                Ok(applier.apply_read(&by_path[&item.path], &item.bytes).await)
+                let ReadItem { path, bytes, share } = received?;
+                let prepared = decide::prepare(&by_path[&path], &bytes, applier.rules());
+                drop(bytes);
+                let applied = applier.apply_prepared(prepared).await;
+                drop(share);
+                Ok(applied)
             })
             .buffer_unordered(PARALLEL_ITEMS)
             .for_each(|applied| {

@@ -66,7 +66,8 @@ pub enum SourceFormat {
     Velero,
 }
 
-/// An archived object read for applying, holding its share of the memory budget until it is dropped.
+/// An archived object read for applying, with its share of the memory budget: the share is to be held
+/// until the object is applied (its bytes become a parsed object and a request body on the way).
 #[derive(Debug)]
 pub(crate) struct ReadItem {
     /// The entry's path.
@@ -74,12 +75,13 @@ pub(crate) struct ReadItem {
     /// Its bytes.
     pub(crate) bytes: Vec<u8>,
     /// Its share of the budget.
-    _budget: OwnedSemaphorePermit,
+    pub(crate) share: OwnedSemaphorePermit,
 }
 
 /// Bytes of archived objects read but not yet applied, across a restore: objects are small, so this is
-/// only ever reached by an archive of huge entries, and keeps even that one's memory bounded.
-pub(crate) const BUDGET_BYTES: u64 = 32 * 1024 * 1024;
+/// only ever reached by an archive of huge entries, and keeps even that one's memory bounded (each
+/// object in flight is held about three times: parsed, as a request body, in the HTTP client).
+pub(crate) const BUDGET_BYTES: u64 = 16 * 1024 * 1024;
 /// The budget's unit: one permit per KiB.
 const BUDGET_UNIT: u64 = 1024;
 
@@ -273,7 +275,7 @@ impl BackupSource {
                     changed = Some(RestoreError::Corrupt { name: name.clone(), item: entry.path.to_owned(), problem });
                     return Ok(Flow::Stop);
                 }
-                let item = ReadItem { path: entry.path.to_owned(), bytes, _budget: share };
+                let item = ReadItem { path: entry.path.to_owned(), bytes, share };
                 remaining -= 1;
                 if sender.blocking_send(Ok(item)).is_err() || remaining == 0 {
                     return Ok(Flow::Stop);
