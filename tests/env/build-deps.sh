@@ -2,7 +2,7 @@
 # Builds the binaries of the local test environment once and caches them by version:
 #   kube-apiserver, kube-controller-manager, kube-scheduler  (k8s.io/kubernetes, go/kubernetes/go.mod)
 #   etcd                                                     (go.etcd.io/etcd/server/v3, go/etcd/go.mod)
-#   s3s-fs                                                   (crates.io, an S3 server that checks SigV4)
+#   cairn-s3                                                 (tests/env/s3: s3s-fs from crates.io, an S3 server that checks SigV4)
 # into ${CAIRN_CACHE:-~/.cache/cairn}/<component>-<version>/bin. A cached component is not rebuilt.
 # Every failure prints one line that names what is missing or where the build log is, and exits 1.
 set -euo pipefail
@@ -63,15 +63,15 @@ grep -q "go.etcd.io/etcd/server/v3 $ETCD_VERSION" "$here/go/etcd/go.mod" \
   || die "go/etcd/go.mod does not pin go.etcd.io/etcd/server/v3 $ETCD_VERSION from versions.env; update it."
 go_build etcd etcd "$ETCD_VERSION" "-s -w" etcd go.etcd.io/etcd/server/v3
 
-s3="$cache/s3s-fs-$S3S_FS_VERSION"
+s3="$cache/cairn-s3-$S3S_FS_VERSION-r$CAIRN_S3_REVISION"
 if [ ! -d "$s3/bin" ]; then
-  log="$logs/s3s-fs-$S3S_FS_VERSION.log"
-  say "building s3s-fs $S3S_FS_VERSION (first run only; log: $log)"
+  log="$logs/cairn-s3-$S3S_FS_VERSION-r$CAIRN_S3_REVISION.log"
+  say "building cairn-s3 (s3s-fs $S3S_FS_VERSION) (first run only; log: $log)"
   start=$SECONDS
   rm -rf "$s3.partial"
-  cargo install "s3s-fs@$S3S_FS_VERSION" --features binary --locked --root "$s3.partial" >"$log" 2>&1 \
-    || explain_failure "$log" "s3s-fs $S3S_FS_VERSION"
+  cargo install --path "$here/s3" --locked --root "$s3.partial" >"$log" 2>&1 \
+    || explain_failure "$log" "cairn-s3 (s3s-fs $S3S_FS_VERSION)"
   rm -f "$s3.partial/.crates.toml" "$s3.partial/.crates2.json"
   mv "$s3.partial" "$s3"
-  say "built s3s-fs $S3S_FS_VERSION in $((SECONDS - start)) s"
+  say "built cairn-s3 (s3s-fs $S3S_FS_VERSION) in $((SECONDS - start)) s"
 fi

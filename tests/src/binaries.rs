@@ -19,6 +19,8 @@ pub struct Versions {
     pub etcd: String,
     /// The `s3s-fs` crate, e.g. `0.14.1`.
     pub s3s_fs: String,
+    /// The revision of `tests/env/s3` (the server around s3s-fs), bumped when it changes.
+    pub s3_revision: String,
 }
 
 impl Versions {
@@ -36,6 +38,7 @@ impl Versions {
             kubernetes: value("KUBERNETES_VERSION"),
             etcd: value("ETCD_VERSION"),
             s3s_fs: value("S3S_FS_VERSION"),
+            s3_revision: value("CAIRN_S3_REVISION"),
         }
     }
 }
@@ -63,8 +66,8 @@ pub struct Binaries {
     pub scheduler: PathBuf,
     /// etcd.
     pub etcd: PathBuf,
-    /// s3s-fs, the S3 server.
-    pub s3s_fs: PathBuf,
+    /// cairn-s3, the S3 server (s3s-fs).
+    pub s3: PathBuf,
 }
 
 impl Binaries {
@@ -77,12 +80,12 @@ impl Binaries {
             controller_manager: kubernetes.join("kube-controller-manager"),
             scheduler: kubernetes.join("kube-scheduler"),
             etcd: cache.join(format!("etcd-{}/bin/etcd", versions.etcd)),
-            s3s_fs: cache.join(format!("s3s-fs-{}/bin/s3s-fs", versions.s3s_fs)),
+            s3: cache.join(format!("cairn-s3-{}-r{}/bin/cairn-s3", versions.s3s_fs, versions.s3_revision)),
         }
     }
 
     fn all(&self) -> [&Path; 5] {
-        [&self.apiserver, &self.controller_manager, &self.scheduler, &self.etcd, &self.s3s_fs]
+        [&self.apiserver, &self.controller_manager, &self.scheduler, &self.etcd, &self.s3]
     }
 
     /// The pinned binaries, built first by `tests/env/build-deps.sh` if any is missing from the cache.

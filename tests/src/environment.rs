@@ -101,7 +101,7 @@ impl Environment {
     /// Name and process id of every component, in start order.
     pub fn processes(&self) -> Vec<(&'static str, u32)> {
         let mut processes: Vec<_> = self.components.iter().map(|c| (c.name(), c.pid())).collect();
-        processes.push(("s3s-fs", self.s3.pid()));
+        processes.push(("cairn-s3", self.s3.pid()));
         processes
     }
 
@@ -139,7 +139,7 @@ impl Environment {
             "--log-level=warn".into(),
         ];
         let mut etcd = Component::start("etcd", &binaries.etcd, &etcd_args, log("etcd"), vec![etcd_port, peer_port])?;
-        let s3 = S3Server::start(&binaries, &state_dir.join("s3"), log("s3s-fs"), None)?;
+        let s3 = S3Server::start(&binaries, &state_dir.join("s3"), log("cairn-s3"), None)?;
         etcd.wait_until(Duration::from_secs(30), || etcd_healthy(etcd_port))?;
         components.push(etcd);
 

@@ -49,11 +49,24 @@ impl Component {
         log: PathBuf,
         ports: Vec<u16>,
     ) -> Result<Component, EnvError> {
+        Component::start_with_env(name, program, args, &[], log, ports)
+    }
+
+    /// [`Component::start`] with environment variables `env` set for the process: for secrets, which the
+    /// command line would show to anyone running `ps`.
+    pub fn start_with_env(
+        name: &'static str,
+        program: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+        log: PathBuf,
+        ports: Vec<u16>,
+    ) -> Result<Component, EnvError> {
         let io = |what: String| move |source| EnvError::Io { what, source };
         let out = File::create(&log).map_err(io(format!("creating {}", log.display())))?;
         let err = out.try_clone().map_err(io(format!("opening {}", log.display())))?;
         let mut command = Command::new(program);
-        command.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
+        command.args(args).envs(env.iter().copied()).stdin(Stdio::null()).stdout(out).stderr(err);
         tie_to_calling_thread(&mut command);
         let child = command.spawn().map_err(io(format!("starting {name} ({})", program.display())))?;
         Ok(Component { name, child, log, ports })

@@ -1,5 +1,6 @@
-//! An S3 server (s3s-fs) on a free loopback port, with its own random secret key. The environment runs one;
-//! a test that needs to stop a server mid-operation starts its own with [`S3Server::start`].
+//! An S3 server (`cairn-s3`: s3s-fs with its secret key passed in the environment, never on the command
+//! line) on a free loopback port, with its own random secret key. The environment runs one; a test that
+//! needs to stop a server mid-operation starts its own with [`S3Server::start`].
 
 use std::{
     path::{Path, PathBuf},
@@ -37,13 +38,16 @@ impl S3Server {
         let port = free_port()?;
         let secret_access_key = secret.unwrap_or_else(|| random_hex(20));
         let args = vec![
-            "--host=127.0.0.1".into(),
-            format!("--port={port}"),
-            format!("--access-key={ACCESS_KEY_ID}"),
-            format!("--secret-key={secret_access_key}"),
+            "--host".into(),
+            "127.0.0.1".into(),
+            "--port".into(),
+            port.to_string(),
+            "--access-key".into(),
+            ACCESS_KEY_ID.into(),
             root.display().to_string(),
         ];
-        let mut component = Component::start("s3s-fs", &binaries.s3s_fs, &args, log, vec![port])?;
+        let env = [("CAIRN_S3_SECRET_KEY", secret_access_key.as_str())];
+        let mut component = Component::start_with_env("cairn-s3", &binaries.s3, &args, &env, log, vec![port])?;
         component.wait_until(Duration::from_secs(30), || accepts_connections(port))?;
         Ok(S3Server {
             component,

@@ -229,7 +229,7 @@ fn cpu_delta(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> S
         .join(", ")
 }
 
-const CONTROL_PLANE: &[&str] = &["kube-apiserver", "etcd", "kube-controller", "kube-scheduler", "s3s-fs"];
+const CONTROL_PLANE: &[&str] = &["kube-apiserver", "etcd", "kube-controller", "kube-scheduler", "cairn-s3"];
 
 /// The machine's CPU use between two `cpu_jiffies` readings, in percent.
 fn busy_percent(before: (u64, u64), after: (u64, u64)) -> f64 {

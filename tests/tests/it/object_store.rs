@@ -49,3 +49,21 @@ async fn s3_rejects_a_put_signed_with_the_wrong_secret_key() {
     let objects = env.s3_store(&prefix);
     assert!(matches!(objects.objects().head(&path).await, Err(object_store::Error::NotFound { .. })));
 }
+
+#[test]
+fn no_process_shows_the_s3_secret_key_on_its_command_line() {
+    let env = TestEnv::get();
+    let secret = env.info().s3_secret_access_key.as_bytes().to_vec();
+    let mut checked = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        checked += 1;
+        assert!(
+            !cmdline.windows(secret.len()).any(|w| w == secret.as_slice()),
+            "process {:?} has the S3 secret key on its command line: {}",
+            entry.file_name(),
+            String::from_utf8_lossy(&cmdline).replace('\0', " ")
+        );
+    }
+    assert!(checked > 5, "only {checked} processes were checked");
+}
