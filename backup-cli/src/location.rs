@@ -238,6 +238,15 @@ fn replaced_text(previous: &[String]) -> String {
     format!(" ({} no longer the default)", names.join(", "))
 }
 
+/// The location with anything that looks like credentials in its config values hidden (an s3Url with
+/// `user:secret@`, which the server refuses to use but the object may hold).
+fn redacted(mut location: BackupStorageLocation) -> BackupStorageLocation {
+    for value in location.spec.config.values_mut() {
+        *value = backup_core::store::redact_credentials(value);
+    }
+    location
+}
+
 fn locations_table(locations: &[BackupStorageLocation]) -> String {
     let mut rows = vec![
         ["NAME", "PROVIDER", "BUCKET/PREFIX", "PHASE", "LAST VALIDATED", "ACCESS MODE", "DEFAULT"]
@@ -364,7 +373,7 @@ pub async fn run(command: LocationCommand, server: &ServerApi) -> anyhow::Result
         LocationCommand::Create(args) => create(args, server).await?,
         LocationCommand::Get { names, output } => {
             let locations = server.get_named_or_all::<BackupStorageLocation>(&names).await?;
-            let locations: Vec<BackupStorageLocation> = locations.into_iter().map(printable).collect();
+            let locations: Vec<BackupStorageLocation> = locations.into_iter().map(printable).map(redacted).collect();
             output.print(&locations, |l| locations_table(l))?;
         }
         LocationCommand::Set(args) => set(args, server).await?,

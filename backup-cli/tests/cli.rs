@@ -154,6 +154,10 @@ fn bad_input_gets_one_clear_line_and_writes_nothing() {
     let listed = cairn(&env, &storage, &["backup", "get", "-o", "json"]);
     assert_eq!(text(&listed.stdout).trim(), "[]");
     assert!(!missing_dir.exists(), "reading a missing storage directory created it");
+    // The store's error says its cause once (object_store repeats it in its message and its source).
+    let unreachable = cairn(&env, "s3://cairn-test?endpoint=http://127.0.0.1:9&region=us-east-1", &["backup", "get"]);
+    let stderr = text(&unreachable.stderr);
+    assert_eq!(stderr.matches("Connection refused").count(), 1, "{stderr}");
 }
 
 /// Runs `cairn` with its stdout a pipe whose reader is already gone.
