@@ -177,7 +177,7 @@ async fn an_s3_outage_mid_restore_is_an_outage_and_the_restore_records_what_it_a
     assert!(reason.contains("storage location") && reason.contains("not the backup"), "{reason}");
     assert!(!reason.contains("corrupt") && !reason.contains("damaged"), "{reason}");
     let created = outcome.items.iter().filter(|i| i.outcome == ItemOutcome::Created).count() as u64;
-    assert!(created >= 10 && created < 120, "{created} created");
+    assert!((10..120).contains(&created), "{created} created");
     assert_eq!(status.items_restored, created);
     assert!(reason.contains(&format!("{created} objects were restored")), "{reason}");
     let stored = find_restore(&direct, "cut-off").await.unwrap();
