@@ -7,13 +7,10 @@ mod standalone;
 use std::{collections::BTreeMap, path::PathBuf};
 
 use anyhow::{Context, bail};
-use backup_core::{
-    api::BackupSpec,
-    backup::Problem,
-    client::ServerApi,
-    object_name::{NAME_RULE, is_valid_name},
-    selection::SelectionSpec,
-    store::Compression,
+use backup_core::{api::BackupSpec, client::ServerApi, selection::SelectionSpec, store::Compression};
+use cairn_kube::{
+    names::{NAME_RULE, is_valid_name},
+    report::Problem,
 };
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -128,7 +125,7 @@ impl SpecArgs {
     fn spec_at(&self, storage_location: String) -> anyhow::Result<BackupSpec> {
         let selection = self.selection.spec()?;
         if !self.ttl.is_empty() {
-            backup_core::duration::parse_duration(&self.ttl).context("--ttl")?;
+            cairn_kube::duration::parse_duration(&self.ttl).context("--ttl")?;
         }
         Ok(BackupSpec {
             selection,
@@ -204,7 +201,7 @@ pub struct CreateArgs {
 
 /// `--timeout`, read.
 pub fn wait_timeout(timeout: Option<&str>) -> anyhow::Result<Option<std::time::Duration>> {
-    timeout.map(|t| backup_core::duration::parse_duration(t).context("--timeout")).transpose()
+    timeout.map(|t| cairn_kube::duration::parse_duration(t).context("--timeout")).transpose()
 }
 
 impl CreateArgs {
@@ -257,7 +254,7 @@ fn problems_text(problems: &[Problem], title: &str) -> String {
 /// A selection's label selector(s) as one line: `app=web`, `a=b or c=d`, or `<none>`.
 pub fn selector_text(spec: &SelectionSpec) -> String {
     let show = |s: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector| {
-        backup_core::selection::LabelMatcher::new(s).map(|m| m.query()).unwrap_or_default()
+        cairn_kube::selectors::LabelMatcher::new(s).map(|m| m.query()).unwrap_or_default()
     };
     match (&spec.label_selector, spec.or_label_selectors.as_slice()) {
         (Some(s), _) => show(s),

@@ -78,7 +78,7 @@ impl Connection {
         };
         let url = config.cluster_url.to_string();
         let client =
-            backup_core::apiclient::client(config).context("cannot build a Kubernetes client from the kubeconfig")?;
+            cairn_kube::client::client(config).context("cannot build a Kubernetes client from the kubeconfig")?;
         Ok(Some((client, url)))
     }
 

@@ -10,8 +10,8 @@ use backup_core::{
         AccessMode, BackupStorageLocation, BackupStorageLocationSpec, LocationPhase, ObjectStorage, SecretKeySelector,
     },
     client::{ClientError, ServerApi},
-    duration::parse_duration,
 };
+use cairn_kube::duration::parse_duration;
 use clap::{Args, Subcommand, ValueEnum};
 use kube::{ResourceExt, api::ObjectMeta};
 use serde_json::json;

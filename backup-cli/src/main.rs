@@ -92,7 +92,7 @@ async fn main() -> ExitCode {
         Ok(false) => ExitCode::from(1),
         Err(error) if output::is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {}", backup_core::cause::chain_text(error.as_ref()));
+            eprintln!("error: {}", cairn_kube::cause::chain_text(error.as_ref()));
             ExitCode::FAILURE
         }
     }

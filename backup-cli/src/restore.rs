@@ -7,10 +7,8 @@ mod standalone;
 
 use std::collections::BTreeMap;
 
-use backup_core::{
-    backup::Problem,
-    restore::{ExistingResourcePolicy, ItemOutcome, ItemResult, RestoreSpec},
-};
+use backup_core::restore::{ExistingResourcePolicy, ItemOutcome, ItemResult, RestoreSpec};
+use cairn_kube::report::Problem;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::{

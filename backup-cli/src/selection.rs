@@ -96,7 +96,7 @@ mod tests {
     }
 
     fn queries(spec: &SelectionSpec) -> Vec<String> {
-        spec.or_label_selectors.iter().map(|s| backup_core::selection::LabelMatcher::new(s).unwrap().query()).collect()
+        spec.or_label_selectors.iter().map(|s| cairn_kube::selectors::LabelMatcher::new(s).unwrap().query()).collect()
     }
 
     #[test]

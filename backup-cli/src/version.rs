@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use backup_core::{client::ServerStatus, duration::parse_duration};
+use backup_core::client::ServerStatus;
+use cairn_kube::duration::parse_duration;
 use clap::Args;
 use serde::Serialize;
 

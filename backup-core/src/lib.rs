@@ -4,17 +4,10 @@
 //! every byte written to a cluster or a bucket goes through this crate. See `ARCHITECTURE.md` for the map.
 
 pub mod api;
-pub mod apiclient;
 pub mod archive;
 pub mod backup;
-pub mod cause;
 pub mod client;
-pub mod discovery;
-pub mod duration;
 pub mod install;
-pub mod leader;
-pub mod object_name;
-pub mod resources;
 pub mod restore;
 pub mod schedule;
 pub mod selection;

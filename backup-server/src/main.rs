@@ -10,7 +10,8 @@ mod metrics;
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use backup_core::{api, duration::parse_duration, leader::LeaderElection};
+use backup_core::api;
+use cairn_kube::{duration::parse_duration, leader::LeaderElection};
 use clap::Parser;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::sync::{Semaphore, watch};
@@ -90,7 +91,7 @@ async fn client(args: &Args) -> anyhow::Result<kube::Client> {
             .await
             .context("no cluster found: set KUBECONFIG, pass --kubeconfig PATH, or run in a pod")?,
     };
-    Ok(backup_core::apiclient::client(config)?)
+    Ok(cairn_kube::client::client(config)?)
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -126,7 +127,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // random suffix (as client-go does).
     let identity = args.identity.clone().unwrap_or_else(|| {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "cairn".into());
-        format!("{host}-{}", backup_core::leader::random_suffix())
+        format!("{host}-{}", cairn_kube::leader::random_suffix())
     });
     let mut leadership = if args.leader_elect {
         let election = LeaderElection::new(client.clone(), &args.namespace, LEASE, &identity)
@@ -215,7 +216,7 @@ async fn main() -> ExitCode {
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{}", backup_core::cause::chain_text(error.as_ref()));
+            tracing::error!("{}", cairn_kube::cause::chain_text(error.as_ref()));
             ExitCode::FAILURE
         }
     }

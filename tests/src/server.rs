@@ -46,7 +46,7 @@ pub async fn install_crds(client: &Client) {
         // Established comes a moment before the API server serves the type ("storage is (re)initializing").
         let url = format!("/apis/{}/{}/{}?limit=1", crd.spec.group, crd.spec.versions[0].name, crd.spec.names.plural);
         for attempt in 0.. {
-            if backup_core::apiclient::get_text(client, &url).await.is_ok() {
+            if cairn_kube::client::get_text(client, &url).await.is_ok() {
                 break;
             }
             assert!(attempt < 100, "{url} was not served within 10 s of CRD {name} being Established");

@@ -39,7 +39,7 @@ pub async fn client_from(path: &Path) -> Result<Client, EnvError> {
     let kubeconfig = Kubeconfig::read_from(path).map_err(unusable)?;
     let config =
         kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.map_err(unusable)?;
-    backup_core::apiclient::client(config).map_err(EnvError::Kube)
+    cairn_kube::client::client(config).map_err(EnvError::Kube)
 }
 
 /// The environment shared by the tests of this process.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::discovery::ResourceType;
+use cairn_kube::discovery::ResourceType;
 
 /// Objects per LIST page (Velero's page size).
 pub const PAGE_SIZE: u32 = 500;

@@ -18,16 +18,21 @@ use kube::Client;
 use tokio::sync::{mpsc, watch};
 
 use super::{
-    BackupLog, BackupRecord, BackupResults, BackupSpec, BackupStatus, Phase, Problem, Progress, RecordMeta,
+    BackupRecord, BackupResults, BackupSpec, BackupStatus, Phase, Progress, RecordMeta,
     collect::{Listed, page_url, parse_object, parse_page},
     related::{Related, binding_role_for, kinds},
     sink::{SinkObject, spawn_sink},
 };
-use crate::{
-    apiclient::{describe, get_text},
-    archive::FORMAT_VERSION,
+use cairn_kube::{
+    client::get_text,
     discovery::{Discovery, DiscoveryError, ResourceType},
     duration::{DurationError, expires_at, format_duration},
+    errors::describe,
+    report::{Problem, RunLog},
+};
+
+use crate::{
+    archive::FORMAT_VERSION,
     selection::{Selection, SelectionError, excluded_by_label, is_namespace_type},
     store::{Compression, Layout, Store, StoreError},
 };
@@ -41,7 +46,7 @@ const SINK_QUEUE: usize = 4;
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
     /// The name is not a valid object name.
-    #[error("invalid backup name {0:?}: {rule} (e.g. nightly-2026-11-28)", rule = crate::object_name::NAME_RULE)]
+    #[error("invalid backup name {0:?}: {rule} (e.g. nightly-2026-11-28)", rule = cairn_kube::names::NAME_RULE)]
     InvalidName(String),
     /// The TTL could not be read.
     #[error("invalid --ttl: {0}")]
@@ -110,7 +115,7 @@ pub struct BackupOutcome {
 
 /// Checks a backup name: a DNS-1123 subdomain, as Kubernetes object names are.
 pub fn validate_name(name: &str) -> Result<(), BackupError> {
-    if crate::object_name::is_valid_name(name) { Ok(()) } else { Err(BackupError::InvalidName(name.to_owned())) }
+    if cairn_kube::names::is_valid_name(name) { Ok(()) } else { Err(BackupError::InvalidName(name.to_owned())) }
 }
 
 /// One LIST to run: a type across all namespaces, or in one.
@@ -127,7 +132,7 @@ struct Shared<'a> {
     sender: mpsc::Sender<Vec<SinkObject>>,
     related: Mutex<Related>,
     results: Mutex<BackupResults>,
-    log: Mutex<BackupLog>,
+    log: Mutex<RunLog>,
     items: AtomicU64,
     lists_done: AtomicU64,
 }
@@ -395,7 +400,7 @@ pub async fn run_backup(
     if super::read_backup(store, &name).await?.is_some() {
         return Err(BackupError::Exists { name, location: store.location().to_string() });
     }
-    let mut log = BackupLog::default();
+    let mut log = RunLog::default();
     let started = Timestamp::now();
     log.info(format!("backup {name} starting into {}", store.location()));
     let discovery = Discovery::run(client).await?;
@@ -624,7 +629,7 @@ async fn fail(
     store: &Store,
     keys: &crate::store::BackupKeys,
     mut record: BackupRecord,
-    log: &mut BackupLog,
+    log: &mut RunLog,
     reason: String,
 ) -> BackupError {
     log.error(format!("backup failed: {reason}"));

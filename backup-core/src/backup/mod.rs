@@ -5,7 +5,6 @@ mod catalog;
 mod collect;
 mod engine;
 mod inspect;
-mod log;
 mod record;
 mod related;
 pub mod retention;
@@ -18,10 +17,7 @@ pub use inspect::{
     InspectError, Verification, archive_stream, backup_keys, download_archive, find_backup, read_log,
     read_resource_list, read_results, verify_archive, verify_backup,
 };
-pub use log::BackupLog;
-pub use record::{
-    API_VERSION, BackupRecord, BackupResults, BackupSpec, BackupStatus, Phase, Problem, Progress, RecordMeta,
-};
+pub use record::{API_VERSION, BackupRecord, BackupResults, BackupSpec, BackupStatus, Phase, Progress, RecordMeta};
 pub use sync_plan::{ClusterBackup, SyncPlan, plan_sync};
 
 /// Default TTL (Velero's): 30 days.

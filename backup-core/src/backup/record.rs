@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::api::BackupSpec;
 use crate::api::{BackupObjectProgress, BackupObjectStatus, BackupPhase};
+use cairn_kube::report::Problem;
+
 use crate::{archive::ArchiveSummary, store::Compression};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -123,34 +125,6 @@ impl BackupRecord {
     /// The archive's compression.
     pub fn compression(&self) -> Compression {
         self.spec.compression.unwrap_or(Compression::Zstd)
-    }
-}
-
-/// A warning or error, with the object it concerns when there is one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Problem {
-    /// The resource type (`deployments.apps`), if the problem concerns one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource: Option<String>,
-    /// The namespace, if the problem concerns a namespaced object.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    /// The object's name, if the problem concerns one object.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// What happened.
-    pub reason: String,
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (&self.resource, &self.namespace, &self.name) {
-            (Some(r), Some(ns), Some(n)) => write!(f, "{r} {ns}/{n}: {}", self.reason),
-            (Some(r), None, Some(n)) => write!(f, "{r} {n}: {}", self.reason),
-            (Some(r), _, None) => write!(f, "{r}: {}", self.reason),
-            _ => f.write_str(&self.reason),
-        }
     }
 }
 

@@ -2,7 +2,9 @@
 
 use kube::Client;
 
-use super::{ClientError, retry::retrying};
+use cairn_kube::retry::retrying;
+
+use super::ClientError;
 use crate::api::GROUP;
 
 /// Whether the cluster serves `backups.cairn.dev/v1`. A cluster that does not know the group answers 404,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::duration::format_duration;
+use cairn_kube::duration::format_duration;
 
 /// Why a request to the Cairn server's objects failed.
 #[derive(Debug, thiserror::Error)]
@@ -148,7 +148,7 @@ pub enum ClientError {
     /// The server answered a DownloadRequest with an error.
     #[error("the Cairn server cannot provide the {file} of {name:?}: {reason}")]
     Download {
-        /// Which file (`BackupLog`, ...).
+        /// Which file (`RunLog`, ...).
         file: String,
         /// The backup or restore.
         name: String,
@@ -176,7 +176,7 @@ impl ClientError {
 /// chain once (`ServiceError: client error (Connect): tcp connect error: Connection refused (os error 111)`).
 fn describe(error: &kube::Error) -> String {
     if let kube::Error::Api(_) = error {
-        return crate::apiclient::describe(error);
+        return cairn_kube::errors::describe(error);
     }
     let mut text = error.to_string();
     let mut last = text.clone();

@@ -9,7 +9,6 @@ mod liveness;
 mod locations;
 mod objects;
 mod requests;
-mod retry;
 
 pub use detect::serves_cairn_api;
 pub use error::ClientError;

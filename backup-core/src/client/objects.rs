@@ -1,6 +1,7 @@
 //! Reading and writing `cairn.dev` objects in the server's namespace, and following one until it reaches a
 //! phase.
 
+use cairn_kube::{errors::ErrorKind, retry::retrying};
 use std::{fmt::Debug, time::Duration};
 
 use kube::{
@@ -10,11 +11,8 @@ use kube::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::{
-    ClientError,
-    retry::{is_transient, retrying},
-};
-use crate::duration::format_duration;
+use super::ClientError;
+use cairn_kube::duration::format_duration;
 
 /// How long [`ServerApi::follow`] keeps reading through connection failures and 429/5xx answers before it
 /// gives up.
@@ -216,7 +214,7 @@ impl ServerApi {
                         namespace: self.namespace.clone(),
                     });
                 }
-                Err(error) if is_transient(&error) => {
+                Err(error) if ErrorKind::of(&error).may_pass_later() => {
                     let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
                     if since.elapsed() >= FOLLOW_PATIENCE {
                         return Err(ClientError::api(

@@ -14,7 +14,7 @@ use kube::{
 };
 
 use super::{InstallError, Manifest, SERVER_NAME};
-use crate::apiclient::describe;
+use cairn_kube::errors::describe;
 
 /// The field manager of Cairn's server-side applies: re-running an installation updates what it set.
 pub const FIELD_MANAGER: &str = "cairn-install";

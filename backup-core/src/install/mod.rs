@@ -25,7 +25,9 @@ use kube::{
 };
 use serde::Serialize;
 
-use crate::{api, duration::DurationError};
+use cairn_kube::duration::DurationError;
+
+use crate::api;
 
 pub use apply::{Applied, FIELD_MANAGER, Outcome, apply, wait_until_available};
 pub use location::{CREDENTIALS_KEY, CREDENTIALS_SECRET, DEFAULT_LOCATION_NAME};

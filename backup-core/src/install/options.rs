@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::duration::parse_duration;
+use cairn_kube::duration::parse_duration;
 
 use super::InstallError;
 
@@ -260,7 +260,7 @@ impl DefaultLocation {
 
 /// Whether `name` is a DNS-1123 label (what a namespace name must be).
 fn is_dns_label(name: &str) -> bool {
-    name.len() <= 63 && !name.contains('.') && crate::object_name::is_valid_name(name)
+    name.len() <= 63 && !name.contains('.') && cairn_kube::names::is_valid_name(name)
 }
 
 /// Whether `key` is a Kubernetes qualified name, what an annotation key must be: an optional DNS-1123
@@ -271,7 +271,7 @@ fn is_qualified_name(key: &str) -> bool {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),
     };
-    let prefix_ok = prefix.is_none_or(crate::object_name::is_valid_name);
+    let prefix_ok = prefix.is_none_or(cairn_kube::names::is_valid_name);
     let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
     let name_ok = name.len() <= 63
         && edge_ok(name.chars().next())

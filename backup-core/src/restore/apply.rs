@@ -15,10 +15,11 @@ use super::{
     ItemOutcome, ItemResult,
     decide::{self, Desired, Existing, LEFT_ALONE, OnError, Prepared, Rules},
 };
-use crate::{
-    apiclient::{describe, get_text},
-    backup::BackupLog,
+use cairn_kube::{
+    client::get_text,
     discovery::{Discovery, ResourceType},
+    errors::describe,
+    report::RunLog,
 };
 
 /// How long a restored CRD may take to become Established before the restore goes on without it.
@@ -229,7 +230,7 @@ impl<'a> Applier<'a> {
     }
 
     /// Waits until the named CRDs are Established (kube-runtime's condition), then reads discovery again.
-    pub(crate) async fn settle_crds(&self, names: &[String], log: &Mutex<BackupLog>) {
+    pub(crate) async fn settle_crds(&self, names: &[String], log: &Mutex<RunLog>) {
         let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
         for name in names {
             let established = await_condition(crds.clone(), name, conditions::is_crd_established());
@@ -241,7 +242,7 @@ impl<'a> Applier<'a> {
     }
 
     /// Reads discovery again (types appear as CRDs are established).
-    pub(crate) async fn rediscover(&self, log: &Mutex<BackupLog>) {
+    pub(crate) async fn rediscover(&self, log: &Mutex<RunLog>) {
         match Discovery::run(self.client).await {
             Ok(fresh) => *self.discovery.write().await = fresh,
             Err(e) => log.lock().expect("log lock").warn(format!("discovery failed, keeping the previous one: {e}")),

@@ -11,7 +11,9 @@ use super::{
     ExistingResourcePolicy, IndexEntry, ItemOutcome, ItemResult,
     transform::{Transform, changed_fields, merge_patch, skip_reason, strip},
 };
-use crate::{archive::check_entry, discovery::ResourceType, selection::Selection};
+use cairn_kube::discovery::ResourceType;
+
+use crate::{archive::check_entry, selection::Selection};
 
 /// The rules a restore decides by.
 #[derive(Debug, Clone, Copy)]
@@ -205,7 +207,7 @@ pub(crate) fn retryable(error: &kube::Error) -> bool {
 /// Decides what a failed create means. `namespace_planned`: in a dry run, the object's namespace is one
 /// this restore would create.
 pub(crate) fn on_create_error(error: &kube::Error, rules: &Rules<'_>, namespace_planned: bool) -> OnError {
-    let reason = crate::apiclient::describe(error);
+    let reason = cairn_kube::errors::describe(error);
     match retryable(error) {
         true if rules.dry_run && namespace_planned => {
             OnError::AssumeCreated("after its namespace is created (not checked by the server)".into())
@@ -218,7 +220,8 @@ pub(crate) fn on_create_error(error: &kube::Error, rules: &Rules<'_>, namespace_
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{discovery::Discovery, restore::RestoreSpec};
+    use crate::restore::RestoreSpec;
+    use cairn_kube::discovery::Discovery;
 
     fn rules<'a>(
         selection: &'a Selection,

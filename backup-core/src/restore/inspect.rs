@@ -1,12 +1,10 @@
 //! Reading stored restores back: records, logs and results under `restores/<name>/`.
 
+use cairn_kube::report::Problem;
 use futures::{StreamExt, TryStreamExt};
 
 use super::{RestoreError, RestoreRecord};
-use crate::{
-    backup::Problem,
-    store::{Layout, Store, StoreError},
-};
+use crate::store::{Layout, Store, StoreError};
 
 /// The record of restore `name`.
 pub async fn find_restore(store: &Store, name: &str) -> Result<RestoreRecord, RestoreError> {

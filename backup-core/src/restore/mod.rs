@@ -29,7 +29,9 @@ pub use transform::{
     BACKUP_NAME_LABEL, RESTORE_NAME_LABEL, Transform, changed_fields, label_value, merge_patch, strip,
 };
 
-use crate::{discovery::DiscoveryError, selection::SelectionError, store::StoreError};
+use cairn_kube::discovery::DiscoveryError;
+
+use crate::{selection::SelectionError, store::StoreError};
 
 /// Why a restore did not run; nothing was applied.
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 pub use crate::api::{ExistingResourcePolicy, RestoreSpec};
-use crate::backup::Problem;
+use cairn_kube::report::Problem;
 
 /// A restore's phase (Velero's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -28,11 +28,15 @@ use super::{
     source::{BackupSource, ReadItem, budget},
     transform::Transform,
 };
+use cairn_kube::{
+    discovery::Discovery,
+    report::{Problem, RunLog},
+    resources::{CRDS, NAMESPACES},
+};
+
 use crate::{
     archive::DEFAULT_MAX_ENTRY_BYTES,
-    backup::{BackupLog, Problem, RecordMeta},
-    discovery::Discovery,
-    resources::{CRDS, NAMESPACES},
+    backup::RecordMeta,
     selection::Selection,
     store::{Layout, Store, StoreError},
 };
@@ -119,8 +123,8 @@ pub async fn run_restore(
 ) -> Result<RestoreOutcome, RestoreError> {
     let started = Timestamp::now();
     let name = request.name.clone();
-    if !crate::object_name::is_valid_name(&name) {
-        return Err(RestoreError::Name(format!("invalid restore name {name:?}: {}", crate::object_name::NAME_RULE)));
+    if !cairn_kube::names::is_valid_name(&name) {
+        return Err(RestoreError::Name(format!("invalid restore name {name:?}: {}", cairn_kube::names::NAME_RULE)));
     }
     super::check_mapping(&request.spec.namespace_mapping)?;
     store.check_reachable().await?;
@@ -130,7 +134,7 @@ pub async fn run_restore(
             store.location()
         )));
     }
-    let log = Mutex::new(BackupLog::default());
+    let log = Mutex::new(RunLog::default());
     let source = BackupSource::open(store, &request.spec.backup_name, request.max_entry_bytes).await?;
     let index = source.index().await?;
     log.lock().expect("log lock").info(format!(
@@ -199,7 +203,7 @@ async fn apply_waves(
     chosen: Vec<IndexEntry>,
     request: &RestoreRequest,
     tally: &Tally<'_>,
-    log: &Mutex<BackupLog>,
+    log: &Mutex<RunLog>,
 ) -> Result<(), RestoreError> {
     let mut waves: Vec<Vec<IndexEntry>> = vec![Vec::new(); WAVES];
     for entry in chosen {
@@ -249,7 +253,7 @@ async fn apply_waves(
 
 /// Retries what could not be applied yet (a namespace or type that appeared later), a few rounds apart;
 /// what still cannot be applied after the last round fails with its reason.
-async fn retry_rounds(applier: &Applier<'_>, tally: &Tally<'_>, log: &Mutex<BackupLog>) {
+async fn retry_rounds(applier: &Applier<'_>, tally: &Tally<'_>, log: &Mutex<RunLog>) {
     for round in 1..=RETRY_ROUNDS {
         let retry: Vec<Pending> = std::mem::take(&mut *tally.pending.lock().expect("pending lock"));
         if retry.is_empty() {
@@ -294,7 +298,7 @@ async fn finish(
     backup: String,
     started: Timestamp,
     items: Vec<ItemResult>,
-    mut log: BackupLog,
+    mut log: RunLog,
     failure: Option<RestoreError>,
 ) -> Result<RestoreOutcome, RestoreError> {
     let warnings: Vec<Problem> =
@@ -353,7 +357,7 @@ async fn finish(
     Ok(outcome)
 }
 
-async fn write_results(store: &Store, outcome: &RestoreOutcome, log: &BackupLog) -> Result<(), StoreError> {
+async fn write_results(store: &Store, outcome: &RestoreOutcome, log: &RunLog) -> Result<(), StoreError> {
     let keys = Layout.restore_keys(&outcome.restore.metadata.name);
     let mut list: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for r in &outcome.items {

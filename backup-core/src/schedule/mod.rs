@@ -13,7 +13,7 @@ use croner::{
 };
 use jiff::{Timestamp, tz::TimeZone};
 
-use crate::duration::parse_duration;
+use cairn_kube::duration::parse_duration;
 
 pub use firing::{Firing, History, backup_name, decide};
 

@@ -2,17 +2,17 @@
 //! (namespace globs, resource names in any of their spellings, label selectors, the cluster-scope tri-state,
 //! the exclude-from-backup label).
 
-mod labels;
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use glob::Pattern;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::{Deserialize, Serialize};
 
-use crate::discovery::{Discovery, ResourceType};
-
-pub use labels::{LabelMatcher, parse_label_selector};
+pub use cairn_kube::selectors::parse_label_selector;
+use cairn_kube::{
+    discovery::{Discovery, ResourceType},
+    selectors::{LabelMatcher, SelectorError},
+};
 
 /// Labels that keep an object, or every object of a namespace, out of backups when set to `true`.
 pub const EXCLUDE_LABELS: [&str; 2] = ["cairn.dev/exclude-from-backup", "velero.io/exclude-from-backup"];
@@ -21,13 +21,8 @@ pub const EXCLUDE_LABELS: [&str; 2] = ["cairn.dev/exclude-from-backup", "velero.
 #[derive(Debug, thiserror::Error)]
 pub enum SelectionError {
     /// A label selector could not be read.
-    #[error("invalid label selector {selector:?}: {problem}")]
-    LabelSelector {
-        /// The selector as given.
-        selector: String,
-        /// What is wrong with it.
-        problem: String,
-    },
+    #[error(transparent)]
+    LabelSelector(#[from] SelectorError),
     /// Both a label selector and or-selectors were given.
     #[error("a label selector and or-label-selectors cannot be combined; use one of them")]
     BothSelectors,
@@ -235,7 +230,7 @@ impl Selection {
     /// cluster-scope rule: with some namespaces selected and cluster resources unset, only the CRDs and
     /// volumes their objects need come along (Velero's rule).
     pub fn includes_stored(&self, item: &crate::archive::ItemPath) -> bool {
-        use crate::resources::{CRDS, NAMESPACES, PVS};
+        use cairn_kube::resources::{CRDS, NAMESPACES, PVS};
         if !self.includes_group_resource(&item.group_resource) {
             return false;
         }

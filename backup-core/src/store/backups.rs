@@ -36,7 +36,7 @@ impl Store {
             }
             _ => ("the request failed", "check the location and the server"),
         };
-        StoreError::Access { location, problem, fix, cause: crate::cause::chain_text(&error) }
+        StoreError::Access { location, problem, fix, cause: cairn_kube::cause::chain_text(&error) }
     }
 
     /// Checks that the location answers (bucket present, credentials accepted) by listing its backups folder.

@@ -8,7 +8,7 @@ use object_store::{
 use url::Url;
 
 use super::{Signer, Store, StoreError};
-use crate::cause::chain_text;
+use cairn_kube::cause::chain_text;
 
 const URL_FORMS: &str =
     "use s3://BUCKET[/PREFIX][?endpoint=URL&region=REGION&credentials=FILE&profile=NAME] or file:///ABSOLUTE/PATH";

@@ -11,8 +11,8 @@ use backup_core::{
     backup::{
         BackupError, BackupOutcome, BackupProgress, BackupRequest, read_backup, retention::effective_ttl, run_backup,
     },
-    duration::{expires_at, parse_duration},
 };
+use cairn_kube::duration::{expires_at, parse_duration};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{

@@ -6,10 +6,10 @@ use std::{sync::Arc, time::Duration};
 
 use backup_core::{
     api::{Backup, Schedule as ScheduleObject, SchedulePhase, labels},
-    duration::parse_duration,
     restore::label_value,
     schedule::{Firing, History, Schedule, backup_name, decide},
 };
+use cairn_kube::duration::parse_duration;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::{

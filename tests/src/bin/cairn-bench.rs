@@ -19,7 +19,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use backup_core::discovery::{Discovery, ResourceType};
+use cairn_kube::discovery::{Discovery, ResourceType};
 use cairn_tests::{TestEnv, environment::random_hex, measure::run_measured};
 use clap::{Parser, Subcommand};
 use futures::{StreamExt, TryStreamExt, stream};

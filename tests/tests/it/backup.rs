@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use backup_core::{
     archive::{item_path, preferred_version_path},
     backup::{BackupError, BackupOutcome, BackupProgress, BackupRequest, BackupSpec, Phase, run_backup, verify_backup},
-    discovery::Discovery,
     selection::{SelectionSpec, parse_label_selector},
     store::{Compression, Store},
 };
+use cairn_kube::discovery::Discovery;
 use cairn_tests::{
     TestEnv,
     apply::{SAMPLE_WORKLOADS, apply_manifests},

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use backup_core::leader::{LeaderElection, Leadership};
+use cairn_kube::leader::{LeaderElection, Leadership};
 use cairn_tests::TestEnv;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{Api, Client, api::PostParams};

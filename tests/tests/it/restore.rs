@@ -7,7 +7,6 @@ use std::{collections::BTreeMap, time::Duration};
 use backup_core::{
     archive::item_path,
     backup::{BackupProgress, BackupRecord, BackupRequest, BackupSpec, run_backup},
-    discovery::Discovery,
     restore::{
         ExistingResourcePolicy, ItemOutcome, RestoreError, RestoreOutcome, RestorePhase, RestoreProgress,
         RestoreRequest, RestoreSpec, run_restore, strip,
@@ -15,6 +14,7 @@ use backup_core::{
     selection::SelectionSpec,
     store::{Compression, Store},
 };
+use cairn_kube::discovery::Discovery;
 use cairn_tests::{
     TestEnv,
     apply::{SAMPLE_WORKLOADS, apply_manifests},
@@ -69,10 +69,10 @@ async fn wait_gone(client: &Client, namespace: &str) {
 async fn live_object(client: &Client, discovery: &Discovery, archived: &Value, group_resource: &str) -> Option<Value> {
     let base = discovery.by_group_resource(group_resource)?;
     let version = archived["apiVersion"].as_str()?.rsplit('/').next()?.to_owned();
-    let resource_type = backup_core::discovery::ResourceType { version, ..base.clone() };
+    let resource_type = cairn_kube::discovery::ResourceType { version, ..base.clone() };
     let namespace = archived.pointer("/metadata/namespace").and_then(Value::as_str);
     let name = archived.pointer("/metadata/name").and_then(Value::as_str)?;
-    let text = backup_core::apiclient::get_text(client, &resource_type.object_path(namespace, name)).await.ok()?;
+    let text = cairn_kube::client::get_text(client, &resource_type.object_path(namespace, name)).await.ok()?;
     serde_json::from_str(&text).ok()
 }
 

@@ -1,5 +1,6 @@
-//! Object names: backups and restores are named like Kubernetes objects (DNS-1123 subdomains), so the same
-//! names work as records in a bucket and as objects in a cluster.
+//! Kubernetes names, checked in one place: object names (DNS-1123 subdomains; backups and restores are
+//! named so, which makes the same names work as records in a bucket and as objects in a cluster) and
+//! namespace and label-style names (DNS-1123 labels).
 
 /// What a valid name looks like, for error messages.
 pub const NAME_RULE: &str =
@@ -15,6 +16,15 @@ pub fn is_valid_name(name: &str) -> bool {
         && edge_ok(name.chars().last())
 }
 
+/// What a valid namespace name looks like, for error messages.
+pub const LABEL_RULE: &str =
+    "use lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters";
+
+/// Whether `name` is a DNS-1123 label, as namespace names are.
+pub fn is_valid_label(name: &str) -> bool {
+    name.len() <= 63 && !name.contains('.') && is_valid_name(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -26,6 +36,14 @@ mod tests {
         }
         for bad in ["", "Nightly", "-a", "a-", "a_b", "a b", &"a".repeat(254)] {
             assert!(!is_valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn namespace_names_follow_dns_1123_labels() {
+        assert!(is_valid_label("shop-copy") && is_valid_label("a"));
+        for bad in ["a.b", "B", "", "-a", &"a".repeat(64)] {
+            assert!(!is_valid_label(bad), "{bad}");
         }
     }
 }

@@ -32,7 +32,7 @@ use tokio::{
     time::Instant,
 };
 
-use crate::apiclient::describe;
+use crate::errors::describe;
 
 /// How long a Lease stays held without renewal unless [`LeaderElection::lease_duration`] says otherwise.
 pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(15);

@@ -150,7 +150,7 @@ impl Discovery {
                 Ok(list) => discovery.types.extend(usable_types(&group, &version, &list)),
                 Err(error) => discovery.warnings.push(DiscoveryWarning {
                     group_version: format!("{group}/{version}"),
-                    reason: crate::apiclient::describe(&error),
+                    reason: crate::errors::describe(&error),
                 }),
             }
         }

@@ -6,12 +6,19 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use kube::core::{Selector, SelectorExt};
 
-use super::SelectionError;
+/// A label selector that cannot be read or used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid label selector {selector:?}: {problem}")]
+pub struct SelectorError {
+    /// The selector as given.
+    pub selector: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
 
 /// Parses kubectl's selector syntax into a `LabelSelector`.
-pub fn parse_label_selector(text: &str) -> Result<LabelSelector, SelectionError> {
-    let invalid =
-        |problem: &str| SelectionError::LabelSelector { selector: text.to_owned(), problem: problem.to_owned() };
+pub fn parse_label_selector(text: &str) -> Result<LabelSelector, SelectorError> {
+    let invalid = |problem: &str| SelectorError { selector: text.to_owned(), problem: problem.to_owned() };
     let mut match_labels = BTreeMap::new();
     let mut expressions = Vec::new();
     for term in split_terms(text) {
@@ -25,7 +32,7 @@ pub fn parse_label_selector(text: &str) -> Result<LabelSelector, SelectionError>
             for value in values.iter().flatten() {
                 check_value(value).map_err(|p| invalid(&p))?;
             }
-            Ok::<_, SelectionError>(LabelSelectorRequirement {
+            Ok::<_, SelectorError>(LabelSelectorRequirement {
                 key: key.to_owned(),
                 operator: operator.to_owned(),
                 values,
@@ -126,10 +133,10 @@ pub struct LabelMatcher(Selector);
 
 impl LabelMatcher {
     /// Compiles a `LabelSelector`.
-    pub fn new(selector: &LabelSelector) -> Result<LabelMatcher, SelectionError> {
+    pub fn new(selector: &LabelSelector) -> Result<LabelMatcher, SelectorError> {
         Selector::try_from(selector.clone())
             .map(LabelMatcher)
-            .map_err(|e| SelectionError::LabelSelector { selector: format!("{selector:?}"), problem: e.to_string() })
+            .map_err(|e| SelectorError { selector: format!("{selector:?}"), problem: e.to_string() })
     }
 
     /// Whether `labels` satisfy the selector.

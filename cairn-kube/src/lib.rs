@@ -1,0 +1,16 @@
+//! Kubernetes plumbing shared by every Cairn domain (backups and restores, node maintenance, image
+//! maintenance): clients and the one retry policy, what a failed request means, discovery, waits, leader
+//! election, well-known names and types, durations, label selectors, and what a run reports. No domain
+//! lives here, and nothing here knows archives or object stores.
+
+pub mod cause;
+pub mod client;
+pub mod discovery;
+pub mod duration;
+pub mod errors;
+pub mod leader;
+pub mod names;
+pub mod report;
+pub mod resources;
+pub mod retry;
+pub mod selectors;
