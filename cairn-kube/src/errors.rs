@@ -13,9 +13,11 @@ pub enum ErrorKind {
     Busy,
     /// Any other 5xx: the server failed; may pass later.
     ServerError,
+    /// 401, 403: this identity may not.
+    Forbidden,
     /// The connection failed or timed out.
     Unreachable,
-    /// Any other answer (400, 401, 403, 422, ...): final.
+    /// Any other answer (400, 422, ...): final.
     Refused,
 }
 
@@ -27,6 +29,7 @@ impl ErrorKind {
                 404 => ErrorKind::NotFound,
                 409 => ErrorKind::Conflict,
                 429 | 503 | 504 => ErrorKind::Busy,
+                401 | 403 => ErrorKind::Forbidden,
                 500..=599 => ErrorKind::ServerError,
                 _ => ErrorKind::Refused,
             },

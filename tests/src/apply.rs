@@ -38,14 +38,14 @@ pub enum ApplyError {
         problem: String,
     },
     /// The server refused an object or does not serve its kind.
-    #[error("applying {kind} {name}: {source}")]
+    #[error("applying {kind} {name}: {error}")]
     Apply {
         /// The kind.
         kind: String,
         /// The name.
         name: String,
         /// The server's reason.
-        source: kube::Error,
+        error: kube::Error,
     },
     /// A CRD did not become Established.
     #[error("CRD {0} was not Established within 30 s")]
@@ -76,7 +76,7 @@ fn gvk(object: &DynamicObject) -> GroupVersionKind {
 async fn apply_one(client: &Client, object: &DynamicObject) -> Result<Applied, ApplyError> {
     let gvk = gvk(object);
     let name = object.metadata.name.clone().unwrap_or_default();
-    let error = |source| ApplyError::Apply { kind: gvk.kind.clone(), name: name.clone(), source };
+    let error = |error| ApplyError::Apply { kind: gvk.kind.clone(), name: name.clone(), error };
     let (resource, capabilities): (ApiResource, ApiCapabilities) = pinned_kind(client, &gvk).await.map_err(error)?;
     let namespace = match capabilities.scope {
         Scope::Namespaced => Some(object.metadata.namespace.clone().unwrap_or_else(|| "default".into())),

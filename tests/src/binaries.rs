@@ -97,14 +97,14 @@ impl Binaries {
         let status = Command::new("bash")
             .arg(BUILD_SCRIPT)
             .status()
-            .map_err(|source| EnvError::Io { what: format!("running {BUILD_SCRIPT}"), source })?;
+            .map_err(|error| EnvError::Io { what: format!("running {BUILD_SCRIPT}"), error })?;
         if !status.success() {
             return Err(EnvError::Build { script: BUILD_SCRIPT, status });
         }
         if let Some(missing) = binaries.all().into_iter().find(|path| !path.is_file()) {
             return Err(EnvError::Io {
                 what: format!("{BUILD_SCRIPT} succeeded but did not produce {}", missing.display()),
-                source: std::io::ErrorKind::NotFound.into(),
+                error: std::io::ErrorKind::NotFound.into(),
             });
         }
         Ok(binaries)

@@ -57,10 +57,10 @@ impl EnvInfo {
     pub fn read(state_dir: &Path) -> Result<EnvInfo, EnvError> {
         let path = state_dir.join("env.json");
         let text = std::fs::read(&path)
-            .map_err(|source| EnvError::Io { what: format!("reading {}", path.display()), source })?;
+            .map_err(|error| EnvError::Io { what: format!("reading {}", path.display()), error })?;
         serde_json::from_slice(&text).map_err(|e| EnvError::Io {
             what: format!("parsing {}", path.display()),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            error: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
         })
     }
 
@@ -112,7 +112,7 @@ impl Environment {
         let started = Instant::now();
         let binaries = Binaries::ensure()?;
         let versions = Versions::pinned();
-        let io = |what: String| move |source| EnvError::Io { what, source };
+        let io = |what: String| move |error| EnvError::Io { what, error };
         for dir in ["logs", "etcd", "s3", "serving"] {
             let dir = state_dir.join(dir);
             std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
@@ -295,7 +295,7 @@ fn write_kubeconfig(path: &Path, server: &str, pki: &Pki) -> Result<(), EnvError
         "current-context": "cairn-test",
     });
     let text = serde_json::to_vec_pretty(&config).expect("kubeconfig serializes");
-    std::fs::write(path, text).map_err(|source| EnvError::Io { what: format!("writing {}", path.display()), source })
+    std::fs::write(path, text).map_err(|error| EnvError::Io { what: format!("writing {}", path.display()), error })
 }
 
 /// `bytes` random bytes from the kernel, as lowercase hex.

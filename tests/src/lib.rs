@@ -40,12 +40,12 @@ pub enum EnvError {
         status: ExitStatus,
     },
     /// A file or process operation failed.
-    #[error("{what}: {source}")]
+    #[error("{what}: {error}")]
     Io {
         /// What was being done.
         what: String,
-        /// The operating system's reason.
-        source: std::io::Error,
+        /// The operating system's reason (in the message only, so it is not printed twice as a source).
+        error: std::io::Error,
     },
     /// Certificate generation failed.
     #[error("generating the test certificates failed: {0}")]

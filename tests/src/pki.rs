@@ -64,11 +64,11 @@ impl Pki {
         let service_account_key = KeyPair::generate().map_err(cert_error)?;
 
         std::fs::create_dir_all(dir)
-            .map_err(|source| EnvError::Io { what: format!("creating {}", dir.display()), source })?;
+            .map_err(|error| EnvError::Io { what: format!("creating {}", dir.display()), error })?;
         let write = |name: &str, pem: &str| -> Result<PathBuf, EnvError> {
             let path = dir.join(name);
             std::fs::write(&path, pem)
-                .map_err(|source| EnvError::Io { what: format!("writing {}", path.display()), source })?;
+                .map_err(|error| EnvError::Io { what: format!("writing {}", path.display()), error })?;
             Ok(path)
         };
         Ok(Pki {

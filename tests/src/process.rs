@@ -17,10 +17,10 @@ use crate::EnvError;
 /// A free TCP port on 127.0.0.1 (the kernel picks one; it is released for the component to bind).
 pub fn free_port() -> Result<u16, EnvError> {
     let listener = TcpListener::bind("127.0.0.1:0")
-        .map_err(|source| EnvError::Io { what: "finding a free loopback port".into(), source })?;
+        .map_err(|error| EnvError::Io { what: "finding a free loopback port".into(), error })?;
     Ok(listener
         .local_addr()
-        .map_err(|source| EnvError::Io { what: "finding a free loopback port".into(), source })?
+        .map_err(|error| EnvError::Io { what: "finding a free loopback port".into(), error })?
         .port())
 }
 
@@ -62,7 +62,7 @@ impl Component {
         log: PathBuf,
         ports: Vec<u16>,
     ) -> Result<Component, EnvError> {
-        let io = |what: String| move |source| EnvError::Io { what, source };
+        let io = |what: String| move |error| EnvError::Io { what, error };
         let out = File::create(&log).map_err(io(format!("creating {}", log.display())))?;
         let err = out.try_clone().map_err(io(format!("opening {}", log.display())))?;
         let mut command = Command::new(program);

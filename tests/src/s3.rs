@@ -34,7 +34,7 @@ impl S3Server {
     pub fn start(binaries: &Binaries, root: &Path, log: PathBuf, secret: Option<String>) -> Result<S3Server, EnvError> {
         let bucket = root.join(BUCKET);
         std::fs::create_dir_all(&bucket)
-            .map_err(|source| EnvError::Io { what: format!("creating {}", bucket.display()), source })?;
+            .map_err(|error| EnvError::Io { what: format!("creating {}", bucket.display()), error })?;
         let port = free_port()?;
         let secret_access_key = secret.unwrap_or_else(|| random_hex(20));
         let args = vec![

@@ -27,7 +27,7 @@ use cairn_kube::{
     client::get_text,
     discovery::{Discovery, DiscoveryError, ResourceType},
     duration::{DurationError, expires_at, format_duration},
-    errors::describe,
+    errors::{describe, is_not_found},
     report::{Problem, RunLog},
 };
 
@@ -214,10 +214,6 @@ impl Shared<'_> {
     }
 }
 
-fn not_found(error: &kube::Error) -> bool {
-    matches!(error, kube::Error::Api(status) if status.code == 404)
-}
-
 /// Lists one task page by page into the sink. False when the sink is gone.
 async fn run_list(client: &Client, shared: &Shared<'_>, task: &ListTask<'_>) -> bool {
     let resource_type = task.resource_type;
@@ -228,7 +224,7 @@ async fn run_list(client: &Client, shared: &Shared<'_>, task: &ListTask<'_>) -> 
         let body = match get_text(client, &url).await {
             Ok(body) => body,
             Err(error) => {
-                let missing = not_found(&error);
+                let missing = is_not_found(&error);
                 let reason = if missing {
                     "the type is no longer served; skipped".to_owned()
                 } else {
@@ -300,7 +296,7 @@ async fn fetch_related(
                 Ok(_) => {}
                 Err(e) => shared.problem(true, resource_type, ns.as_deref(), Some(&name), format!("unreadable: {e}")),
             },
-            Err(e) if not_found(&e) => shared.problem(
+            Err(e) if is_not_found(&e) => shared.problem(
                 false,
                 resource_type,
                 ns.as_deref(),

@@ -1,5 +1,6 @@
 //! Whether a cluster serves Cairn's API: the sign that a Cairn server is (or was) installed.
 
+use cairn_kube::errors::is_not_found;
 use kube::Client;
 
 use cairn_kube::retry::retrying;
@@ -13,7 +14,7 @@ pub async fn serves_cairn_api(client: &Client) -> Result<bool, ClientError> {
     let group_version = format!("{GROUP}/v1");
     match retrying(|| client.list_api_group_resources(&group_version)).await {
         Ok(resources) => Ok(resources.resources.iter().any(|r| r.name == "backups")),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(error) if is_not_found(&error) => Ok(false),
         Err(error) => Err(ClientError::api(format!("asking the cluster whether it serves {GROUP}"), &error)),
     }
 }

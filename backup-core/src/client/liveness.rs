@@ -7,6 +7,7 @@
 //! the Lease does not settle it, the server is asked for its version (a ServerStatusRequest) and counts as
 //! running if it answers within a few seconds.
 
+use cairn_kube::errors::ErrorKind;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -94,7 +95,7 @@ impl ServerApi {
         let api: Api<Lease> = Api::namespaced(self.client().clone(), self.namespace());
         match api.get_opt(SERVER_LEASE).await {
             Ok(lease) => Ok(LeaseState::of(lease.as_ref(), Timestamp::now())),
-            Err(kube::Error::Api(status)) if matches!(status.code, 401 | 403) => Ok(LeaseState::Missing),
+            Err(error) if ErrorKind::of(&error) == ErrorKind::Forbidden => Ok(LeaseState::Missing),
             Err(error) => Err(ClientError::api(
                 format!("reading the Lease {SERVER_LEASE} in namespace {:?}", self.namespace()),
                 &error,

@@ -1,6 +1,7 @@
 //! Reading and writing `cairn.dev` objects in the server's namespace, and following one until it reaches a
 //! phase.
 
+use cairn_kube::errors::{is_conflict, is_not_found};
 use cairn_kube::{errors::ErrorKind, retry::retrying};
 use std::{fmt::Debug, time::Duration};
 
@@ -135,12 +136,10 @@ impl ServerApi {
         let params = PostParams::default();
         match retrying(|| api.create(&params, object)).await {
             Ok(created) => Ok(created),
-            Err(kube::Error::Api(status)) if status.code == 409 => {
+            Err(error) if is_conflict(&error) => {
                 Err(ClientError::AlreadyExists { kind: Self::kind::<K>(), name, namespace: self.namespace.clone() })
             }
-            Err(kube::Error::Api(status)) if status.code == 404 => {
-                Err(ClientError::NoNamespace { namespace: self.namespace.clone() })
-            }
+            Err(error) if is_not_found(&error) => Err(ClientError::NoNamespace { namespace: self.namespace.clone() }),
             Err(error) => Err(self.failed::<K>("creating", &name, &error)),
         }
     }
@@ -152,7 +151,7 @@ impl ServerApi {
         let patch = Patch::Merge(patch);
         match retrying(|| api.patch(name, &params, &patch)).await {
             Ok(patched) => Ok(patched),
-            Err(kube::Error::Api(status)) if status.code == 404 => Err(self.not_found::<K>(name)),
+            Err(error) if is_not_found(&error) => Err(self.not_found::<K>(name)),
             Err(error) => Err(self.failed::<K>("updating", name, &error)),
         }
     }
@@ -169,7 +168,7 @@ impl ServerApi {
         let patch = Patch::Merge(patch);
         match retrying(|| api.patch_status(name, &params, &patch)).await {
             Ok(patched) => Ok(patched),
-            Err(kube::Error::Api(status)) if status.code == 404 => Err(self.not_found::<K>(name)),
+            Err(error) if is_not_found(&error) => Err(self.not_found::<K>(name)),
             Err(error) => Err(self.failed::<K>("updating the status of", name, &error)),
         }
     }
@@ -180,7 +179,7 @@ impl ServerApi {
         let params = DeleteParams::default();
         match retrying(|| api.delete(name, &params)).await {
             Ok(_) => Ok(()),
-            Err(kube::Error::Api(status)) if status.code == 404 => Err(self.not_found::<K>(name)),
+            Err(error) if is_not_found(&error) => Err(self.not_found::<K>(name)),
             Err(error) => Err(self.failed::<K>("deleting", name, &error)),
         }
     }

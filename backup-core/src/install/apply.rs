@@ -2,6 +2,7 @@
 //! Established) except the create-only ones, which are created when missing and kept when present; and
 //! waiting for the server to become available.
 
+use cairn_kube::errors::ErrorKind;
 use std::{fmt, time::Duration};
 
 use k8s_openapi::{
@@ -95,7 +96,7 @@ async fn apply_one(client: &Client, manifest: &Manifest) -> Result<Outcome, Inst
     };
     result.map_err(|error| {
         let mut problem = describe(&error);
-        if matches!(&error, kube::Error::Api(status) if status.code == 403) {
+        if ErrorKind::of(&error) == ErrorKind::Forbidden {
             problem.push_str("; installing needs a cluster administrator's kubeconfig (--kubeconfig PATH)");
         }
         InstallError::Apply { kind: manifest.kind().to_owned(), name: manifest.qualified_name(), problem }

@@ -1,6 +1,7 @@
 //! Applying one object: the requests a restore sends (create, read what exists, patch, make a missing
 //! namespace, wait for CRDs), each following what `decide.rs` says. No policy lives here.
 
+use cairn_kube::errors::{is_conflict, is_not_found};
 use std::{collections::BTreeSet, sync::Mutex, time::Duration};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -140,14 +141,14 @@ impl<'a> Applier<'a> {
         let path = format!("/api/v1/namespaces/{namespace}");
         match get_text(self.client, &path).await {
             Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 404 => {
+            Err(error) if is_not_found(&error) => {
                 let mut bare = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
                 self.rules.transform.apply("namespaces", &mut bare);
                 bare["metadata"]["name"] = Value::String(namespace.to_owned());
                 if !self.rules.dry_run {
                     match send(self.client, http::Method::POST, "/api/v1/namespaces", "application/json", &bare).await {
                         Ok(()) => {}
-                        Err(kube::Error::Api(status)) if status.code == 409 => {}
+                        Err(error) if is_conflict(&error) => {}
                         Err(e) => return Err(e),
                     }
                 }
@@ -185,9 +186,7 @@ impl<'a> Applier<'a> {
         let path = format!("{}{}", resource_type.list_path(namespace.as_deref()), self.dry_run_query());
         match send(self.client, http::Method::POST, &path, "application/json", &desired.object).await {
             Ok(()) => Applied::Done(desired.result(ItemOutcome::Created, None)),
-            Err(kube::Error::Api(status)) if status.code == 409 => {
-                self.existing(desired, &resource_type, namespace.as_deref()).await
-            }
+            Err(error) if is_conflict(&error) => self.existing(desired, &resource_type, namespace.as_deref()).await,
             Err(error) => {
                 let planned = namespace.as_deref().is_some_and(|ns| self.namespace_is_planned(ns));
                 match decide::on_create_error(&error, &self.rules, planned) {

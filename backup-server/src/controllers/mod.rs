@@ -13,6 +13,7 @@ pub mod server_status;
 pub mod sync;
 pub mod totals;
 
+use cairn_kube::errors::{describe, is_conflict, is_not_found};
 use std::{fmt::Debug, future::Future, sync::Arc, time::Duration};
 
 use futures::StreamExt;
@@ -28,12 +29,13 @@ use crate::context::Context;
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     /// The API server refused or failed a request.
-    #[error("{action}: {source}")]
+    #[error("{action}: {}", describe(error))]
     Kube {
         /// What was being done.
         action: String,
-        /// The error (in the message, so it is not also a source).
-        source: kube::Error,
+        /// The error, in the message only (a field named `source` would make it a source too, and the
+        /// cause would print twice: `HTTP 500: HTTP 500`).
+        error: kube::Error,
     },
     /// A storage location could not be read for a reason that may pass (the API server, the network).
     #[error("{0}")]
@@ -106,7 +108,7 @@ where
     for _ in 0..5 {
         match patch_status(api, name, uid, status.clone()).await {
             Ok(()) => return Ok(()),
-            Err(ReconcileError::Kube { source: kube::Error::Api(s), .. }) if s.code == 404 || s.code == 409 => {
+            Err(ReconcileError::Kube { error, .. }) if is_not_found(&error) || is_conflict(&error) => {
                 // Gone, or replaced by another object of that name: there is nothing of ours left to update.
                 return Ok(());
             }
@@ -126,7 +128,7 @@ pub trait KubeContext<T> {
 
 impl<T> KubeContext<T> for Result<T, kube::Error> {
     fn doing(self, action: impl FnOnce() -> String) -> Result<T, ReconcileError> {
-        self.map_err(|source| ReconcileError::Kube { action: action(), source })
+        self.map_err(|error| ReconcileError::Kube { action: action(), error })
     }
 }
 
@@ -142,8 +144,8 @@ where
     };
     match api.delete(name, &params).await {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(()),
-        Err(source) => Err(ReconcileError::Kube { action: format!("deleting {name}"), source }),
+        Err(error) if is_not_found(&error) || is_conflict(&error) => Ok(()),
+        Err(error) => Err(ReconcileError::Kube { action: format!("deleting {name}"), error }),
     }
 }
 
@@ -151,7 +153,7 @@ where
 pub fn absent_ok<T>(result: Result<T, kube::Error>) -> Result<(), kube::Error> {
     match result {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(error) if is_not_found(&error) => Ok(()),
         Err(error) => Err(error),
     }
 }
@@ -223,6 +225,14 @@ pub async fn report_progress<K, P>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_request_says_its_cause_once() {
+        let error =
+            kube::Error::Api(kube::core::Status::failure("etcd is down", "InternalError").with_code(500).boxed());
+        let failed = Err::<(), _>(error).doing(|| "reading backup b".into()).unwrap_err();
+        assert_eq!(cairn_kube::cause::chain_text(&failed), "reading backup b: etcd is down (HTTP 500)");
+    }
 
     #[tokio::test]
     async fn a_panic_in_a_reconcile_becomes_an_error_naming_the_object() {

@@ -2,6 +2,7 @@
 //! `<schedule>-<YYYYMMDDhhmmss>` (labelled with the schedule, owned by it if asked), unless a backup of the
 //! schedule is still New or InProgress; requeue for the next firing.
 
+use cairn_kube::errors::is_conflict;
 use std::{sync::Arc, time::Duration};
 
 use backup_core::{
@@ -150,8 +151,8 @@ async fn create_backup(context: &Context, schedule: &ScheduleObject, now: Timest
             tracing::info!(schedule = %schedule_name, backup = %name, "schedule fired");
             Ok(())
         }
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
-        Err(source) => Err(ReconcileError::Kube { action: format!("creating backup {name}"), source }),
+        Err(error) if is_conflict(&error) => Ok(()),
+        Err(error) => Err(ReconcileError::Kube { action: format!("creating backup {name}"), error }),
     }
 }
 

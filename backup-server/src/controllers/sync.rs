@@ -1,6 +1,7 @@
 //! Bucket sync for one location: backups found in the bucket appear as Backup objects (re-pointed to this
 //! location), and Completed or PartiallyFailed objects whose data is gone are removed.
 
+use cairn_kube::errors::is_conflict;
 use std::collections::BTreeSet;
 
 use backup_core::{
@@ -71,8 +72,8 @@ pub async fn sync_location(
         };
         match api.create(&PostParams::default(), &object).await {
             Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 409 => continue,
-            Err(source) => return Err(ReconcileError::Kube { action: format!("creating backup {name}"), source }),
+            Err(error) if is_conflict(&error) => continue,
+            Err(error) => return Err(ReconcileError::Kube { action: format!("creating backup {name}"), error }),
         }
         let status = record.status.object_status();
         api.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
