@@ -4,10 +4,11 @@
 mod server;
 mod standalone;
 
+use cairn_api::{BackupSpec, Compression, SelectionSpec};
 use std::{collections::BTreeMap, path::PathBuf};
 
 use anyhow::{Context, bail};
-use backup_core::{api::BackupSpec, client::ServerApi, selection::SelectionSpec, store::Compression};
+use backup_core::client::ServerApi;
 use cairn_kube::{
     names::{NAME_RULE, is_valid_name},
     report::Problem,

@@ -1,10 +1,11 @@
 //! Reading what a Cairn server's download links point at: presigned `http(s)://` URLs, and `file://` URLs of
 //! local locations (readable only on the server's machine). Logs are gzip text, lists and results gzip JSON.
 
+use cairn_api::DownloadTargetKind;
 use std::{io::Read, path::Path, time::Duration};
 
 use anyhow::{Context, bail};
-use backup_core::{api::DownloadTargetKind, client::ServerApi};
+use backup_core::client::ServerApi;
 use reqwest::Url;
 use serde::de::DeserializeOwned;
 use tokio::io::AsyncWriteExt;

@@ -2,15 +2,13 @@
 //! server writes backups to. At most one is the default: making one the default first unsets the others, so a
 //! failure midway leaves no default rather than two.
 
+use cairn_api::{
+    AccessMode, BackupStorageLocation, BackupStorageLocationSpec, LocationPhase, ObjectStorage, SecretKeySelector,
+};
 use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
-use backup_core::{
-    api::{
-        AccessMode, BackupStorageLocation, BackupStorageLocationSpec, LocationPhase, ObjectStorage, SecretKeySelector,
-    },
-    client::{ClientError, ServerApi},
-};
+use backup_core::client::{ClientError, ServerApi};
 use cairn_kube::duration::parse_duration;
 use clap::{Args, Subcommand, ValueEnum};
 use kube::{ResourceExt, api::ObjectMeta};
@@ -202,7 +200,7 @@ impl CreateArgs {
             },
             status: None,
         };
-        location.spec.location(&self.name)?;
+        backup_core::store::Location::from_spec(&location.spec, &self.name)?;
         Ok(location)
     }
 }

@@ -2,10 +2,10 @@
 //! stamps out each time it fires. Expressions are checked here, before anything is created.
 
 use backup_core::{
-    api::{Schedule, ScheduleSpec},
     client::ServerApi,
     schedule::{Firing, History, Schedule as CronSchedule, decide},
 };
+use cairn_api::{Schedule, ScheduleSpec};
 use clap::{Args, Subcommand};
 use kube::{ResourceExt, api::ObjectMeta};
 use serde_json::json;

@@ -1,7 +1,8 @@
 //! The selection flags `backup create` and `restore create` share (Velero's names), and their validation.
 
 use anyhow::bail;
-use backup_core::selection::{SelectionSpec, parse_label_selector};
+use backup_core::selection::parse_label_selector;
+use cairn_api::SelectionSpec;
 use clap::Args;
 
 /// Which namespaces, resources and objects.

@@ -4,7 +4,7 @@
 
 use std::process::{Command, Output};
 
-use backup_core::api::{AccessMode, BackupStorageLocation, crds};
+use cairn_api::{AccessMode, BackupStorageLocation, crds};
 use cairn_tests::{TestEnv, apply::apply_manifests};
 use k8s_openapi::{
     api::{

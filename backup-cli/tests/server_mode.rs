@@ -2,15 +2,13 @@
 //! running: the objects each command creates or changes, what it prints, the one-line errors, and how the CLI
 //! decides between standalone and server mode. (The end-to-end tests with a running server are elsewhere.)
 
+use cairn_api::{
+    AccessMode, Backup, BackupObjectStatus, BackupPhase, BackupSpec, BackupStorageLocation, DeleteBackupRequest,
+    DownloadRequest, DownloadTargetKind, Restore, Schedule, ServerStatusRequest, labels,
+};
 use std::process::{Command, Output};
 
-use backup_core::{
-    api::{
-        AccessMode, Backup, BackupObjectStatus, BackupPhase, BackupSpec, BackupStorageLocation, DeleteBackupRequest,
-        DownloadRequest, DownloadTargetKind, Restore, Schedule, ServerStatusRequest, labels,
-    },
-    client::SERVER_LEASE,
-};
+use backup_core::client::SERVER_LEASE;
 use cairn_tests::{TestEnv, server::install_crds};
 use k8s_openapi::{
     api::coordination::v1::{Lease, LeaseSpec},

@@ -230,7 +230,7 @@ async fn with_a_server_the_cli_backs_up_restores_schedules_and_deletes_through_o
     let gone = env.s3_store(&prefix);
     assert!(backup_core::backup::read_backup(&gone, "first").await.unwrap().is_none(), "{}", server.tail());
     // The restore made from it went with it: object and stored files.
-    let restores: Api<backup_core::api::Restore> = Api::namespaced(client.clone(), &namespace);
+    let restores: Api<cairn_api::Restore> = Api::namespaced(client.clone(), &namespace);
     assert!(restores.get_opt("copy").await.unwrap().is_none(), "{}", server.tail());
     assert!(backup_core::restore::find_restore(&gone, "copy").await.is_err());
 }

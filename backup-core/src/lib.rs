@@ -3,7 +3,6 @@
 //! The binaries (`backup-server`, `backup-cli`) parse arguments and present results; every decision and
 //! every byte written to a cluster or a bucket goes through this crate. See `ARCHITECTURE.md` for the map.
 
-pub mod api;
 pub mod archive;
 pub mod backup;
 pub mod client;

@@ -2,10 +2,10 @@
 //! credentials of their Secret, or a reason why not.
 
 use backup_core::{
-    api::BackupStorageLocation,
     client::choose_location,
     store::{Store, credentials_from_secret},
 };
+use cairn_api::BackupStorageLocation;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 
@@ -84,7 +84,8 @@ pub async fn open(context: &Context, named: &str) -> Result<OpenLocation, Locati
 /// Opens a location object.
 pub async fn open_object(context: &Context, object: BackupStorageLocation) -> Result<OpenLocation, LocationProblem> {
     let name = object.metadata.name.clone().unwrap_or_default();
-    let location = object.spec.location(&name).map_err(|e| LocationProblem::CannotGet(e.to_string()))?;
+    let location = backup_core::store::Location::from_spec(&object.spec, &name)
+        .map_err(|e| LocationProblem::CannotGet(e.to_string()))?;
     let credentials = match &object.spec.credential {
         None => None,
         Some(selector) => {

@@ -10,7 +10,6 @@ mod metrics;
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use backup_core::api;
 use cairn_kube::{duration::parse_duration, leader::LeaderElection};
 use clap::Parser;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -108,7 +107,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let client = client(&args).await?;
     let version = client.apiserver_version().await.context("the Kubernetes API server does not answer")?;
     tracing::info!(server = %version.git_version, cairn = backup_core::VERSION, namespace = %args.namespace, "connected to the cluster");
-    let backups: kube::Api<api::Backup> = kube::Api::namespaced(client.clone(), &args.namespace);
+    let backups: kube::Api<cairn_api::Backup> = kube::Api::namespaced(client.clone(), &args.namespace);
     backups.list(&kube::api::ListParams::default().limit(1)).await.with_context(|| {
         format!(
             "cannot list cairn.dev backups in namespace {}: are the CRDs installed (cairn install, or kubectl apply -f \
@@ -158,20 +157,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
     });
     let stop = || stopping.clone().cancelled_owned();
     let mut controllers = tokio::task::JoinSet::new();
-    controllers.spawn(run_controller::<api::Backup, _, _>(context.clone(), controllers::backup::reconcile, stop()));
-    controllers.spawn(run_controller::<api::Restore, _, _>(context.clone(), controllers::restore::reconcile, stop()));
-    controllers.spawn(run_controller::<api::Schedule, _, _>(context.clone(), controllers::schedule::reconcile, stop()));
-    controllers.spawn(run_controller::<api::DeleteBackupRequest, _, _>(
+    controllers.spawn(run_controller::<cairn_api::Backup, _, _>(context.clone(), controllers::backup::reconcile, stop()));
+    controllers.spawn(run_controller::<cairn_api::Restore, _, _>(context.clone(), controllers::restore::reconcile, stop()));
+    controllers.spawn(run_controller::<cairn_api::Schedule, _, _>(context.clone(), controllers::schedule::reconcile, stop()));
+    controllers.spawn(run_controller::<cairn_api::DeleteBackupRequest, _, _>(
         context.clone(),
         controllers::deletion::reconcile,
         stop(),
     ));
-    controllers.spawn(run_controller::<api::ServerStatusRequest, _, _>(
+    controllers.spawn(run_controller::<cairn_api::ServerStatusRequest, _, _>(
         context.clone(),
         controllers::server_status::reconcile,
         stop(),
     ));
-    controllers.spawn(run_controller::<api::DownloadRequest, _, _>(
+    controllers.spawn(run_controller::<cairn_api::DownloadRequest, _, _>(
         context.clone(),
         controllers::download::reconcile,
         stop(),

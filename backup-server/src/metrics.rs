@@ -8,7 +8,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use backup_core::api::{BackupPhase, RestoreObjectPhase};
+use cairn_api::{BackupPhase, RestoreObjectPhase};
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},

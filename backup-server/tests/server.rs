@@ -1,17 +1,16 @@
 //! The real `backup-server` binary against the real control plane and S3 server: schedules, garbage
 //! collection, bucket sync, read-only locations, leader election, and a server killed mid-backup.
 
+use cairn_api::{
+    AccessMode, Backup, BackupPhase, BackupSpec, BackupStorageLocation, DeleteBackupRequest, DeleteBackupRequestSpec,
+    DownloadRequest, DownloadRequestSpec, DownloadTarget, DownloadTargetKind, LocationPhase, Restore,
+    RestoreObjectPhase, RestoreSpec, Schedule, ScheduleSpec, SelectionSpec, ServerStatusRequest,
+    ServerStatusRequestSpec, labels,
+};
 use std::{collections::BTreeMap, future::Future, time::Duration};
 
 use backup_core::{
-    api::{
-        AccessMode, Backup, BackupPhase, BackupSpec, BackupStorageLocation, DeleteBackupRequest,
-        DeleteBackupRequestSpec, DownloadRequest, DownloadRequestSpec, DownloadTarget, DownloadTargetKind,
-        LocationPhase, Restore, RestoreObjectPhase, RestoreSpec, Schedule, ScheduleSpec, ServerStatusRequest,
-        ServerStatusRequestSpec, labels,
-    },
     backup::{list_backup_names, read_backup, verify_backup},
-    selection::SelectionSpec,
     store::Store,
 };
 use cairn_tests::{
@@ -289,7 +288,7 @@ async fn an_invalid_schedule_is_refused_at_admission_or_marked_failed_validation
         async move { schedules.get("minute61").await.unwrap().status.filter(|s| !s.validation_errors.is_empty()) }
     })
     .await;
-    assert_eq!(status.phase, Some(backup_core::api::SchedulePhase::FailedValidation));
+    assert_eq!(status.phase, Some(cairn_api::SchedulePhase::FailedValidation));
     assert!(status.validation_errors[0].contains("61"), "{:?}", status.validation_errors);
 
     // Locations: an unknown provider is refused at admission; a spec the schema cannot judge is Unavailable
@@ -397,7 +396,7 @@ async fn an_expired_backup_is_collected_with_its_stored_data() {
         let requests = requests.clone();
         async move {
             let status = requests.get("stale").await.unwrap().status?;
-            (status.phase == Some(backup_core::api::RequestPhase::Processed)).then_some(status.errors)
+            (status.phase == Some(cairn_api::RequestPhase::Processed)).then_some(status.errors)
         }
     })
     .await;
@@ -495,7 +494,7 @@ async fn a_read_only_location_refuses_backups_and_deletions_but_serves_restores(
         let requests = requests.clone();
         async move {
             let status = requests.get("delete-before").await.unwrap().status?;
-            (status.phase == Some(backup_core::api::RequestPhase::Processed)).then_some(status.errors)
+            (status.phase == Some(cairn_api::RequestPhase::Processed)).then_some(status.errors)
         }
     })
     .await;

@@ -1,10 +1,11 @@
 //! Reading a stored backup's archive whole, for assertions (tests only: it holds everything in memory).
 
+use cairn_api::Compression;
 use std::io::Read;
 
 use backup_core::{
     backup::{BackupRecord, backup_keys},
-    store::{Compression, Store},
+    store::Store,
 };
 
 /// Every entry of the backup's archive, in order: (path, content).

@@ -2,12 +2,15 @@
 //! entries (paths are not checked), and Cairn backups whose record and manifest agree with an archive of
 //! any content, so only the content can give them away.
 
+use cairn_api::API_VERSION;
+use cairn_api::Compression;
+use cairn_api::RecordMeta;
 use std::{collections::BTreeMap, io::Write};
 
 use backup_core::{
     archive::{ArchiveWriter, FORMAT_VERSION},
-    backup::{API_VERSION, BackupRecord, BackupSpec, BackupStatus, Phase, Progress, RecordMeta, create_record},
-    store::{Compression, Layout, Store},
+    backup::{BackupRecord, BackupSpec, BackupStatus, Phase, Progress, create_record},
+    store::{Layout, Store},
 };
 use jiff::{SignedDuration, Timestamp};
 use object_store::ObjectStoreExt;

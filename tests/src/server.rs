@@ -7,9 +7,7 @@ use std::{
     time::Duration,
 };
 
-use backup_core::api::{
-    AccessMode, BackupStorageLocation, BackupStorageLocationSpec, ObjectStorage, SecretKeySelector, crds,
-};
+use cairn_api::{AccessMode, BackupStorageLocation, BackupStorageLocationSpec, ObjectStorage, SecretKeySelector, crds};
 use k8s_openapi::{
     api::core::v1::Secret, apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };

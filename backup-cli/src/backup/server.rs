@@ -2,17 +2,13 @@
 //! and deletion through DeleteBackupRequests.
 
 use crate::output::write_out;
+use cairn_api::{
+    Backup, BackupPhase, Compression, DeleteBackupRequest, DownloadTargetKind, RequestPhase, Schedule, labels,
+};
 use std::{collections::BTreeMap, path::PathBuf};
 
 use anyhow::{Context, bail};
-use backup_core::{
-    api::{Backup, BackupPhase, DeleteBackupRequest, DownloadTargetKind, RequestPhase, Schedule, labels},
-    backup::BackupResults,
-    client::ServerApi,
-    restore::label_value,
-    schedule::backup_name,
-    store::Compression,
-};
+use backup_core::{backup::BackupResults, client::ServerApi, restore::label_value, schedule::backup_name};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt, api::ObjectMeta};
 use serde::Serialize;

@@ -3,11 +3,8 @@
 
 use crate::output::write_out;
 use anyhow::bail;
-use backup_core::{
-    api::{Backup, DownloadTargetKind, Restore, RestoreObjectPhase, Schedule},
-    client::ServerApi,
-    restore::StoredResults,
-};
+use backup_core::{client::ServerApi, restore::StoredResults};
+use cairn_api::{Backup, DownloadTargetKind, Restore, RestoreObjectPhase, Schedule};
 use kube::{ResourceExt, api::ObjectMeta};
 use serde::Serialize;
 

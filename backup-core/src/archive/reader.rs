@@ -12,7 +12,7 @@ use flate2::read::GzDecoder;
 use tar::EntryType;
 
 use super::path_is_safe;
-use crate::store::Compression;
+use cairn_api::Compression;
 
 /// The default cap on one archive entry: a little above the 3 MiB the API server takes in one request,
 /// so no restorable object is refused and no archive can make a restore hold gigabytes.

@@ -10,7 +10,7 @@ use super::{
     ArchiveError, ItemPath, ManifestEntry, ManifestReader, check_entry, hex,
     reader::{Flow, ReadError, read_archive},
 };
-use crate::store::Compression;
+use cairn_api::Compression;
 
 /// Stop listing problems after this many; the archive is bad either way.
 const MAX_PROBLEMS: usize = 50;

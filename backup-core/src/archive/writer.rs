@@ -7,7 +7,7 @@ use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
 
 use super::{FORMAT_VERSION, ManifestEntry, VERSION_PATH, hex, item_path, preferred_version_path};
-use crate::store::Compression;
+use cairn_api::Compression;
 
 /// zstd level: level 3 is zstd's default, fast enough to keep up with the API server.
 const ZSTD_LEVEL: i32 = 3;

@@ -3,6 +3,7 @@
 //! the record. Any failure after the first byte leaves a Failed record (when the store still answers) and
 //! never a Completed one.
 
+use cairn_api::Compression;
 use std::{
     collections::{BTreeMap, BTreeSet},
     sync::{
@@ -18,11 +19,12 @@ use kube::Client;
 use tokio::sync::{mpsc, watch};
 
 use super::{
-    BackupRecord, BackupResults, BackupSpec, BackupStatus, Phase, Progress, RecordMeta,
+    BackupRecord, BackupResults, BackupSpec, BackupStatus, Phase, Progress,
     collect::{Listed, page_url, parse_object, parse_page},
     related::{Related, binding_role_for, kinds},
     sink::{SinkObject, spawn_sink},
 };
+use cairn_api::{API_VERSION, RecordMeta};
 use cairn_kube::{
     client::get_text,
     discovery::{Discovery, DiscoveryError, ResourceType},
@@ -34,7 +36,7 @@ use cairn_kube::{
 use crate::{
     archive::FORMAT_VERSION,
     selection::{Selection, SelectionError, excluded_by_label, is_namespace_type},
-    store::{Compression, Layout, Store, StoreError},
+    store::{Layout, Store, StoreError},
 };
 
 /// Resource types listed at once.
@@ -539,7 +541,7 @@ pub async fn run_backup(
         spec.storage_location = store.location().to_string();
     }
     let mut record = BackupRecord {
-        api_version: super::API_VERSION.to_owned(),
+        api_version: API_VERSION.to_owned(),
         kind: "Backup".to_owned(),
         metadata: RecordMeta { name: name.clone(), labels: request.labels.clone() },
         spec,

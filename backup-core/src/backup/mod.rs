@@ -17,7 +17,7 @@ pub use inspect::{
     InspectError, Verification, archive_stream, backup_keys, download_archive, find_backup, read_log,
     read_resource_list, read_results, verify_archive, verify_backup,
 };
-pub use record::{API_VERSION, BackupRecord, BackupResults, BackupSpec, BackupStatus, Phase, Progress, RecordMeta};
+pub use record::{BackupRecord, BackupResults, BackupSpec, BackupStatus, Phase, Progress};
 pub use sync_plan::{ClusterBackup, SyncPlan, plan_sync};
 
 /// Default TTL (Velero's): 30 days.

@@ -6,15 +6,12 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-pub use crate::api::BackupSpec;
-use crate::api::{BackupObjectProgress, BackupObjectStatus, BackupPhase};
+pub use cairn_api::BackupSpec;
+use cairn_api::{BackupObjectProgress, BackupObjectStatus, BackupPhase, Compression, RecordMeta};
 use cairn_kube::report::Problem;
 
-use crate::{archive::ArchiveSummary, store::Compression};
+use crate::archive::ArchiveSummary;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-
-/// The record's apiVersion.
-pub const API_VERSION: &str = "cairn.dev/v1";
 
 /// A backup's lifecycle phase (Velero's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,16 +81,6 @@ pub struct BackupStatus {
     pub archive: Option<ArchiveSummary>,
 }
 
-/// Record metadata.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RecordMeta {
-    /// The backup's name.
-    pub name: String,
-    /// Labels.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
-}
-
 /// The stored record of one backup.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -119,7 +106,7 @@ impl BackupRecord {
     /// Whether the Backup object with `uid` wrote this record (the server labels records with the object's
     /// uid): another cluster's backup of the same name, or a standalone one, was not.
     pub fn is_written_by(&self, uid: &str) -> bool {
-        self.metadata.labels.get(crate::api::labels::BACKUP_UID).is_some_and(|written_by| written_by == uid)
+        self.metadata.labels.get(cairn_api::labels::BACKUP_UID).is_some_and(|written_by| written_by == uid)
     }
 
     /// The archive's compression.

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 
 use cairn_kube::duration::{DurationError, parse_duration};
 
-use crate::api::{BackupPhase, labels};
+use cairn_api::{BackupPhase, labels};
 
 /// The TTL a backup gets: its own, or `default` when it names none or zero (Velero's rule: a TTL of 0
 /// means the server's default, never "expire at once"). The CLI and the server both decide with this.

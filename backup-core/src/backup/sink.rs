@@ -1,6 +1,7 @@
 //! The archive sink: a blocking thread that takes pages of selected objects and streams them through the
 //! archive writer into two uploads (archive and manifest), counting per type as it goes.
 
+use cairn_api::Compression;
 use std::{
     collections::BTreeMap,
     io,
@@ -14,7 +15,7 @@ use tokio::{sync::mpsc, task::JoinHandle};
 
 use crate::{
     archive::{ArchiveSummary, ArchiveWriter},
-    store::{BackupKeys, Compression, Store},
+    store::{BackupKeys, Store},
 };
 
 /// One object on its way into the archive.

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::api::BackupPhase;
+use cairn_api::BackupPhase;
 
 /// A Backup object as sync sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

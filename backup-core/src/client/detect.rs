@@ -6,7 +6,7 @@ use kube::Client;
 use cairn_kube::retry::retrying;
 
 use super::ClientError;
-use crate::api::GROUP;
+use cairn_api::GROUP;
 
 /// Whether the cluster serves `backups.cairn.dev/v1`. A cluster that does not know the group answers 404,
 /// which is `Ok(false)`; any other failure is an error.

@@ -5,7 +5,7 @@
 use kube::ResourceExt;
 
 use super::{ClientError, ServerApi};
-use crate::api::{Backup, BackupPhase, BackupStorageLocation};
+use cairn_api::{Backup, BackupPhase, BackupStorageLocation};
 
 /// What a location is about to be asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +100,7 @@ impl ServerApi {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{AccessMode, BackupStorageLocationSpec};
+    use cairn_api::{AccessMode, BackupStorageLocationSpec};
 
     fn location(name: &str, default: bool) -> BackupStorageLocation {
         BackupStorageLocation::new(name, BackupStorageLocationSpec { default, ..Default::default() })

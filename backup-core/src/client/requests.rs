@@ -8,12 +8,10 @@ use kube::{ResourceExt, api::ObjectMeta};
 use serde::Serialize;
 
 use super::{CairnObject, ClientError, ServerApi};
-use crate::{
-    api::{
-        Backup, DeleteBackupRequest, DeleteBackupRequestSpec, DownloadRequest, DownloadRequestSpec, DownloadTarget,
-        DownloadTargetKind, RequestPhase, ServerStatusRequest, ServerStatusRequestSpec, labels,
-    },
-    restore::label_value,
+use crate::restore::label_value;
+use cairn_api::{
+    Backup, DeleteBackupRequest, DeleteBackupRequestSpec, DownloadRequest, DownloadRequestSpec, DownloadTarget,
+    DownloadTargetKind, RequestPhase, ServerStatusRequest, ServerStatusRequestSpec, labels,
 };
 
 /// How often an outstanding request is looked at.

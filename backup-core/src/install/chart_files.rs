@@ -9,7 +9,7 @@ use super::{
     DEFAULT_CPU_LIMIT, DEFAULT_CPU_REQUEST, DEFAULT_IMAGE, DEFAULT_LOCAL_DIRECTORY, DEFAULT_LOCAL_VOLUME_SIZE,
     DEFAULT_MEMORY_LIMIT, DEFAULT_MEMORY_REQUEST, InstallOptions, cluster_rules, namespace_rules, rbac_restore_rules,
 };
-use crate::api::{crd_file_name, crds};
+use cairn_api::{crd_file_name, crds};
 
 fn chart() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/helm/cairn")

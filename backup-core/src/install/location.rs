@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::{ByteString, api::core::v1::Secret};
 
 use super::{DefaultLocation, LocationProvider, meta};
-use crate::api::{AccessMode, BackupStorageLocation, BackupStorageLocationSpec, ObjectStorage, SecretKeySelector};
+use cairn_api::{AccessMode, BackupStorageLocation, BackupStorageLocationSpec, ObjectStorage, SecretKeySelector};
 
 /// The name of the location `cairn install` creates.
 pub const DEFAULT_LOCATION_NAME: &str = "default";

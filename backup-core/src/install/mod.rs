@@ -27,8 +27,6 @@ use serde::Serialize;
 
 use cairn_kube::duration::DurationError;
 
-use crate::api;
-
 pub use apply::{Applied, FIELD_MANAGER, Outcome, apply, wait_until_available};
 pub use location::{CREDENTIALS_KEY, CREDENTIALS_SECRET, DEFAULT_LOCATION_NAME};
 pub use options::{
@@ -251,7 +249,7 @@ pub fn manifests(options: &InstallOptions) -> Result<Vec<Manifest>, InstallError
     options.validate()?;
     let namespace = options.namespace.as_str();
     let mut list = Vec::new();
-    for crd in api::crds() {
+    for crd in cairn_api::crds() {
         list.push(Manifest::of(&crd)?);
     }
     list.push(Manifest::of(&server::namespace(namespace))?);
@@ -286,7 +284,7 @@ mod tests {
     #[test]
     fn crds_come_first_and_the_location_last() {
         let list = manifests(&InstallOptions::default()).unwrap();
-        let crd_count = api::crds().len();
+        let crd_count = cairn_api::crds().len();
         assert!(list[..crd_count].iter().all(|m| m.kind() == "CustomResourceDefinition"));
         assert_eq!(
             kinds(&list[crd_count..]),

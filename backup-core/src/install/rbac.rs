@@ -23,7 +23,7 @@ use k8s_openapi::api::{
 };
 
 use super::{SERVER_NAME, meta};
-use crate::api::{self, GROUP};
+use cairn_api::GROUP;
 
 /// The name of the ClusterRole and ClusterRoleBinding of a server in `namespace`: one pair per installation,
 /// so servers in two namespaces do not take each other's binding (Velero names its binding the same way).
@@ -70,7 +70,7 @@ pub fn rbac_restore_rules() -> Vec<PolicyRule> {
 /// The rules in the server's own namespace.
 pub fn namespace_rules() -> Vec<PolicyRule> {
     let mut cairn_resources = Vec::new();
-    for crd in api::crds() {
+    for crd in cairn_api::crds() {
         let plural = crd.spec.names.plural;
         cairn_resources.push(format!("{plural}/status"));
         cairn_resources.push(plural);
@@ -168,7 +168,7 @@ mod tests {
 
     #[test]
     fn rbac_never_grants_delete_outside_cairn_dev() {
-        let plurals: Vec<String> = api::crds().into_iter().map(|c| c.spec.names.plural).collect();
+        let plurals: Vec<String> = cairn_api::crds().into_iter().map(|c| c.spec.names.plural).collect();
         for rule in all_rules() {
             assert!(!rule.verbs.iter().any(|v| v == "*"), "wildcard verb in {rule:?}");
             if rule.verbs.iter().any(|v| v == "delete" || v == "deletecollection") {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-pub use crate::api::{ExistingResourcePolicy, RestoreSpec};
+pub use cairn_api::{ExistingResourcePolicy, RestoreSpec};
 use cairn_kube::report::Problem;
 
 /// A restore's phase (Velero's names).
@@ -65,7 +65,7 @@ pub struct RestoreRecord {
     /// `Restore`.
     pub kind: String,
     /// Name and labels.
-    pub metadata: crate::backup::RecordMeta,
+    pub metadata: cairn_api::RecordMeta,
     /// What was asked for.
     pub spec: RestoreSpec,
     /// What happened.

@@ -28,6 +28,7 @@ use super::{
     source::{BackupSource, ReadItem, budget},
     transform::Transform,
 };
+use cairn_api::{API_VERSION, RecordMeta};
 use cairn_kube::{
     discovery::Discovery,
     report::{Problem, RunLog},
@@ -36,7 +37,6 @@ use cairn_kube::{
 
 use crate::{
     archive::DEFAULT_MAX_ENTRY_BYTES,
-    backup::RecordMeta,
     selection::Selection,
     store::{Layout, Store, StoreError},
 };
@@ -328,7 +328,7 @@ async fn finish(
     let mut spec = request.spec.clone();
     spec.backup_name = backup;
     let record = RestoreRecord {
-        api_version: crate::backup::API_VERSION.to_owned(),
+        api_version: API_VERSION.to_owned(),
         kind: "Restore".to_owned(),
         metadata: RecordMeta { name: request.name.clone(), labels: BTreeMap::new() },
         spec,
@@ -384,7 +384,8 @@ async fn write_results(store: &Store, outcome: &RestoreOutcome, log: &RunLog) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{archive::ItemPath, selection::SelectionSpec};
+    use crate::archive::ItemPath;
+    use cairn_api::SelectionSpec;
 
     fn item(gr: &str, ns: Option<&str>, name: &str) -> ItemPath {
         ItemPath { group_resource: gr.into(), namespace: ns.map(str::to_owned), name: name.into() }

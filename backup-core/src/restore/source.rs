@@ -4,6 +4,7 @@
 //! with the backup; the bytes of objects waiting to be applied are bounded by a budget, whatever the
 //! archive holds.
 
+use cairn_api::Compression;
 use std::{collections::HashMap, ops::Deref, sync::Arc};
 
 use sha2::{Digest, Sha256};
@@ -16,7 +17,7 @@ use crate::{
         FORMAT_VERSION, Flow, ItemPath, ManifestReader, ReadError, VERSION_PATH, check_entry, hex, read_archive,
     },
     backup::{BackupRecord, InspectError, Phase, backup_keys, verify_archive},
-    store::{Compression, Layout, Store, StoreError},
+    store::{Layout, Store, StoreError},
 };
 
 /// An archived object, known from its path (and, for Cairn backups, its manifest line).

@@ -9,9 +9,9 @@ use sha2::{Digest, Sha256};
 use crate::archive::hex;
 
 /// Label naming the backup an object was restored from.
-pub const BACKUP_NAME_LABEL: &str = crate::api::labels::BACKUP_NAME;
+pub const BACKUP_NAME_LABEL: &str = cairn_api::labels::BACKUP_NAME;
 /// Label naming the restore that created or updated an object.
-pub const RESTORE_NAME_LABEL: &str = crate::api::labels::RESTORE_NAME;
+pub const RESTORE_NAME_LABEL: &str = cairn_api::labels::RESTORE_NAME;
 
 /// The label the API server sets on every namespace to its name.
 const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";

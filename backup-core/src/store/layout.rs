@@ -13,6 +13,7 @@
 //! `<run>` is unique per attempt, so two writers racing for one name never overwrite each other's data: the
 //! loser's create-only record write fails and it deletes only its own keys.
 
+use cairn_api::Compression;
 use object_store::path::Path;
 
 /// The top-level folder of backups.
@@ -21,26 +22,6 @@ const BACKUPS: &str = "backups";
 const RESTORES: &str = "restores";
 /// The record's file name inside a backup's folder.
 const RECORD: &str = "cairn-backup.json";
-
-/// How an archive is compressed; decides its key's extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    /// tar + zstd, the default.
-    Zstd,
-    /// tar + gzip, Velero's format.
-    Gzip,
-}
-
-impl Compression {
-    /// The archive's file extension: `tar.zst` or `tar.gz`.
-    pub fn extension(self) -> &'static str {
-        match self {
-            Compression::Zstd => "tar.zst",
-            Compression::Gzip => "tar.gz",
-        }
-    }
-}
 
 /// The keys of one backup attempt's files.
 #[derive(Debug, Clone, PartialEq, Eq)]

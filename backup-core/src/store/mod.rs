@@ -3,9 +3,10 @@
 mod backups;
 mod layout;
 mod location;
+mod location_spec;
 mod part_writer;
 
-pub use layout::{BackupKeys, Compression, Layout, RestoreKeys};
+pub use layout::{BackupKeys, Layout, RestoreKeys};
 pub(crate) use location::check_endpoint;
 pub use location::{Location, S3Credentials, credentials_from_secret, default_local_root, redact_credentials};
 pub use part_writer::{PART_SIZE, PartWriter};

@@ -4,13 +4,11 @@
 //! if its record reached the bucket before the server stopped. A New object that sync created from the bucket
 //! gets its status from the stored record.
 
+use cairn_api::{Backup, BackupObjectProgress, BackupObjectStatus, BackupPhase, labels};
 use std::{sync::Arc, time::Duration};
 
-use backup_core::{
-    api::{Backup, BackupObjectProgress, BackupObjectStatus, BackupPhase, labels},
-    backup::{
-        BackupError, BackupOutcome, BackupProgress, BackupRequest, read_backup, retention::effective_ttl, run_backup,
-    },
+use backup_core::backup::{
+    BackupError, BackupOutcome, BackupProgress, BackupRequest, read_backup, retention::effective_ttl, run_backup,
 };
 use cairn_kube::duration::{expires_at, parse_duration};
 use jiff::Timestamp;

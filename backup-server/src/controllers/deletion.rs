@@ -2,12 +2,10 @@
 //! mark the backup Deleting, delete its stored data, the restores made from it (objects and stored files),
 //! then the Backup object. Processed requests are removed after a day.
 
+use cairn_api::{Backup, BackupPhase, DeleteBackupRequest, RequestPhase, Restore, RestoreObjectPhase, labels};
 use std::{sync::Arc, time::Duration};
 
-use backup_core::{
-    api::{Backup, BackupPhase, DeleteBackupRequest, RequestPhase, Restore, RestoreObjectPhase, labels},
-    backup::read_backup,
-};
+use backup_core::backup::read_backup;
 use jiff::{Timestamp, ToSpan};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{

@@ -1,10 +1,10 @@
 //! DownloadRequests: a link to one file of a backup or restore (presigned on S3, `file://` for a local
 //! location), valid ten minutes; the request is removed when its link expires.
 
+use cairn_api::{Backup, DownloadRequest, DownloadTargetKind, RequestPhase, Restore};
 use std::{sync::Arc, time::Duration};
 
 use backup_core::{
-    api::{Backup, DownloadRequest, DownloadTargetKind, RequestPhase, Restore},
     backup::{backup_keys, read_backup},
     store::Layout,
 };

@@ -4,7 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use backup_core::api::{Backup, DeleteBackupRequest, DeleteBackupRequestSpec, RequestPhase, labels};
+use cairn_api::{Backup, DeleteBackupRequest, DeleteBackupRequestSpec, RequestPhase, labels};
 use jiff::Timestamp;
 use kube::{
     ResourceExt,

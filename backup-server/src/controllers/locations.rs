@@ -3,7 +3,7 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use backup_core::api::{BackupStorageLocation, LocationPhase};
+use cairn_api::{BackupStorageLocation, LocationPhase};
 use cairn_kube::duration::parse_duration;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;

@@ -3,10 +3,10 @@
 //! Completed, PartiallyFailed, Failed or FailedValidation. An InProgress restore nobody runs takes the outcome
 //! its stored record gives, or is marked Failed when the bucket has none.
 
+use cairn_api::{Backup, BackupPhase, Restore, RestoreObjectPhase, RestoreObjectProgress, labels};
 use std::sync::Arc;
 
 use backup_core::{
-    api::{Backup, BackupPhase, Restore, RestoreObjectPhase, RestoreObjectProgress, labels},
     restore::{
         RestoreError, RestorePhase, RestoreProgress, RestoreRecord, RestoreRequest, find_restore, label_value,
         run_restore,

@@ -2,11 +2,11 @@
 //! `<schedule>-<YYYYMMDDhhmmss>` (labelled with the schedule, owned by it if asked), unless a backup of the
 //! schedule is still New or InProgress; requeue for the next firing.
 
+use cairn_api::{Backup, Schedule as ScheduleObject, SchedulePhase, labels};
 use cairn_kube::errors::is_conflict;
 use std::{sync::Arc, time::Duration};
 
 use backup_core::{
-    api::{Backup, Schedule as ScheduleObject, SchedulePhase, labels},
     restore::label_value,
     schedule::{Firing, History, Schedule, backup_name, decide},
 };

@@ -3,7 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use backup_core::api::{RequestPhase, ServerStatusRequest};
+use cairn_api::{RequestPhase, ServerStatusRequest};
 use jiff::{Timestamp, ToSpan};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{

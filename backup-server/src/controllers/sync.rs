@@ -1,13 +1,11 @@
 //! Bucket sync for one location: backups found in the bucket appear as Backup objects (re-pointed to this
 //! location), and Completed or PartiallyFailed objects whose data is gone are removed.
 
+use cairn_api::{Backup, labels};
 use cairn_kube::errors::is_conflict;
 use std::collections::BTreeSet;
 
-use backup_core::{
-    api::{Backup, labels},
-    backup::{ClusterBackup, list_backup_names, plan_sync, read_backup},
-};
+use backup_core::backup::{ClusterBackup, list_backup_names, plan_sync, read_backup};
 use kube::{
     ResourceExt,
     api::{ObjectMeta, Patch, PatchParams, PostParams},

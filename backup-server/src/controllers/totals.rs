@@ -3,7 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use backup_core::api::{Backup, Restore};
+use cairn_api::{Backup, Restore};
 use kube::api::ListParams;
 
 use crate::context::Context;

@@ -466,7 +466,7 @@ fn memory_mib(pid: u32) -> (f64, f64) {
 }
 
 async fn server_bench(objects: usize, cairn: PathBuf, server: PathBuf) -> anyhow::Result<()> {
-    use backup_core::api::{AccessMode, Backup, BackupPhase, BackupSpec};
+    use cairn_api::{AccessMode, Backup, BackupPhase, BackupSpec};
     use cairn_tests::server::{ServerProcess, create_s3_location, install_crds};
     if !server.is_file() {
         bail!("{} not found: build it first with `cargo build --release -p backup-server`", server.display());

@@ -2,6 +2,8 @@
 //! S3 link, a link that fails mid-transfer, archives whose objects lie about where they belong, entries
 //! far larger than any object, and records that name another backup.
 
+use cairn_api::Compression;
+use cairn_api::SelectionSpec;
 use std::{collections::BTreeMap, time::Duration};
 
 use backup_core::{
@@ -14,8 +16,7 @@ use backup_core::{
         ExistingResourcePolicy, ItemOutcome, RestoreError, RestoreOutcome, RestorePhase, RestoreProgress,
         RestoreRequest, RestoreSpec, find_restore, run_restore,
     },
-    selection::SelectionSpec,
-    store::{Compression, Layout, Store, StoreError},
+    store::{Layout, Store, StoreError},
 };
 use cairn_tests::{
     TestEnv,

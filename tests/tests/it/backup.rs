@@ -1,13 +1,15 @@
 //! Backups against the real control plane and S3 server: layout and content, selection, custom resources,
 //! Velero's gzip format, integrity, and failures that must never look Completed.
 
+use cairn_api::Compression;
+use cairn_api::SelectionSpec;
 use std::collections::{BTreeMap, BTreeSet};
 
 use backup_core::{
     archive::{item_path, preferred_version_path},
     backup::{BackupError, BackupOutcome, BackupProgress, BackupRequest, BackupSpec, Phase, run_backup, verify_backup},
-    selection::{SelectionSpec, parse_label_selector},
-    store::{Compression, Store},
+    selection::parse_label_selector,
+    store::Store,
 };
 use cairn_kube::discovery::Discovery;
 use cairn_tests::{

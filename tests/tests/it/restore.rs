@@ -2,6 +2,8 @@
 //! namespace is gone, namespace remapping, both existing-object policies, dry runs that change nothing,
 //! Velero's archives, and archives that must be refused.
 
+use cairn_api::Compression;
+use cairn_api::SelectionSpec;
 use std::{collections::BTreeMap, time::Duration};
 
 use backup_core::{
@@ -11,8 +13,7 @@ use backup_core::{
         ExistingResourcePolicy, ItemOutcome, RestoreError, RestoreOutcome, RestorePhase, RestoreProgress,
         RestoreRequest, RestoreSpec, run_restore, strip,
     },
-    selection::SelectionSpec,
-    store::{Compression, Store},
+    store::Store,
 };
 use cairn_kube::discovery::Discovery;
 use cairn_tests::{

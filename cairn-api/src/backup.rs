@@ -5,7 +5,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{selection::SelectionSpec, store::Compression};
+use crate::{Compression, SelectionSpec};
 
 /// What to back up and how. Stored in the record as given; on a server the Backup object's spec.
 #[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

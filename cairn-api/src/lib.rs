@@ -1,22 +1,28 @@
-//! The `cairn.dev/v1` resources the server reconciles: their Rust types, from which the CustomResourceDefinitions
-//! in `deploy/crds/` are generated. Field names follow Velero's `velero.io/v1` where the meaning is the same, so
-//! a Velero manifest ports by changing its group.
+//! The `cairn.dev/v1` API: the resources the server reconciles, as Rust types from which the
+//! CustomResourceDefinitions in `deploy/crds/` are generated, the labels Cairn sets, what stored records
+//! share with them, and the contract between the CLI and the server (the server's Lease and flags). Field
+//! names follow Velero's `velero.io/v1` where the meaning is the same, so a Velero manifest ports by
+//! changing its group. No I/O.
 
 mod backup;
+mod compression;
 mod location;
-mod location_store;
+mod record;
 mod requests;
 mod restore;
 mod schedule;
+mod selection;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
 pub use backup::{Backup, BackupObjectProgress, BackupObjectStatus, BackupPhase, BackupSpec};
+pub use compression::Compression;
 pub use location::{
     AccessMode, BackupStorageLocation, BackupStorageLocationSpec, BackupStorageLocationStatus, LocationPhase,
     ObjectStorage, SecretKeySelector,
 };
+pub use record::{API_VERSION, RecordMeta};
 pub use requests::{
     DeleteBackupRequest, DeleteBackupRequestSpec, DeleteBackupRequestStatus, DownloadRequest, DownloadRequestSpec,
     DownloadRequestStatus, DownloadTarget, DownloadTargetKind, RequestPhase, ServerStatusRequest,
@@ -26,6 +32,7 @@ pub use restore::{
     ExistingResourcePolicy, Restore, RestoreObjectPhase, RestoreObjectProgress, RestoreObjectStatus, RestoreSpec,
 };
 pub use schedule::{Schedule, ScheduleObjectStatus, SchedulePhase, ScheduleSpec};
+pub use selection::SelectionSpec;
 
 /// The API group.
 pub const GROUP: &str = "cairn.dev";

@@ -2,17 +2,17 @@
 
 use std::path::PathBuf;
 
-use super::BackupStorageLocationSpec;
-use crate::store::{Location, StoreError};
+use cairn_api::BackupStorageLocationSpec;
+
+use super::{Location, StoreError};
 
 /// The `config` keys each provider understands. `s3ForcePathStyle` (in every Velero guide for MinIO) is
 /// accepted and changes nothing: Cairn always sends path-style requests.
 const AWS_CONFIG: [&str; 4] = ["region", "s3Url", "profile", "s3ForcePathStyle"];
 
-impl BackupStorageLocationSpec {
-    /// The storage location this spec describes, for the BackupStorageLocation named `name`.
-    pub fn location(&self, name: &str) -> Result<Location, StoreError> {
-        let spec = self;
+impl Location {
+    /// The storage location a BackupStorageLocation's `spec` describes; `name` is the object's, for errors.
+    pub fn from_spec(spec: &BackupStorageLocationSpec, name: &str) -> Result<Location, StoreError> {
         let invalid = |problem: String| StoreError::InvalidSpec { location: name.to_owned(), problem };
         let prefix = spec.object_storage.prefix.as_deref().unwrap_or("").trim_matches('/').to_owned();
         let bucket = spec.object_storage.bucket.trim();
@@ -65,7 +65,7 @@ impl BackupStorageLocationSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::ObjectStorage;
+    use cairn_api::ObjectStorage;
 
     fn spec(provider: &str, bucket: &str, config: &[(&str, &str)]) -> BackupStorageLocationSpec {
         BackupStorageLocationSpec {
@@ -78,16 +78,17 @@ mod tests {
 
     #[test]
     fn aws_and_local_specs_become_locations() {
-        let s3 = spec("aws", "b", &[("s3Url", "http://127.0.0.1:9000/"), ("region", "x")]).location("main");
+        let s3 =
+            Location::from_spec(&spec("aws", "b", &[("s3Url", "http://127.0.0.1:9000/"), ("region", "x")]), "main");
         assert_eq!(s3.unwrap().to_string(), "s3://b/team?endpoint=http://127.0.0.1:9000&region=x");
-        let local = spec("local", "/var/lib/cairn", &[]).location("disk").unwrap();
+        let local = Location::from_spec(&spec("local", "/var/lib/cairn", &[]), "disk").unwrap();
         assert_eq!(local, Location::Local { root: "/var/lib/cairn/team".into() });
     }
 
     #[test]
     fn velero_minio_configs_are_accepted() {
         let minio = [("s3Url", "http://minio:9000"), ("region", "minio"), ("s3ForcePathStyle", "true")];
-        assert!(spec("aws", "velero", &minio).location("default").is_ok());
+        assert!(Location::from_spec(&spec("aws", "velero", &minio), "default").is_ok());
     }
 
     #[test]
@@ -99,7 +100,7 @@ mod tests {
             (spec("local", "relative", &[]), "absolute directory"),
             (spec("aws", " ", &[]), "bucket is empty"),
         ] {
-            let message = spec.location("main").unwrap_err().to_string();
+            let message = Location::from_spec(&spec, "main").unwrap_err().to_string();
             assert!(message.contains(problem) && message.contains("\"main\""), "{message}");
         }
     }
