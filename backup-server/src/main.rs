@@ -157,9 +157,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
     });
     let stop = || stopping.clone().cancelled_owned();
     let mut controllers = tokio::task::JoinSet::new();
-    controllers.spawn(run_controller::<cairn_api::Backup, _, _>(context.clone(), controllers::backup::reconcile, stop()));
-    controllers.spawn(run_controller::<cairn_api::Restore, _, _>(context.clone(), controllers::restore::reconcile, stop()));
-    controllers.spawn(run_controller::<cairn_api::Schedule, _, _>(context.clone(), controllers::schedule::reconcile, stop()));
+    controllers.spawn(run_controller::<cairn_api::Backup, _, _>(
+        context.clone(),
+        controllers::backup::reconcile,
+        stop(),
+    ));
+    controllers.spawn(run_controller::<cairn_api::Restore, _, _>(
+        context.clone(),
+        controllers::restore::reconcile,
+        stop(),
+    ));
+    controllers.spawn(run_controller::<cairn_api::Schedule, _, _>(
+        context.clone(),
+        controllers::schedule::reconcile,
+        stop(),
+    ));
     controllers.spawn(run_controller::<cairn_api::DeleteBackupRequest, _, _>(
         context.clone(),
         controllers::deletion::reconcile,

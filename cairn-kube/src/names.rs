@@ -1,6 +1,8 @@
 //! Kubernetes names, checked in one place: object names (DNS-1123 subdomains; backups and restores are
 //! named so, which makes the same names work as records in a bucket and as objects in a cluster) and
-//! namespace and label-style names (DNS-1123 labels).
+//! namespace and label-style names (DNS-1123 labels), and label values (at most 63 characters).
+
+use sha2::{Digest, Sha256};
 
 /// What a valid name looks like, for error messages.
 pub const NAME_RULE: &str =
@@ -25,6 +27,20 @@ pub fn is_valid_label(name: &str) -> bool {
     name.len() <= 63 && !name.contains('.') && is_valid_name(name)
 }
 
+/// A label value of at most 63 characters: longer values become their first 57 characters and 6 hex
+/// characters of their SHA-256 (Velero's rule).
+pub fn label_value(value: &str) -> String {
+    if value.len() <= 63 {
+        return value.to_owned();
+    }
+    let digest: String = Sha256::digest(value.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let mut cut = 57;
+    while !value.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{}", &value[..cut], &digest[..6])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,5 +61,14 @@ mod tests {
         for bad in ["a.b", "B", "", "-a", &"a".repeat(64)] {
             assert!(!is_valid_label(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn long_label_values_are_shortened_like_velero() {
+        let long = "x".repeat(70);
+        let short = label_value(&long);
+        assert_eq!(short.len(), 63);
+        assert!(short.starts_with(&"x".repeat(57)));
+        assert_eq!(label_value("short"), "short");
     }
 }

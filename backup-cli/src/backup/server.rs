@@ -8,7 +8,8 @@ use cairn_api::{
 use std::{collections::BTreeMap, path::PathBuf};
 
 use anyhow::{Context, bail};
-use backup_core::{backup::BackupResults, client::ServerApi, restore::label_value, schedule::backup_name};
+use backup_core::{backup::BackupResults, client::ServerApi, schedule::backup_name};
+use cairn_kube::names::label_value;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt, api::ObjectMeta};
 use serde::Serialize;

@@ -8,11 +8,11 @@ use kube::{ResourceExt, api::ObjectMeta};
 use serde::Serialize;
 
 use super::{CairnObject, ClientError, ServerApi};
-use crate::restore::label_value;
 use cairn_api::{
     Backup, DeleteBackupRequest, DeleteBackupRequestSpec, DownloadRequest, DownloadRequestSpec, DownloadTarget,
     DownloadTargetKind, RequestPhase, ServerStatusRequest, ServerStatusRequestSpec, labels,
 };
+use cairn_kube::names::label_value;
 
 /// How often an outstanding request is looked at.
 const POLL: Duration = Duration::from_millis(250);

@@ -25,9 +25,7 @@ pub use record::{
 };
 pub use run::{RestoreProgress, RestoreRequest, default_restore_name, run_restore};
 pub use source::{BackupSource, IndexEntry, SourceFormat};
-pub use transform::{
-    BACKUP_NAME_LABEL, RESTORE_NAME_LABEL, Transform, changed_fields, label_value, merge_patch, strip,
-};
+pub use transform::{BACKUP_NAME_LABEL, RESTORE_NAME_LABEL, Transform, changed_fields, merge_patch, strip};
 
 use cairn_kube::discovery::DiscoveryError;
 

@@ -4,9 +4,6 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
-
-use crate::archive::hex;
 
 /// Label naming the backup an object was restored from.
 pub const BACKUP_NAME_LABEL: &str = cairn_api::labels::BACKUP_NAME;
@@ -41,20 +38,6 @@ pub struct Transform<'a> {
     pub restore_name: &'a str,
     /// Keep Services' node ports.
     pub preserve_node_ports: bool,
-}
-
-/// A label value of at most 63 characters: longer values become their first 57 characters and 6 hex
-/// characters of their SHA-256 (Velero's rule).
-pub fn label_value(value: &str) -> String {
-    if value.len() <= 63 {
-        return value.to_owned();
-    }
-    let digest = hex(&Sha256::digest(value.as_bytes()));
-    let mut cut = 57;
-    while !value.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}{}", &value[..cut], &digest[..6])
 }
 
 /// Why an object is not restored at all, if it is not: finished pods and jobs, mirror pods.
@@ -187,8 +170,8 @@ impl Transform<'_> {
             .and_then(|o| o.entry("metadata").or_insert_with(|| Value::Object(Map::new())).as_object_mut())
             .map(|m| m.entry("labels").or_insert_with(|| Value::Object(Map::new())));
         if let Some(Value::Object(labels)) = labels {
-            labels.insert(BACKUP_NAME_LABEL.into(), Value::String(label_value(self.backup_name)));
-            labels.insert(RESTORE_NAME_LABEL.into(), Value::String(label_value(self.restore_name)));
+            labels.insert(BACKUP_NAME_LABEL.into(), Value::String(cairn_kube::names::label_value(self.backup_name)));
+            labels.insert(RESTORE_NAME_LABEL.into(), Value::String(cairn_kube::names::label_value(self.restore_name)));
         }
     }
 
@@ -337,15 +320,6 @@ mod tests {
             (ns["metadata"]["name"].as_str(), ns["metadata"]["labels"]["team"].as_str()),
             (Some("b"), Some("x"))
         );
-    }
-
-    #[test]
-    fn long_label_values_are_shortened_like_velero() {
-        let long = "x".repeat(70);
-        let short = label_value(&long);
-        assert_eq!(short.len(), 63);
-        assert!(short.starts_with(&"x".repeat(57)));
-        assert_eq!(label_value("short"), "short");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use kube::{
 };
 use serde_json::json;
 
-use backup_core::restore::label_value;
+use cairn_kube::names::label_value;
 
 use super::{KubeContext, ReconcileError, delete_exact};
 use crate::{context::Context, locations};

@@ -12,10 +12,8 @@ use kube::{
 };
 use serde_json::json;
 
-use backup_core::{
-    backup::retention::{self, LocationState},
-    restore::label_value,
-};
+use backup_core::backup::retention::{self, LocationState};
+use cairn_kube::names::label_value;
 
 use super::{KubeContext, ReconcileError};
 use crate::{

@@ -4,13 +4,11 @@
 //! its stored record gives, or is marked Failed when the bucket has none.
 
 use cairn_api::{Backup, BackupPhase, Restore, RestoreObjectPhase, RestoreObjectProgress, labels};
+use cairn_kube::names::label_value;
 use std::sync::Arc;
 
 use backup_core::{
-    restore::{
-        RestoreError, RestorePhase, RestoreProgress, RestoreRecord, RestoreRequest, find_restore, label_value,
-        run_restore,
-    },
+    restore::{RestoreError, RestorePhase, RestoreProgress, RestoreRecord, RestoreRequest, find_restore, run_restore},
     store::StoreError,
 };
 use jiff::Timestamp;

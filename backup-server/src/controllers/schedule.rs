@@ -6,11 +6,9 @@ use cairn_api::{Backup, Schedule as ScheduleObject, SchedulePhase, labels};
 use cairn_kube::errors::is_conflict;
 use std::{sync::Arc, time::Duration};
 
-use backup_core::{
-    restore::label_value,
-    schedule::{Firing, History, Schedule, backup_name, decide},
-};
+use backup_core::schedule::{Firing, History, Schedule, backup_name, decide};
 use cairn_kube::duration::parse_duration;
+use cairn_kube::names::label_value;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::{
