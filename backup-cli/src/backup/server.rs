@@ -8,10 +8,12 @@ use cairn_api::{
 use std::{collections::BTreeMap, path::PathBuf};
 
 use anyhow::{Context, bail};
-use backup_core::{backup::BackupResults, client::ServerApi, schedule::backup_name};
-use cairn_kube::names::label_value;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::{Resource, ResourceExt, api::ObjectMeta};
+use backup_core::{
+    backup::BackupResults,
+    client::ServerApi,
+    schedule::{backup_name, stamp_backup},
+};
+use kube::{ResourceExt, api::ObjectMeta};
 use serde::Serialize;
 
 use super::{BackupCommand, CreateArgs, check_name, problems_text, selector_text, spec_text, standalone, wait_timeout};
@@ -89,27 +91,7 @@ async fn backup_object(args: &CreateArgs, server: &ServerApi) -> anyhow::Result<
     let schedule = server.get::<Schedule>(schedule_name).await?;
     let name = args.name.clone().unwrap_or_else(|| backup_name(schedule_name, jiff::Timestamp::now()));
     check_name("backup", &name)?;
-    let mut all_labels = schedule.labels().clone();
-    all_labels.extend(backup_labels);
-    all_labels.insert(labels::SCHEDULE_NAME.to_owned(), label_value(schedule_name));
-    if !schedule.spec.template.storage_location.is_empty() {
-        all_labels.insert(labels::STORAGE_LOCATION.to_owned(), schedule.spec.template.storage_location.clone());
-    }
-    let owner = schedule.spec.use_owner_references_in_backup.unwrap_or(false).then(|| OwnerReference {
-        api_version: Schedule::api_version(&()).into_owned(),
-        kind: Schedule::kind(&()).into_owned(),
-        name: schedule_name.clone(),
-        uid: schedule.uid().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: None,
-    });
-    let metadata = ObjectMeta {
-        name: Some(name),
-        labels: Some(all_labels),
-        owner_references: owner.map(|o| vec![o]),
-        ..ObjectMeta::default()
-    };
-    Ok(Backup { metadata, spec: schedule.spec.template, status: None })
+    Ok(stamp_backup(&schedule, name, backup_labels))
 }
 
 async fn create(args: CreateArgs, server: &ServerApi) -> anyhow::Result<bool> {

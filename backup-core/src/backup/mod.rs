@@ -3,8 +3,10 @@
 
 mod catalog;
 mod collect;
+pub mod deletion;
 mod engine;
 mod inspect;
+pub mod placement;
 mod record;
 mod related;
 pub mod retention;

@@ -4,6 +4,7 @@
 //! `CRON_TZ=<zone>` (or `TZ=<zone>`) prefix; UTC otherwise. Pure: no clock is read here.
 
 mod firing;
+mod stamp;
 
 use std::{str::FromStr, time::Duration};
 
@@ -16,6 +17,7 @@ use jiff::{Timestamp, tz::TimeZone};
 use cairn_kube::duration::parse_duration;
 
 pub use firing::{Firing, History, backup_name, decide};
+pub use stamp::stamp_backup;
 
 /// A schedule that cannot be used.
 #[derive(Debug, thiserror::Error)]

@@ -4,16 +4,17 @@
 
 use cairn_api::{Backup, Schedule as ScheduleObject, SchedulePhase, labels};
 use cairn_kube::errors::is_conflict;
+use std::collections::BTreeMap;
 use std::{sync::Arc, time::Duration};
 
-use backup_core::schedule::{Firing, History, Schedule, backup_name, decide};
+use backup_core::schedule::{Firing, History, Schedule, backup_name, decide, stamp_backup};
 use cairn_kube::duration::parse_duration;
 use cairn_kube::names::label_value;
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
-    Resource, ResourceExt,
-    api::{ListParams, ObjectMeta, PostParams},
+    ResourceExt,
+    api::{ListParams, PostParams},
     runtime::controller::Action,
 };
 use serde_json::json;
@@ -123,27 +124,7 @@ async fn schedule_backups(context: &Context, schedule: &str) -> Result<Vec<Backu
 async fn create_backup(context: &Context, schedule: &ScheduleObject, now: Timestamp) -> Result<(), ReconcileError> {
     let schedule_name = schedule.name_any();
     let name = backup_name(&schedule_name, now);
-    let mut labels = schedule.labels().clone();
-    labels.insert(labels::SCHEDULE_NAME.to_owned(), label_value(&schedule_name));
-    let owner = schedule.spec.use_owner_references_in_backup.unwrap_or(false).then(|| OwnerReference {
-        api_version: ScheduleObject::api_version(&()).into_owned(),
-        kind: ScheduleObject::kind(&()).into_owned(),
-        name: schedule_name.clone(),
-        uid: schedule.uid().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: None,
-    });
-    let backup = Backup {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            namespace: Some(context.namespace.clone()),
-            labels: Some(labels),
-            owner_references: owner.map(|o| vec![o]),
-            ..Default::default()
-        },
-        spec: schedule.spec.template.clone(),
-        status: None,
-    };
+    let backup = stamp_backup(schedule, name.clone(), BTreeMap::new());
     match context.api::<Backup>().create(&PostParams::default(), &backup).await {
         Ok(_) => {
             tracing::info!(schedule = %schedule_name, backup = %name, "schedule fired");
