@@ -7,8 +7,8 @@ mod standalone;
 use cairn_api::{BackupSpec, Compression, SelectionSpec};
 use std::{collections::BTreeMap, path::PathBuf};
 
+use crate::client::ServerApi;
 use anyhow::{Context, bail};
-use backup_core::client::ServerApi;
 use cairn_kube::{
     names::{NAME_RULE, is_valid_name},
     report::Problem,

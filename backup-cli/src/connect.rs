@@ -9,11 +9,10 @@ use std::{
 };
 
 use anyhow::{Context, anyhow, bail};
-use backup_core::{
-    client::{ClientError, ServerApi, serves_cairn_api},
-    store::{Location, Store},
-};
+use backup_core::store::{Location, Store};
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
+
+use crate::client::{ClientError, ServerApi, serves_cairn_api};
 
 /// The namespace a Cairn server runs in unless told otherwise.
 pub const DEFAULT_NAMESPACE: &str = "cairn";

@@ -4,8 +4,8 @@
 use cairn_api::DownloadTargetKind;
 use std::{io::Read, path::Path, time::Duration};
 
+use crate::client::ServerApi;
 use anyhow::{Context, bail};
-use backup_core::client::ServerApi;
 use reqwest::Url;
 use serde::de::DeserializeOwned;
 use tokio::io::AsyncWriteExt;

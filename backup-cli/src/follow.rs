@@ -3,8 +3,8 @@
 
 use std::{io::IsTerminal, time::Duration};
 
+use crate::client::{CairnObject, ClientError, ServerApi};
 use anyhow::Context;
-use backup_core::client::{CairnObject, ClientError, ServerApi};
 use kube::ResourceExt;
 use tokio::{sync::watch, time::Instant};
 

@@ -7,8 +7,8 @@ use cairn_api::{
 };
 use std::collections::BTreeMap;
 
+use crate::client::{ClientError, ServerApi};
 use anyhow::{Context, bail};
-use backup_core::client::{ClientError, ServerApi};
 use cairn_kube::duration::parse_duration;
 use clap::{Args, Subcommand, ValueEnum};
 use kube::{ResourceExt, api::ObjectMeta};

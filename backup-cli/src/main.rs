@@ -1,6 +1,7 @@
 //! `cairn`: the command-line front end. Argument parsing and presentation only; the work is in `backup-core`.
 
 mod backup;
+mod client;
 mod confirm;
 mod connect;
 mod fetch;

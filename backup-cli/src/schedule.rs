@@ -1,10 +1,7 @@
 //! `cairn schedule ...` (server only): Schedule objects, a cron expression and the Backup spec the server
 //! stamps out each time it fires. Expressions are checked here, before anything is created.
 
-use backup_core::{
-    client::ServerApi,
-    schedule::{Firing, History, Schedule as CronSchedule, decide},
-};
+use backup_core::schedule::{Firing, History, Schedule as CronSchedule, decide};
 use cairn_api::{Schedule, ScheduleSpec};
 use clap::{Args, Subcommand};
 use kube::{ResourceExt, api::ObjectMeta};
@@ -12,6 +9,7 @@ use serde_json::json;
 
 use crate::{
     backup::{SERVER_DEFAULT_TTL, SpecArgs, check_name, selector_text, spec_text},
+    client::ServerApi,
     confirm::confirm,
     output::{OutputFormat, printable, table, time_text},
 };

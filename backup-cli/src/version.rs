@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use crate::client::ServerStatus;
 use anyhow::Context;
-use backup_core::client::ServerStatus;
 use cairn_kube::duration::parse_duration;
 use clap::Args;
 use serde::Serialize;

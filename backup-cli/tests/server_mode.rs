@@ -8,7 +8,7 @@ use cairn_api::{
 };
 use std::process::{Command, Output};
 
-use backup_core::client::SERVER_LEASE;
+use cairn_api::server::SERVER_LEASE;
 use cairn_tests::{TestEnv, server::install_crds};
 use k8s_openapi::{
     api::coordination::v1::{Lease, LeaseSpec},

@@ -258,5 +258,5 @@ async fn a_server_without_leader_election_keeps_no_lease_and_still_takes_backups
     let stdout = ok(created);
     assert!(stdout.contains("Backup lone Completed"), "{stdout}\n{}", server.tail());
     let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(client, &namespace);
-    assert!(leases.get_opt(backup_core::client::SERVER_LEASE).await.unwrap().is_none());
+    assert!(leases.get_opt(cairn_api::server::SERVER_LEASE).await.unwrap().is_none());
 }

@@ -5,7 +5,6 @@
 
 pub mod archive;
 pub mod backup;
-pub mod client;
 pub mod install;
 pub mod restore;
 pub mod schedule;

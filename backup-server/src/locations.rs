@@ -2,7 +2,7 @@
 //! credentials of their Secret, or a reason why not.
 
 use backup_core::{
-    client::choose_location,
+    backup::placement::choose_location,
     store::{Store, credentials_from_secret},
 };
 use cairn_api::BackupStorageLocation;
@@ -48,7 +48,7 @@ impl OpenLocation {
 }
 
 /// The name a spec's `storageLocation` means: itself, or the default location when empty (the rule the CLI
-/// also applies before creating a backup: `backup_core::client::choose_location`).
+/// also applies before creating a backup: `backup::placement::choose_location`).
 pub async fn resolve_name(context: &Context, named: &str) -> Result<String, LocationProblem> {
     if !named.is_empty() {
         return Ok(named.to_owned());

@@ -73,7 +73,7 @@ enum LogFormat {
 }
 
 /// The Lease replicas compete for (the CLI reads it to tell whether a server runs).
-const LEASE: &str = backup_core::client::SERVER_LEASE;
+const LEASE: &str = cairn_api::server::SERVER_LEASE;
 
 fn go_duration(text: &str) -> Result<Duration, String> {
     parse_duration(text).map_err(|e| e.to_string())

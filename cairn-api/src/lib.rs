@@ -12,6 +12,7 @@ mod requests;
 mod restore;
 mod schedule;
 mod selection;
+pub mod server;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

@@ -3,14 +3,13 @@
 
 use crate::output::write_out;
 use cairn_api::{
-    Backup, BackupPhase, Compression, DeleteBackupRequest, DownloadTargetKind, RequestPhase, Schedule, labels,
+    Backup, BackupPhase, Compression, DeleteBackupRequest, DownloadTargetKind, RequestPhase, Restore, Schedule, labels,
 };
 use std::{collections::BTreeMap, path::PathBuf};
 
 use anyhow::{Context, bail};
 use backup_core::{
-    backup::BackupResults,
-    client::ServerApi,
+    backup::{BackupResults, deletion},
     schedule::{backup_name, stamp_backup},
 };
 use kube::{ResourceExt, api::ObjectMeta};
@@ -18,6 +17,7 @@ use serde::Serialize;
 
 use super::{BackupCommand, CreateArgs, check_name, problems_text, selector_text, spec_text, standalone, wait_timeout};
 use crate::{
+    client::ServerApi,
     confirm::confirm,
     fetch::{self, gunzip_json, gunzip_text},
     follow::{ServerProgress, follow},
@@ -271,17 +271,14 @@ async fn download(name: &str, file: Option<PathBuf>, force: bool, server: &Serve
     Ok(())
 }
 
-/// Refuses to delete `backup` where the server would refuse: it is still New or InProgress, or its
-/// location is missing or ReadOnly (so the refusal is seen now, not only in the request's status).
+/// Refuses to delete `backup` where the server would refuse, by the server's own rule
+/// (`backup::deletion::check_deletable`): it still runs, a restore reads it, or its location is missing or
+/// ReadOnly. The refusal is seen now, not only in the request's status.
 async fn check_deletable(backup: &Backup, server: &ServerApi) -> anyhow::Result<()> {
     let name = backup.name_any();
-    if backup.phase().is_active() {
-        bail!(
-            "backup {name:?} is {}: it can be deleted once it has finished (`cairn backup get {name}` shows its phase)",
-            backup.phase().as_str()
-        );
-    }
-    server.location_for_deletion(backup).await.with_context(|| format!("cannot delete backup {name:?}"))?;
+    let location = server.location_of(backup).await.with_context(|| format!("cannot delete backup {name:?}"))?;
+    let restores = server.list::<Restore>().await?;
+    deletion::check_deletable(backup, &restores, location.as_ref())?;
     Ok(())
 }
 

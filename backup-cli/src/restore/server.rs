@@ -3,7 +3,9 @@
 
 use crate::output::write_out;
 use anyhow::bail;
-use backup_core::{client::ServerApi, restore::StoredResults};
+use backup_core::restore::StoredResults;
+
+use crate::client::ServerApi;
 use cairn_api::{Backup, DownloadTargetKind, Restore, RestoreObjectPhase, Schedule};
 use kube::{ResourceExt, api::ObjectMeta};
 use serde::Serialize;

@@ -8,7 +8,11 @@ use cairn_api::{Backup, BackupObjectProgress, BackupObjectStatus, BackupPhase, l
 use std::{sync::Arc, time::Duration};
 
 use backup_core::backup::{
-    BackupError, BackupOutcome, BackupProgress, BackupRequest, read_backup, retention::effective_ttl, run_backup,
+    BackupError, BackupOutcome, BackupProgress, BackupRequest,
+    placement::{LocationUse, check_access},
+    read_backup,
+    retention::effective_ttl,
+    run_backup,
 };
 use cairn_kube::duration::{expires_at, parse_duration};
 use jiff::Timestamp;
@@ -111,14 +115,9 @@ async fn run(backup: &Backup, context: &Arc<Context>) -> Result<Action, Reconcil
             return Ok(Action::await_change());
         }
     };
-    if location.object.is_read_only() {
+    if let Err(refused) = check_access(&location.object, LocationUse::NewBackup) {
         context.metrics.backup_validation_failed(&schedule);
-        let reason = format!(
-            "backup storage location {0} is ReadOnly: it takes no new backups; set its accessMode to ReadWrite \
-             (cairn backup-location set {0} --access-mode ReadWrite) or name another location",
-            location.name()
-        );
-        patch_status(&api, &name, uid, validation_failed(reason, ttl)).await?;
+        patch_status(&api, &name, uid, validation_failed(refused.to_string(), ttl)).await?;
         return Ok(Action::await_change());
     }
 

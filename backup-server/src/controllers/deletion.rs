@@ -2,10 +2,13 @@
 //! mark the backup Deleting, delete its stored data, the restores made from it (objects and stored files),
 //! then the Backup object. Processed requests are removed after a day.
 
-use cairn_api::{Backup, BackupPhase, DeleteBackupRequest, RequestPhase, Restore, RestoreObjectPhase, labels};
+use cairn_api::{Backup, BackupPhase, DeleteBackupRequest, RequestPhase, Restore, labels};
 use std::{sync::Arc, time::Duration};
 
-use backup_core::backup::read_backup;
+use backup_core::backup::{
+    deletion::{check_deletable, stores_data},
+    read_backup,
+};
 use jiff::{Timestamp, ToSpan};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
@@ -117,31 +120,17 @@ async fn delete(context: &Context, request: &DeleteBackupRequest) -> Result<Resu
         )
         .await
         .doing(|| format!("labelling delete request {request_name}"))?;
-    if backup.phase().is_active() {
-        return Ok(Err(format!("backup {name} is {}; delete it once it has finished", backup.phase().as_str())));
-    }
     let restores = context.api::<Restore>();
-    let made_from: Vec<Restore> = restores
-        .list(&Default::default())
-        .await
-        .doing(|| "listing restores".into())?
-        .items
-        .into_iter()
-        .filter(|r| r.spec.backup_name == name)
-        .collect();
-    if let Some(running) =
-        made_from.iter().find(|r| matches!(r.phase(), RestoreObjectPhase::New | RestoreObjectPhase::InProgress))
-    {
-        return Ok(Err(format!(
-            "restore {} is reading backup {name}; delete the backup once the restore has finished",
-            running.name_any()
-        )));
+    let all_restores = restores.list(&Default::default()).await.doing(|| "listing restores".into())?.items;
+    // The rule the CLI applies before it asks: not while the backup runs or a restore reads it.
+    if let Err(refused) = check_deletable(&backup, &all_restores, None) {
+        return Ok(Err(refused.to_string()));
     }
+    let made_from: Vec<Restore> = all_restores.into_iter().filter(|r| r.spec.backup_name == name).collect();
     patch_status(&requests, &request_name, json!({ "phase": RequestPhase::InProgress })).await?;
     // A backup that failed validation never wrote anything: what its location holds under its name (if
     // anything) belongs to another backup of that name, and is never touched.
-    let stored = !matches!(backup.phase(), BackupPhase::FailedValidation | BackupPhase::New);
-    let location = if stored {
+    let location = if stores_data(&backup) {
         match locations::open(context, &backup.spec.storage_location).await {
             Ok(location) => Some(location),
             Err(problem) if problem.is_transient() => return Err(ReconcileError::Transient(problem.to_string())),
@@ -151,12 +140,8 @@ async fn delete(context: &Context, request: &DeleteBackupRequest) -> Result<Resu
         None
     };
     if let Some(location) = &location {
-        if location.object.is_read_only() {
-            return Ok(Err(format!(
-                "backup storage location {0} is ReadOnly: nothing is deleted from it; set its accessMode to ReadWrite \
-                 (cairn backup-location set {0} --access-mode ReadWrite) and delete again",
-                location.name()
-            )));
+        if let Err(refused) = check_deletable(&backup, &[], Some(&location.object)) {
+            return Ok(Err(refused.to_string()));
         }
         if let Err(error) = location.store.check_reachable().await {
             return Ok(Err(format!("cannot delete backup {name}: {error}")));

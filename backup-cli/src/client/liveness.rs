@@ -14,10 +14,9 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 
-use super::{ClientError, ServerApi};
+use cairn_api::server::SERVER_LEASE;
 
-/// The Lease Cairn servers elect their leader on, in their namespace.
-pub const SERVER_LEASE: &str = "cairn-server";
+use super::{ClientError, ServerApi};
 
 /// Added to twice the lease duration before a Lease counts as stale: clocks of the client and the server
 /// may disagree by this much.

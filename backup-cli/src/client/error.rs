@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use backup_core::backup::{deletion::DeletionRefused, placement::PlacementError};
+
 use cairn_kube::duration::format_duration;
 
 /// Why a request to the Cairn server's objects failed.
@@ -89,52 +91,12 @@ pub enum ClientError {
         /// How long the status request waited.
         waited: Duration,
     },
-    /// No BackupStorageLocation exists, so a backup has nowhere to go.
-    #[error(
-        "no backup storage location exists in namespace {namespace:?}, so a backup has nowhere to go: create one with \
-         `cairn backup-location create NAME --provider ... --bucket ... --default`"
-    )]
-    NoLocation {
-        /// The namespace.
-        namespace: String,
-    },
-    /// Several locations exist and none is the default, so a backup that names none has nowhere to go.
-    #[error(
-        "none of the backup storage locations in namespace {namespace:?} ({}) is the default: pass \
-         --storage-location NAME, or make one the default with `cairn backup-location set NAME --default`",
-        .locations.join(", ")
-    )]
-    NoDefaultLocation {
-        /// The namespace.
-        namespace: String,
-        /// The locations there.
-        locations: Vec<String>,
-    },
-    /// Several locations are marked default, so which one a backup goes to is ambiguous.
-    #[error(
-        "backup storage locations {} in namespace {namespace:?} are all marked default: keep one with \
-         `cairn backup-location set NAME --default`, or pass --storage-location NAME",
-        .locations.join(", ")
-    )]
-    SeveralDefaultLocations {
-        /// The namespace.
-        namespace: String,
-        /// The locations marked default.
-        locations: Vec<String>,
-    },
-    /// The location is ReadOnly, so it takes no backups and no deletions.
-    #[error(
-        "backup storage location {name:?} is ReadOnly, so {refused}: run `cairn backup-location set {name} \
-         --access-mode ReadWrite` first{alternative}"
-    )]
-    ReadOnlyLocation {
-        /// The location.
-        name: String,
-        /// What it refuses, as a clause: `backups cannot be written to it`, ....
-        refused: String,
-        /// Another way out, as a clause starting with `, or`; may be empty.
-        alternative: String,
-    },
+    /// No location, or not the one named, takes what is asked.
+    #[error(transparent)]
+    Placement(#[from] PlacementError),
+    /// The backup cannot be deleted now.
+    #[error(transparent)]
+    DeletionRefused(#[from] DeletionRefused),
     /// The object was deleted while it was followed.
     #[error("{kind} {name:?} was deleted from namespace {namespace:?} while waiting for it")]
     Vanished {
