@@ -3,13 +3,14 @@
 //! exists already).
 
 use crate::output::write_out;
+use cairn_api::server::ServerSettings;
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use anyhow::{Context, bail};
 use backup_core::install::{
     self, AwsConfig, DEFAULT_CPU_LIMIT, DEFAULT_CPU_REQUEST, DEFAULT_IMAGE, DEFAULT_LOCAL_DIRECTORY,
     DEFAULT_LOCAL_VOLUME_SIZE, DEFAULT_MEMORY_LIMIT, DEFAULT_MEMORY_REQUEST, DefaultLocation, InstallOptions,
-    LocationProvider, Manifest, ServerFlags, ServerResources,
+    LocationProvider, Manifest, ServerResources,
 };
 use clap::ValueEnum;
 
@@ -66,18 +67,9 @@ pub struct InstallArgs {
     /// local only: the size of the location's volume.
     #[arg(long, default_value = DEFAULT_LOCAL_VOLUME_SIZE)]
     local_volume_size: String,
-    /// How often the server synchronises buckets with the cluster (server default 1m).
-    #[arg(long, value_name = "DURATION")]
-    backup_sync_period: Option<String>,
-    /// How often the server deletes expired backups (server default 1h).
-    #[arg(long, value_name = "DURATION")]
-    garbage_collection_frequency: Option<String>,
-    /// How often the server checks its locations (server default 1m).
-    #[arg(long, value_name = "DURATION")]
-    store_validation_frequency: Option<String>,
-    /// How long a backup that names no TTL is kept (server default 720h0m0s).
-    #[arg(long, value_name = "DURATION")]
-    default_backup_ttl: Option<String>,
+    /// The server's settings (its own flags, written into its Deployment when they differ from the defaults).
+    #[command(flatten, next_help_heading = "Server settings")]
+    server: ServerSettings,
     /// The server's CPU request.
     #[arg(long, default_value = DEFAULT_CPU_REQUEST)]
     cpu_request: String,
@@ -189,12 +181,7 @@ fn options(args: &InstallArgs, namespace: &str) -> anyhow::Result<InstallOptions
             cpu_limit: args.cpu_limit.clone(),
             memory_limit: args.memory_limit.clone(),
         },
-        server_flags: ServerFlags {
-            backup_sync_period: args.backup_sync_period.clone(),
-            garbage_collection_frequency: args.garbage_collection_frequency.clone(),
-            store_validation_frequency: args.store_validation_frequency.clone(),
-            default_backup_ttl: args.default_backup_ttl.clone(),
-        },
+        server_settings: args.server.clone(),
         default_location,
         restore_rbac: !args.no_rbac_restore,
         service_account_annotations: annotations("--sa-annotations", args.sa_annotations.as_deref())?,

@@ -87,7 +87,7 @@ pub struct CreateArgs {
     preserve_nodeports: bool,
     /// Standalone: the largest object read from the archive (bytes, or with Ki, Mi, Gi). The default,
     /// 4Mi, is above what the API server takes (3 MiB); a larger entry means a crafted archive, and is refused.
-    #[arg(long, value_parser = backup_core::restore::parse_size)]
+    #[arg(long, value_parser = cairn_kube::size::parse_size)]
     max_object_size: Option<u64>,
     /// Standalone: print what would happen to every object, checked by the API server's dry run; change
     /// nothing.

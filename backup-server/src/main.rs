@@ -7,10 +7,11 @@ mod http;
 mod locations;
 mod metrics;
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
 use anyhow::Context as _;
-use cairn_kube::{duration::parse_duration, leader::LeaderElection};
+use cairn_api::server::{LogFormat, NAMESPACE_VARIABLE, POD_NAME_VARIABLE, ServerSettings};
+use cairn_kube::leader::LeaderElection;
 use clap::Parser;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::sync::{Semaphore, watch};
@@ -28,56 +29,18 @@ struct Args {
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
     /// The namespace of Cairn's objects (backups, schedules, locations, their Secrets, the Lease).
-    #[arg(long, env = "CAIRN_NAMESPACE", default_value = "cairn")]
+    #[arg(long, env = NAMESPACE_VARIABLE, default_value = "cairn")]
     namespace: String,
-    /// Where /metrics, /healthz and /readyz are served.
-    #[arg(long, default_value = "0.0.0.0:8085")]
-    metrics_address: SocketAddr,
-    /// How often expired backups are deleted (Go duration).
-    #[arg(long, default_value = "1h", value_parser = go_duration)]
-    garbage_collection_frequency: Duration,
-    /// How often each location's bucket is synchronised with the cluster; 0s disables (Go duration).
-    #[arg(long, default_value = "1m", value_parser = go_duration)]
-    backup_sync_period: Duration,
-    /// How often each location's availability is checked (Go duration).
-    #[arg(long, default_value = "1m", value_parser = go_duration)]
-    store_validation_frequency: Duration,
-    /// The TTL of backups that give none (Go duration).
-    #[arg(long, default_value = backup_core::backup::DEFAULT_TTL)]
-    default_backup_ttl: String,
-    /// The largest object a restore reads from an archive (bytes, or with Ki, Mi, Gi): above the API server's
-    /// 3 MiB; a larger entry means a crafted archive, and the restore refuses it.
-    #[arg(long, default_value = "4Mi", value_parser = backup_core::restore::parse_size)]
-    restore_max_object_size: u64,
-    /// Act only while holding the Lease `cairn-server`, so that of several replicas one acts.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    leader_elect: bool,
-    /// How long the Lease stays held without renewal: a standby takes over that long after the leader stops.
-    #[arg(long, default_value = "15s", value_parser = go_duration)]
-    leader_lease_duration: Duration,
-    /// Log format: text, or json for log collectors (level, time, message and fields such as backup=NAME).
-    #[arg(long, value_enum, default_value = "text")]
-    log_format: LogFormat,
+    /// The tunable settings, spelled once in `cairn_api::server` for this parser and `cairn install`.
+    #[command(flatten)]
+    settings: ServerSettings,
     /// This replica's name in the Lease (default: the host name and a random suffix).
-    #[arg(long, env = "POD_NAME")]
+    #[arg(long, env = POD_NAME_VARIABLE)]
     identity: Option<String>,
-}
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
-    /// One readable line per event.
-    Text,
-    /// One JSON object per event (for log collectors).
-    Json,
 }
 
 /// The Lease replicas compete for (the CLI reads it to tell whether a server runs).
 const LEASE: &str = cairn_api::server::SERVER_LEASE;
-
-fn go_duration(text: &str) -> Result<Duration, String> {
-    parse_duration(text).map_err(|e| e.to_string())
-}
 
 async fn client(args: &Args) -> anyhow::Result<kube::Client> {
     let config = match &args.kubeconfig {
@@ -103,7 +66,6 @@ async fn stop_signal() {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    parse_duration(&args.default_backup_ttl).context("--default-backup-ttl")?;
     let client = client(&args).await?;
     let version = client.apiserver_version().await.context("the Kubernetes API server does not answer")?;
     tracing::info!(server = %version.git_version, cairn = backup_core::VERSION, namespace = %args.namespace, "connected to the cluster");
@@ -119,8 +81,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let metrics = Arc::new(metrics::Metrics::new());
     let (ready_tx, ready) = watch::channel(false);
     let stopping = CancellationToken::new();
-    let http =
-        tokio::spawn(http::serve(args.metrics_address, metrics.clone(), ready, stopping.clone().cancelled_owned()));
+    let http = tokio::spawn(http::serve(
+        args.settings.metrics_address,
+        metrics.clone(),
+        ready,
+        stopping.clone().cancelled_owned(),
+    ));
 
     // Two candidates with one identity would both lead: without an explicit one, the host name gets a
     // random suffix (as client-go does).
@@ -128,9 +94,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "cairn".into());
         format!("{host}-{}", cairn_kube::leader::random_suffix())
     });
-    let mut leadership = if args.leader_elect {
+    let mut leadership = if args.settings.leader_elect {
         let election = LeaderElection::new(client.clone(), &args.namespace, LEASE, &identity)
-            .lease_duration(args.leader_lease_duration);
+            .lease_duration(args.settings.lease_duration());
         ready_tx.send_replace(true);
         tokio::select! {
             held = election.acquire() => Some(held.context("leader election")?),
@@ -145,11 +111,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         client,
         namespace: args.namespace.clone(),
         settings: Settings {
-            gc_frequency: args.garbage_collection_frequency,
-            sync_period: args.backup_sync_period,
-            validation_frequency: args.store_validation_frequency,
-            default_ttl: args.default_backup_ttl.clone(),
-            restore_max_object_size: args.restore_max_object_size,
+            gc_frequency: args.settings.gc_frequency(),
+            sync_period: args.settings.sync_period(),
+            validation_frequency: args.settings.validation_frequency(),
+            default_ttl: args.settings.default_backup_ttl.clone(),
+            restore_max_object_size: args.settings.restore_max_object_size,
         },
         metrics,
         backup_slot: Semaphore::new(1),
@@ -220,7 +186,7 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     let logs = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()));
-    match args.log_format {
+    match args.settings.log_format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().flatten_event(true).init(),
     }
@@ -230,5 +196,46 @@ async fn main() -> ExitCode {
             tracing::error!("{}", cairn_kube::cause::chain_text(error.as_ref()));
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use backup_core::install::{InstallOptions, manifests};
+    use cairn_api::server::{LogFormat, NAMESPACE_VARIABLE, POD_NAME_VARIABLE, ServerSettings};
+    use clap::{CommandFactory, Parser};
+
+    use super::Args;
+
+    #[test]
+    fn the_installed_deployment_starts_this_server_as_installed() {
+        let settings = ServerSettings {
+            metrics_address: "0.0.0.0:9191".parse().unwrap(),
+            garbage_collection_frequency: "2h".into(),
+            backup_sync_period: "5m".into(),
+            store_validation_frequency: "30s".into(),
+            default_backup_ttl: "72h".into(),
+            restore_max_object_size: 8 << 20,
+            leader_elect: false,
+            leader_lease_duration: "20s".into(),
+            log_format: LogFormat::Json,
+        };
+        let options = InstallOptions { server_settings: settings.clone(), ..InstallOptions::default() };
+        let list = manifests(&options).unwrap();
+        let deployment = list.iter().find(|m| m.kind() == "Deployment").unwrap();
+        let container = &deployment.object().data["spec"]["template"]["spec"]["containers"][0];
+        let args: Vec<String> = serde_json::from_value(container["args"].clone()).unwrap();
+        let parsed = Args::try_parse_from(std::iter::once("backup-server".to_owned()).chain(args))
+            .unwrap_or_else(|e| panic!("the server refuses the installed arguments: {e}"));
+        assert_eq!(parsed.settings, settings);
+        assert_eq!(container["ports"][0]["containerPort"], 9191);
+        let env: Vec<&str> = container["env"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+        let command = Args::command();
+        let env_of = |id: &str| {
+            let arg = command.get_arguments().find(|a| a.get_id() == id).unwrap();
+            arg.get_env().unwrap().to_str().unwrap().to_owned()
+        };
+        assert_eq!(env, [env_of("namespace").as_str(), env_of("identity").as_str()]);
+        assert_eq!(env, [NAMESPACE_VARIABLE, POD_NAME_VARIABLE]);
     }
 }

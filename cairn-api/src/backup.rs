@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Compression, SelectionSpec};
 
+/// The TTL of a backup that names none (Velero's): 30 days.
+pub const DEFAULT_TTL: &str = "720h0m0s";
+
 /// What to back up and how. Stored in the record as given; on a server the Backup object's spec.
 #[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(

@@ -14,3 +14,4 @@ pub mod report;
 pub mod resources;
 pub mod retry;
 pub mod selectors;
+pub mod size;

@@ -3,7 +3,7 @@
 
 use crate::output::write_out;
 use cairn_api::{
-    Backup, BackupPhase, Compression, DeleteBackupRequest, DownloadTargetKind, RequestPhase, Restore, Schedule, labels,
+    Backup, BackupPhase, Compression, DeleteBackupRequest, DownloadTargetKind, RequestPhase, Schedule, labels,
 };
 use std::{collections::BTreeMap, path::PathBuf};
 
@@ -272,13 +272,14 @@ async fn download(name: &str, file: Option<PathBuf>, force: bool, server: &Serve
 }
 
 /// Refuses to delete `backup` where the server would refuse, by the server's own rule
-/// (`backup::deletion::check_deletable`): it still runs, a restore reads it, or its location is missing or
-/// ReadOnly. The refusal is seen now, not only in the request's status.
+/// (`backup::deletion::check_deletable`): it still runs, or its location is missing or ReadOnly. The
+/// refusal is seen now, not only in the request's status. (Restores reading the backup are left to the
+/// server, which sees them when it processes the request.)
 async fn check_deletable(backup: &Backup, server: &ServerApi) -> anyhow::Result<()> {
     let name = backup.name_any();
+    deletion::check_deletable(backup, &[], None)?;
     let location = server.location_of(backup).await.with_context(|| format!("cannot delete backup {name:?}"))?;
-    let restores = server.list::<Restore>().await?;
-    deletion::check_deletable(backup, &restores, location.as_ref())?;
+    deletion::check_deletable(backup, &[], location.as_ref())?;
     Ok(())
 }
 

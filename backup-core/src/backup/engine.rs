@@ -392,7 +392,7 @@ pub async fn run_backup(
 ) -> Result<BackupOutcome, BackupError> {
     let name = request.name.clone();
     validate_name(&name)?;
-    let ttl = super::retention::effective_ttl(&request.spec.ttl, super::DEFAULT_TTL)?;
+    let ttl = super::retention::effective_ttl(&request.spec.ttl, cairn_api::DEFAULT_TTL)?;
     let compression = request.spec.compression.unwrap_or(Compression::Zstd);
     store.check_reachable().await?;
     if super::read_backup(store, &name).await?.is_some() {

@@ -21,6 +21,3 @@ pub use inspect::{
 };
 pub use record::{BackupRecord, BackupResults, BackupSpec, BackupStatus, Phase, Progress};
 pub use sync_plan::{ClusterBackup, SyncPlan, plan_sync};
-
-/// Default TTL (Velero's): 30 days.
-pub const DEFAULT_TTL: &str = "720h0m0s";

@@ -89,3 +89,23 @@ fn helm_chart_defaults_match_cairn_install() {
     assert!(empty(&values["serviceAccount"]["annotations"]), "serviceAccount.annotations defaults to {{}}");
     assert!(empty(&values["podAnnotations"]), "podAnnotations defaults to {{}}");
 }
+
+/// The chart's Deployment template spells the server's flags, variables and port by hand: each must be
+/// what the server parses (`cairn_api::server`).
+#[test]
+fn helm_chart_deployment_speaks_the_server_contract() {
+    use cairn_api::server::{DEFAULT_METRICS_PORT, NAMESPACE_VARIABLE, POD_NAME_VARIABLE, ServerSettings};
+    let template = std::fs::read_to_string(chart().join("templates/deployment.yaml")).unwrap();
+    let flags_line = template.lines().find(|l| l.contains("$flags := dict")).expect("the template's flag table");
+    let names: Vec<&str> = flags_line.split('"').skip(1).step_by(2).collect();
+    assert!(names.len() >= 4, "{flags_line}");
+    for name in names {
+        let sample = if name.ends_with("ttl") { "72h" } else { "5m" };
+        ServerSettings::from_args([format!("--{name}={sample}")])
+            .unwrap_or_else(|e| panic!("the chart passes --{name}, which the server refuses: {e}"));
+    }
+    for variable in [NAMESPACE_VARIABLE, POD_NAME_VARIABLE] {
+        assert!(template.contains(&format!("- name: {variable}")), "the chart does not set {variable}");
+    }
+    assert!(template.contains(&format!("containerPort: {DEFAULT_METRICS_PORT}")), "the chart's metrics port");
+}

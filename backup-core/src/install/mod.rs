@@ -25,17 +25,15 @@ use kube::{
 };
 use serde::Serialize;
 
-use cairn_kube::duration::DurationError;
-
 pub use apply::{Applied, FIELD_MANAGER, Outcome, apply, wait_until_available};
 pub use location::{CREDENTIALS_KEY, CREDENTIALS_SECRET, DEFAULT_LOCATION_NAME};
 pub use options::{
     AwsConfig, DEFAULT_CPU_LIMIT, DEFAULT_CPU_REQUEST, DEFAULT_IMAGE, DEFAULT_LOCAL_DIRECTORY,
     DEFAULT_LOCAL_VOLUME_SIZE, DEFAULT_MEMORY_LIMIT, DEFAULT_MEMORY_REQUEST, DEFAULT_NAMESPACE, DefaultLocation,
-    InstallOptions, LocationProvider, ServerFlags, ServerResources,
+    InstallOptions, LocationProvider, ServerResources,
 };
 pub use rbac::{cluster_role_name, cluster_rules, namespace_rules, rbac_restore_rules};
-pub use server::{METRICS_PORT, STORAGE_CLAIM};
+pub use server::STORAGE_CLAIM;
 
 /// The name of the server's ServiceAccount, Role, RoleBinding and Deployment.
 pub const SERVER_NAME: &str = "cairn";
@@ -63,14 +61,9 @@ pub enum InstallError {
         /// What was given.
         value: String,
     },
-    /// A server period is not a Go duration.
-    #[error("invalid {flag}: {problem}")]
-    Duration {
-        /// The flag.
-        flag: &'static str,
-        /// Why it cannot be read (says how to write one).
-        problem: DurationError,
-    },
+    /// A server setting would be refused by the server.
+    #[error("{0}")]
+    ServerSettings(String),
     /// An annotation key is not a Kubernetes qualified name.
     #[error(
         "invalid annotation key {key:?} in {flag}: write [PREFIX/]NAME, PREFIX a DNS subdomain such as \
@@ -343,7 +336,10 @@ mod tests {
     #[test]
     fn server_flags_become_container_args() {
         let options = InstallOptions {
-            server_flags: ServerFlags { backup_sync_period: Some("5m".into()), ..ServerFlags::default() },
+            server_settings: cairn_api::server::ServerSettings {
+                backup_sync_period: "5m".into(),
+                ..Default::default()
+            },
             ..InstallOptions::default()
         };
         let list = manifests(&options).unwrap();

@@ -1,9 +1,8 @@
 //! What an installation is made of: the typed options `cairn install` turns its flags into, their defaults,
 //! and the checks that refuse bad values before any manifest is built.
 
+use cairn_api::server::ServerSettings;
 use std::collections::BTreeMap;
-
-use cairn_kube::duration::parse_duration;
 
 use super::InstallError;
 
@@ -36,7 +35,7 @@ pub struct InstallOptions {
     /// The server container's requests and limits.
     pub resources: ServerResources,
     /// Server flags to set; `None` keeps the server's own default.
-    pub server_flags: ServerFlags,
+    pub server_settings: ServerSettings,
     /// The BackupStorageLocation named `default`, or `None` to create no location.
     pub default_location: Option<DefaultLocation>,
     /// Whether the server may restore Roles and ClusterRoles that grant more than it holds, and bindings to
@@ -57,7 +56,7 @@ impl Default for InstallOptions {
             image: DEFAULT_IMAGE.to_owned(),
             replicas: 1,
             resources: ServerResources::default(),
-            server_flags: ServerFlags::default(),
+            server_settings: ServerSettings::default(),
             default_location: Some(DefaultLocation::default()),
             restore_rbac: true,
             service_account_annotations: BTreeMap::new(),
@@ -87,34 +86,6 @@ impl Default for ServerResources {
             cpu_limit: DEFAULT_CPU_LIMIT.to_owned(),
             memory_limit: DEFAULT_MEMORY_LIMIT.to_owned(),
         }
-    }
-}
-
-/// The server's timing flags (Go durations); each `None` leaves the server's default.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ServerFlags {
-    /// `--backup-sync-period` (server default 1m).
-    pub backup_sync_period: Option<String>,
-    /// `--garbage-collection-frequency` (server default 1h).
-    pub garbage_collection_frequency: Option<String>,
-    /// `--store-validation-frequency` (server default 1m).
-    pub store_validation_frequency: Option<String>,
-    /// `--default-backup-ttl` (server default 720h0m0s).
-    pub default_backup_ttl: Option<String>,
-}
-
-impl ServerFlags {
-    /// The flags that are set, as `(flag, value)` in a fixed order.
-    pub fn set(&self) -> Vec<(&'static str, &str)> {
-        [
-            ("--backup-sync-period", &self.backup_sync_period),
-            ("--garbage-collection-frequency", &self.garbage_collection_frequency),
-            ("--store-validation-frequency", &self.store_validation_frequency),
-            ("--default-backup-ttl", &self.default_backup_ttl),
-        ]
-        .into_iter()
-        .filter_map(|(flag, value)| value.as_deref().map(|v| (flag, v)))
-        .collect()
     }
 }
 
@@ -210,9 +181,8 @@ impl InstallOptions {
         ] {
             check_quantity(flag, value)?;
         }
-        for (flag, value) in self.server_flags.set() {
-            parse_duration(value).map_err(|problem| InstallError::Duration { flag, problem })?;
-        }
+        // What the server would refuse, refused now, by the server's own parser.
+        ServerSettings::from_args(self.server_settings.to_args()).map_err(InstallError::ServerSettings)?;
         for (flag, annotations) in
             [("--sa-annotations", &self.service_account_annotations), ("--pod-annotations", &self.pod_annotations)]
         {
@@ -333,7 +303,7 @@ mod tests {
         assert!(refused(|o| o.image = "".into()).contains("--image"));
         assert!(refused(|o| o.replicas = 0).contains("--replicas"));
         assert!(refused(|o| o.resources.memory_limit = "512MB".into()).contains("--memory-limit"));
-        assert!(refused(|o| o.server_flags.backup_sync_period = Some("5d".into())).contains("--backup-sync-period"));
+        assert!(refused(|o| o.server_settings.backup_sync_period = "5d".into()).contains("--backup-sync-period"));
         assert!(refused(|o| o.default_location.as_mut().unwrap().bucket = "relative/dir".into()).contains("--bucket"));
         assert!(refused(|o| o.replicas = 2).contains("--replicas"));
         let aws = |bucket: &str, s3_url: Option<&str>| DefaultLocation {
@@ -377,7 +347,7 @@ mod tests {
 
     #[test]
     fn only_set_server_flags_are_passed() {
-        let flags = ServerFlags { default_backup_ttl: Some("72h".into()), ..ServerFlags::default() };
-        assert_eq!(flags.set(), [("--default-backup-ttl", "72h")]);
+        let flags = ServerSettings { default_backup_ttl: "72h".into(), ..ServerSettings::default() };
+        assert_eq!(flags.to_args(), ["--default-backup-ttl=72h"]);
     }
 }

@@ -1,6 +1,7 @@
 //! The server's workload: its Namespace, the Deployment running `backup-server`, and the volume a `local`
 //! default location lives on.
 
+use cairn_api::server::{NAMESPACE_VARIABLE, POD_NAME_VARIABLE};
 use std::collections::BTreeMap;
 
 use k8s_openapi::{
@@ -24,8 +25,6 @@ use super::{DefaultLocation, InstallOptions, LocationProvider, SERVER_NAME, labe
 
 /// The claim a `local` default location's volume comes from.
 pub const STORAGE_CLAIM: &str = "cairn-storage";
-/// The port of `/metrics`, `/healthz` and `/readyz` (the server's `--metrics-address` default).
-pub const METRICS_PORT: i32 = 8085;
 /// The user and group the server runs as (distroless `nonroot`).
 pub const SERVER_USER: i64 = 65532;
 
@@ -126,17 +125,19 @@ pub fn deployment(options: &InstallOptions) -> Deployment {
         volumes.push(volume("storage", Some(STORAGE_CLAIM)));
         mounts.push(mount("storage", &location.bucket));
     }
-    let args: Vec<String> =
-        options.server_flags.set().into_iter().map(|(flag, value)| format!("{flag}={value}")).collect();
+    let args = options.server_settings.to_args();
     let container = Container {
         name: "cairn-server".to_owned(),
         image: Some(options.image.clone()),
         image_pull_policy: Some("IfNotPresent".to_owned()),
         args: (!args.is_empty()).then_some(args),
-        env: Some(vec![field_env("CAIRN_NAMESPACE", "metadata.namespace"), field_env("POD_NAME", "metadata.name")]),
+        env: Some(vec![
+            field_env(NAMESPACE_VARIABLE, "metadata.namespace"),
+            field_env(POD_NAME_VARIABLE, "metadata.name"),
+        ]),
         ports: Some(vec![ContainerPort {
             name: Some("metrics".to_owned()),
-            container_port: METRICS_PORT,
+            container_port: i32::from(options.server_settings.metrics_port()),
             protocol: Some("TCP".to_owned()),
             ..ContainerPort::default()
         }]),
@@ -195,6 +196,7 @@ pub fn deployment(options: &InstallOptions) -> Deployment {
 mod tests {
     use super::*;
     use crate::install::AwsConfig;
+    use cairn_api::server::DEFAULT_METRICS_PORT;
 
     fn container(deployment: &Deployment) -> Container {
         deployment.spec.clone().template.spec.unwrap().containers.remove(0)
@@ -230,7 +232,7 @@ mod tests {
     #[test]
     fn probes_and_metrics_use_the_named_port() {
         let container = container(&deployment(&InstallOptions::default()));
-        assert_eq!(container.ports.unwrap()[0].container_port, METRICS_PORT);
+        assert_eq!(container.ports.unwrap()[0].container_port, i32::from(DEFAULT_METRICS_PORT));
         let path = |probe: Option<Probe>| probe.unwrap().http_get.unwrap().path.unwrap();
         assert_eq!(path(container.liveness_probe), "/healthz");
         assert_eq!(path(container.readiness_probe), "/readyz");

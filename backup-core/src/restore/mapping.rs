@@ -1,5 +1,5 @@
-//! What a restore is asked in words, parsed in one place for the CLI, the server and the engine: namespace
-//! mappings (`--namespace-mappings old:new,...`) and object size limits (`4Mi`). Pure.
+//! Namespace mappings (`--namespace-mappings old:new,...`): parsed and checked in one place, for the CLI
+//! and for the engine. Pure.
 
 use std::collections::BTreeMap;
 
@@ -40,24 +40,6 @@ pub fn parse_mappings(pairs: &[String]) -> Result<BTreeMap<String, String>, Rest
     Ok(mapping)
 }
 
-/// Parses a size in bytes: a number, optionally with a binary suffix (`Ki`, `Mi`, `Gi`, with or without a
-/// trailing `B`), as in `--max-object-size 8Mi`.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let trimmed = text.trim();
-    let digits = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(digits);
-    let shift = match unit.trim_end_matches('B') {
-        "" => 0,
-        "Ki" => 10,
-        "Mi" => 20,
-        "Gi" => 30,
-        _ => return Err(format!("invalid size {text:?}: write bytes or a number with Ki, Mi or Gi (e.g. 8Mi)")),
-    };
-    number.parse::<u64>().ok().and_then(|n| n.checked_mul(1 << shift)).filter(|n| *n > 0).ok_or_else(|| {
-        format!("invalid size {text:?}: write a positive number of bytes, or with Ki, Mi or Gi (e.g. 8Mi)")
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,15 +53,6 @@ mod tests {
         assert!(check_mapping(&BTreeMap::from([("a".into(), "b".into())])).is_ok());
         assert!(check_mapping(&BTreeMap::from([("a".into(), "B_b".into())])).is_err());
         assert!(check_mapping(&BTreeMap::from([("".into(), "b".into())])).is_err());
-    }
-
-    #[test]
-    fn sizes_parse_with_binary_suffixes() {
-        assert_eq!(parse_size("4Mi"), Ok(4 << 20));
-        assert_eq!(parse_size("4MiB"), Ok(4 << 20));
-        assert_eq!(parse_size("1024"), Ok(1024));
-        assert!(parse_size("0").is_err() && parse_size("4MB").is_err() && parse_size("x").is_err());
-        assert!(parse_size("99999999999Gi").is_err());
     }
 
     #[test]

@@ -17,7 +17,7 @@ mod source;
 mod transform;
 
 pub use inspect::{StoredResults, find_restore, list_restores, read_restore_log, read_restore_results};
-pub use mapping::{check_mapping, parse_mappings, parse_size};
+pub use mapping::{check_mapping, parse_mappings};
 pub use order::{CRDS, HIGH_PRIORITY, LOW_PRIORITY, NEVER_RESTORED, WAVES, wave_of};
 pub use record::{
     ExistingResourcePolicy, ItemOutcome, ItemResult, RestoreOutcome, RestorePhase, RestoreRecord, RestoreSpec,
