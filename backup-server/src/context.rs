@@ -28,6 +28,18 @@ pub struct Settings {
     pub restore_max_object_size: u64,
 }
 
+impl From<&cairn_api::server::ServerSettings> for Settings {
+    fn from(settings: &cairn_api::server::ServerSettings) -> Self {
+        Settings {
+            gc_frequency: settings.gc_frequency(),
+            sync_period: settings.sync_period(),
+            validation_frequency: settings.validation_frequency(),
+            default_ttl: settings.default_backup_ttl.clone(),
+            restore_max_object_size: settings.restore_max_object_size,
+        }
+    }
+}
+
 /// Shared by every reconciler.
 pub struct Context {
     /// The cluster.

@@ -18,7 +18,6 @@ use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
 use context::{Context, Settings};
-use controllers::run_controller;
 
 /// Cairn's server: the controllers that run backups, restores and schedules in a cluster.
 #[derive(Debug, Parser)]
@@ -65,8 +64,9 @@ async fn stop_signal() {
     }
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
-    let client = client(&args).await?;
+/// Connects to the cluster and checks that Cairn's API is there and readable.
+async fn connect(args: &Args) -> anyhow::Result<kube::Client> {
+    let client = client(args).await?;
     let version = client.apiserver_version().await.context("the Kubernetes API server does not answer")?;
     tracing::info!(server = %version.git_version, cairn = backup_core::VERSION, namespace = %args.namespace, "connected to the cluster");
     let backups: kube::Api<cairn_api::Backup> = kube::Api::namespaced(client.clone(), &args.namespace);
@@ -77,23 +77,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
             args.namespace
         )
     })?;
+    Ok(client)
+}
 
+/// This replica's name in the Lease. Two candidates with one identity would both lead: without an explicit
+/// one, the host name gets a random suffix (as client-go does).
+fn identity(args: &Args) -> String {
+    args.identity.clone().unwrap_or_else(|| {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "cairn".into());
+        format!("{host}-{}", cairn_kube::leader::random_suffix())
+    })
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let client = connect(&args).await?;
     let metrics = Arc::new(metrics::Metrics::new());
     let (ready_tx, ready) = watch::channel(false);
     let stopping = CancellationToken::new();
-    let http = tokio::spawn(http::serve(
-        args.settings.metrics_address,
-        metrics.clone(),
-        ready,
-        stopping.clone().cancelled_owned(),
-    ));
-
-    // Two candidates with one identity would both lead: without an explicit one, the host name gets a
-    // random suffix (as client-go does).
-    let identity = args.identity.clone().unwrap_or_else(|| {
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "cairn".into());
-        format!("{host}-{}", cairn_kube::leader::random_suffix())
-    });
+    let address = args.settings.metrics_address;
+    let http = tokio::spawn(http::serve(address, metrics.clone(), ready, stopping.clone().cancelled_owned()));
+    let identity = identity(&args);
     let mut leadership = if args.settings.leader_elect {
         let election = LeaderElection::new(client.clone(), &args.namespace, LEASE, &identity)
             .lease_duration(args.settings.lease_duration());
@@ -106,56 +109,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         None
     };
     tracing::info!(%identity, "leading: starting the controllers");
-
     let context = Arc::new(Context {
         client,
         namespace: args.namespace.clone(),
-        settings: Settings {
-            gc_frequency: args.settings.gc_frequency(),
-            sync_period: args.settings.sync_period(),
-            validation_frequency: args.settings.validation_frequency(),
-            default_ttl: args.settings.default_backup_ttl.clone(),
-            restore_max_object_size: args.settings.restore_max_object_size,
-        },
+        settings: Settings::from(&args.settings),
         metrics,
         backup_slot: Semaphore::new(1),
         running: Default::default(),
     });
-    let stop = || stopping.clone().cancelled_owned();
-    let mut controllers = tokio::task::JoinSet::new();
-    controllers.spawn(run_controller::<cairn_api::Backup, _, _>(
-        context.clone(),
-        controllers::backup::reconcile,
-        stop(),
-    ));
-    controllers.spawn(run_controller::<cairn_api::Restore, _, _>(
-        context.clone(),
-        controllers::restore::reconcile,
-        stop(),
-    ));
-    controllers.spawn(run_controller::<cairn_api::Schedule, _, _>(
-        context.clone(),
-        controllers::schedule::reconcile,
-        stop(),
-    ));
-    controllers.spawn(run_controller::<cairn_api::DeleteBackupRequest, _, _>(
-        context.clone(),
-        controllers::deletion::reconcile,
-        stop(),
-    ));
-    controllers.spawn(run_controller::<cairn_api::ServerStatusRequest, _, _>(
-        context.clone(),
-        controllers::server_status::reconcile,
-        stop(),
-    ));
-    controllers.spawn(run_controller::<cairn_api::DownloadRequest, _, _>(
-        context.clone(),
-        controllers::download::reconcile,
-        stop(),
-    ));
-    controllers.spawn(controllers::locations::run(context.clone(), stop()));
-    controllers.spawn(controllers::gc::run(context.clone(), stop()));
-    controllers.spawn(controllers::totals::run(context.clone(), stop()));
+    let mut controllers = controllers::spawn_all(&context, &stopping);
     ready_tx.send_replace(true);
 
     let lost = async {

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use cairn_kube::discovery::ResourceType;
+use cairn_kube::{client::get_text, discovery::ResourceType, errors::describe};
+use kube::Client;
 
 /// Objects per LIST page (Velero's page size).
 pub const PAGE_SIZE: u32 = 500;
@@ -116,6 +117,27 @@ pub fn parse_object(resource_type: &ResourceType, raw: &str) -> Result<Listed, s
         deleting: head.metadata.deletion_timestamp.is_some(),
         json,
     })
+}
+
+/// Lists every object of a type that is small by nature (namespaces, cluster role bindings), keeping those
+/// `keep` accepts.
+pub(super) async fn list_filtered(
+    client: &Client,
+    resource_type: &ResourceType,
+    mut keep: impl FnMut(&Listed) -> bool,
+) -> Result<Vec<Listed>, String> {
+    let mut kept = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let body =
+            get_text(client, &page_url(resource_type, None, None, token.as_deref())).await.map_err(|e| describe(&e))?;
+        let page = parse_page(resource_type, &body).map_err(|e| format!("unreadable list: {e}"))?;
+        kept.extend(page.items.into_iter().filter(|o| keep(o)));
+        match page.continue_token {
+            Some(next) => token = Some(next),
+            None => return Ok(kept),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -197,6 +197,31 @@ impl Selection {
         self.include_cluster_resources != Some(false) && !self.excluded_types.contains(&resource_type.group_resource())
     }
 
+    /// Whether a listed object is selected: not labelled to be excluded, in a selected namespace that does
+    /// not exclude itself (`excluded_namespaces`), and matching the label selectors. A namespace is judged
+    /// by its own name; its labels do not need to match.
+    pub fn selects_listed(
+        &self,
+        is_namespace: bool,
+        namespace: Option<&str>,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        excluded_namespaces: &BTreeSet<String>,
+    ) -> bool {
+        if excluded_by_label(labels) {
+            return false;
+        }
+        if is_namespace {
+            return self.includes_namespace(name) && !excluded_namespaces.contains(name);
+        }
+        if let Some(ns) = namespace
+            && (!self.includes_namespace(ns) || excluded_namespaces.contains(ns))
+        {
+            return false;
+        }
+        self.labels_match(labels)
+    }
+
     /// Whether a stored object (by its path in an archive) is selected by namespace, type and the
     /// cluster-scope rule: with some namespaces selected and cluster resources unset, only the CRDs and
     /// volumes their objects need come along (Velero's rule).

@@ -38,6 +38,26 @@ pub struct BackupKeys {
     pub results: Path,
     /// The resource list.
     pub resource_list: Path,
+    /// The attempt's run id.
+    run: String,
+}
+
+impl BackupKeys {
+    /// The run id these keys carry: unique to one attempt.
+    pub fn run(&self) -> &str {
+        &self.run
+    }
+
+    /// Every file of this attempt but the record: what a failed or losing attempt removes.
+    pub fn attempt_files(&self) -> Vec<Path> {
+        vec![
+            self.archive.clone(),
+            self.manifest.clone(),
+            self.results.clone(),
+            self.resource_list.clone(),
+            self.log.clone(),
+        ]
+    }
 }
 
 /// The keys of one restore's files.
@@ -83,6 +103,7 @@ impl Layout {
             log: file("-logs.gz"),
             results: file("-results.json.gz"),
             resource_list: file("-resource-list.json.gz"),
+            run: run.to_owned(),
         }
     }
 

@@ -4,7 +4,7 @@
 //! if its record reached the bucket before the server stopped. A New object that sync created from the bucket
 //! gets its status from the stored record.
 
-use cairn_api::{Backup, BackupObjectProgress, BackupObjectStatus, BackupPhase, labels};
+use cairn_api::{Backup, BackupObjectProgress, BackupObjectStatus, BackupPhase, BackupSpec, labels};
 use std::{sync::Arc, time::Duration};
 
 use backup_core::backup::{
@@ -18,7 +18,7 @@ use cairn_kube::duration::{expires_at, parse_duration};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
-    ResourceExt,
+    Api, ResourceExt,
     api::{Patch, PatchParams},
     runtime::controller::Action,
 };
@@ -28,7 +28,7 @@ use tokio::sync::watch;
 use super::{KubeContext, ReconcileError, delete_exact, patch_final_status, patch_status, report_progress};
 use crate::{
     context::Context,
-    locations::{self, LocationProblem},
+    locations::{self, LocationProblem, OpenLocation},
 };
 
 /// Reconciles one Backup.
@@ -72,6 +72,37 @@ fn location_failure(problem: LocationProblem, ttl: Duration) -> Result<Value, Re
     Ok(validation_failed(problem.to_string(), ttl))
 }
 
+/// A New backup, checked: its spec as it will run, its TTL and its location.
+struct Validated {
+    spec: BackupSpec,
+    ttl: Duration,
+    location: OpenLocation,
+}
+
+/// Checks a New backup: its TTL (0 or none is the server's default), its location (found, usable, not
+/// ReadOnly). A problem is returned as the FailedValidation status to write; a passing failure to reach the
+/// API server is retried.
+async fn validate(backup: &Backup, context: &Context) -> Result<Result<Validated, Value>, ReconcileError> {
+    let mut spec = backup.spec.clone();
+    let default_ttl = parse_duration(&context.settings.default_ttl).unwrap_or(Duration::from_secs(720 * 3600));
+    let ttl = match effective_ttl(&spec.ttl, &context.settings.default_ttl) {
+        Ok(ttl) => ttl,
+        Err(error) => return Ok(Err(validation_failed(format!("invalid spec.ttl: {error}"), default_ttl))),
+    };
+    if spec.ttl.trim().is_empty() || parse_duration(&spec.ttl).is_ok_and(|own| own.is_zero()) {
+        spec.ttl = context.settings.default_ttl.clone();
+    }
+    let location = match locations::open(context, &spec.storage_location).await {
+        Ok(location) => location,
+        Err(problem) => return Ok(Err(location_failure(problem, ttl)?)),
+    };
+    if let Err(refused) = check_access(&location.object, LocationUse::NewBackup) {
+        return Ok(Err(validation_failed(refused.to_string(), ttl)));
+    }
+    spec.storage_location = location.name();
+    Ok(Ok(Validated { spec, ttl, location }))
+}
+
 async fn run(backup: &Backup, context: &Arc<Context>) -> Result<Action, ReconcileError> {
     let api = context.api::<Backup>();
     let name = backup.name_any();
@@ -89,78 +120,72 @@ async fn run(backup: &Backup, context: &Arc<Context>) -> Result<Action, Reconcil
     }
     let Some(_running) = context.start_running(key(&backup)) else { return Ok(Action::await_change()) };
     let uid = uid.as_deref();
-
-    let mut spec = backup.spec.clone();
-    let default_ttl = parse_duration(&context.settings.default_ttl).unwrap_or(Duration::from_secs(720 * 3600));
-    let ttl = match effective_ttl(&spec.ttl, &context.settings.default_ttl) {
-        Ok(ttl) => {
-            if spec.ttl.trim().is_empty() || parse_duration(&spec.ttl).is_ok_and(|own| own.is_zero()) {
-                spec.ttl = context.settings.default_ttl.clone();
-            }
-            ttl
-        }
-        Err(error) => {
-            context.metrics.backup_validation_failed(&schedule);
-            let status = validation_failed(format!("invalid spec.ttl: {error}"), default_ttl);
-            patch_status(&api, &name, uid, status).await?;
-            return Ok(Action::await_change());
-        }
-    };
-    let location = match locations::open(context, &spec.storage_location).await {
-        Ok(location) => location,
-        Err(problem) => {
-            let status = location_failure(problem, ttl)?;
+    let validated = match validate(&backup, context).await? {
+        Ok(validated) => validated,
+        Err(status) => {
             context.metrics.backup_validation_failed(&schedule);
             patch_status(&api, &name, uid, status).await?;
             return Ok(Action::await_change());
         }
     };
-    if let Err(refused) = check_access(&location.object, LocationUse::NewBackup) {
-        context.metrics.backup_validation_failed(&schedule);
-        patch_status(&api, &name, uid, validation_failed(refused.to_string(), ttl)).await?;
-        return Ok(Action::await_change());
-    }
+    let started = mark_started(&api, &backup, &validated).await?;
+    context.metrics.backup_attempt(&schedule);
+    tracing::info!(backup = %name, location = %validated.location.name(), "backup starting");
+    execute(&api, &backup, validated, started, context, &schedule).await?;
+    Ok(Action::await_change())
+}
 
-    spec.storage_location = location.name();
+/// Labels the backup with its location, settles its spec and marks it InProgress; returns when it started.
+async fn mark_started(api: &Api<Backup>, backup: &Backup, validated: &Validated) -> Result<Timestamp, ReconcileError> {
+    let (name, uid) = (backup.name_any(), backup.uid());
+    let location = validated.location.name();
     let metadata = json!({
-        "metadata": { "uid": uid, "labels": { labels::STORAGE_LOCATION: location.name() } },
-        "spec": { "storageLocation": location.name(), "ttl": spec.ttl },
+        "metadata": { "uid": uid, "labels": { labels::STORAGE_LOCATION: location } },
+        "spec": { "storageLocation": location, "ttl": validated.spec.ttl },
     });
     api.patch(&name, &PatchParams::default(), &Patch::Merge(metadata))
         .await
         .doing(|| format!("labelling backup {name}"))?;
     let started = Timestamp::now();
-    let expiration = expires_at(started, ttl);
+    let expiration = expires_at(started, validated.ttl);
     let status =
         json!({ "phase": BackupPhase::InProgress, "startTimestamp": Time(started), "expiration": Time(expiration) });
-    patch_status(&api, &name, uid, status).await?;
-    context.metrics.backup_attempt(&schedule);
-    tracing::info!(backup = %name, location = %location.name(), "backup starting");
+    patch_status(api, &name, uid.as_deref(), status).await?;
+    Ok(started)
+}
 
+/// Runs the engine, reporting progress, and writes the outcome and its metrics.
+async fn execute(
+    api: &Api<Backup>,
+    backup: &Backup,
+    validated: Validated,
+    started: Timestamp,
+    context: &Context,
+    schedule: &str,
+) -> Result<(), ReconcileError> {
+    let (name, uid) = (backup.name_any(), backup.uid());
     // The record carries the object's uid: only this object may later adopt or delete what it wrote.
     let mut record_labels = backup.labels().clone();
-    record_labels.insert(labels::BACKUP_UID.to_owned(), uid.unwrap_or_default().to_owned());
-    let request = BackupRequest { name: name.clone(), spec, labels: record_labels };
+    record_labels.insert(labels::BACKUP_UID.to_owned(), uid.clone().unwrap_or_default());
+    let request = BackupRequest { name: name.clone(), spec: validated.spec, labels: record_labels };
     let (progress, watcher) = watch::channel(BackupProgress::default());
-    let reporter =
-        tokio::spawn(report_progress(api.clone(), name.clone(), uid.map(str::to_owned), watcher, progress_status));
-    let result = run_backup(&context.client, &location.store, request, &progress).await;
+    let reporter = tokio::spawn(report_progress(api.clone(), name.clone(), uid.clone(), watcher, progress_status));
+    let result = run_backup(&context.client, &validated.location.store, request, &progress).await;
     reporter.abort();
     let elapsed =
         Duration::from_secs_f64((Timestamp::now() - started).total(jiff::Unit::Second).unwrap_or(0.0).max(0.0));
     let (status, phase) = outcome_status(&result);
     match (&result, phase) {
-        (_, BackupPhase::FailedValidation) => context.metrics.backup_validation_failed(&schedule),
+        (_, BackupPhase::FailedValidation) => context.metrics.backup_validation_failed(schedule),
         (Ok(outcome), phase) => {
             let size = outcome.record.status.archive.as_ref().map_or(0, |a| a.size);
             let items = outcome.record.status.progress.items_backed_up;
-            context.metrics.backup_finished(&schedule, phase, elapsed, size, items);
+            context.metrics.backup_finished(schedule, phase, elapsed, size, items);
         }
-        (Err(_), phase) => context.metrics.backup_finished(&schedule, phase, elapsed, 0, 0),
+        (Err(_), phase) => context.metrics.backup_finished(schedule, phase, elapsed, 0, 0),
     }
     tracing::info!(backup = %name, phase = phase.as_str(), "backup finished");
-    patch_final_status(&api, &name, uid, status).await?;
-    Ok(Action::await_change())
+    patch_final_status(api, &name, uid.as_deref(), status).await
 }
 
 /// The status an engine run ends in.

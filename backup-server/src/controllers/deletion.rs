@@ -21,7 +21,10 @@ use serde_json::json;
 use cairn_kube::names::label_value;
 
 use super::{KubeContext, ReconcileError, delete_exact};
-use crate::{context::Context, locations};
+use crate::{
+    context::Context,
+    locations::{self, OpenLocation},
+};
 
 /// How long a processed request is kept.
 const KEEP_PROCESSED: Duration = Duration::from_secs(24 * 3600);
@@ -87,39 +90,12 @@ async fn patch_status(
 
 /// Deletes the backup; the inner error is why it was refused or failed.
 async fn delete(context: &Context, request: &DeleteBackupRequest) -> Result<Result<(), String>, ReconcileError> {
-    let backups = context.api::<Backup>();
-    let requests = context.api::<DeleteBackupRequest>();
-    let name = request.spec.backup_name.clone();
-    let Some(backup) = backups.get_opt(&name).await.doing(|| format!("reading backup {name}"))? else {
-        // Started earlier (by a server that stopped midway) and the backup is gone: the deletion is done.
-        if request.status.as_ref().and_then(|s| s.phase) == Some(RequestPhase::InProgress) {
-            return Ok(Ok(()));
-        }
-        return Ok(Err(format!("backup {name} does not exist in namespace {}", context.namespace)));
+    let backup = match target(context, request).await? {
+        Ok(Some(backup)) => backup,
+        Ok(None) => return Ok(Ok(())),
+        Err(refused) => return Ok(Err(refused)),
     };
-    let request_name = request.name_any();
-    // A request made for one backup never deletes a later one of the same name (re-created, or synced).
-    let live_uid = backup.uid().unwrap_or_default();
-    if let Some(wanted) = request.labels().get(labels::BACKUP_UID)
-        && !wanted.is_empty()
-        && *wanted != live_uid
-    {
-        return Ok(Err(format!(
-            "backup {name} is not the one this request was made for (uid {wanted}, now {live_uid}); nothing was \
-             deleted. Request the deletion again if this backup is to go"
-        )));
-    }
-    requests
-        .patch(
-            &request_name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "metadata": { "labels": {
-                labels::BACKUP_NAME: label_value(&name),
-                labels::BACKUP_UID: backup.uid().unwrap_or_default(),
-            } } })),
-        )
-        .await
-        .doing(|| format!("labelling delete request {request_name}"))?;
+    let name = backup.name_any();
     let restores = context.api::<Restore>();
     let all_restores = restores.list(&Default::default()).await.doing(|| "listing restores".into())?.items;
     // The rule the CLI applies before it asks: not while the backup runs or a restore reads it.
@@ -127,53 +103,22 @@ async fn delete(context: &Context, request: &DeleteBackupRequest) -> Result<Resu
         return Ok(Err(refused.to_string()));
     }
     let made_from: Vec<Restore> = all_restores.into_iter().filter(|r| r.spec.backup_name == name).collect();
-    patch_status(&requests, &request_name, json!({ "phase": RequestPhase::InProgress })).await?;
-    // A backup that failed validation never wrote anything: what its location holds under its name (if
-    // anything) belongs to another backup of that name, and is never touched.
-    let location = if stores_data(&backup) {
-        match locations::open(context, &backup.spec.storage_location).await {
-            Ok(location) => Some(location),
-            Err(problem) if problem.is_transient() => return Err(ReconcileError::Transient(problem.to_string())),
-            Err(problem) => return Ok(Err(format!("cannot delete backup {name}: {problem}"))),
-        }
-    } else {
-        None
+    let requests = context.api::<DeleteBackupRequest>();
+    patch_status(&requests, &request.name_any(), json!({ "phase": RequestPhase::InProgress })).await?;
+    let location = match deletable_location(context, &backup).await? {
+        Ok(location) => location,
+        Err(refused) => return Ok(Err(refused)),
     };
-    if let Some(location) = &location {
-        if let Err(refused) = check_deletable(&backup, &[], Some(&location.object)) {
-            return Ok(Err(refused.to_string()));
-        }
-        if let Err(error) = location.store.check_reachable().await {
-            return Ok(Err(format!("cannot delete backup {name}: {error}")));
-        }
-    }
+    let backups = context.api::<Backup>();
+    let deleting = json!({ "status": { "phase": BackupPhase::Deleting } });
     backups
-        .patch_status(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "status": { "phase": BackupPhase::Deleting } })),
-        )
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(deleting))
         .await
         .doing(|| format!("marking backup {name} Deleting"))?;
-    if let Some(location) = &location {
-        // Only this backup's own data goes: the record must be the one this object wrote (or the one sync made
-        // it from). A record of the same name written by another cluster, or none at all, stays untouched.
-        let owned = match read_backup(&location.store, &name).await {
-            Ok(Some(record)) => {
-                record.is_written_by(&live_uid) || backup.annotations().contains_key(labels::SYNCED_FROM_BUCKET)
-            }
-            Ok(None) => false,
-            Err(error) => return Ok(Err(format!("reading the record of backup {name} failed: {error}"))),
-        };
-        if owned {
-            let removed = match location.store.delete_backup(&name).await {
-                Ok(removed) => removed,
-                Err(error) => return Ok(Err(format!("deleting the stored data of backup {name} failed: {error}"))),
-            };
-            tracing::info!(backup = %name, keys = removed, location = %location.name(), "stored data deleted");
-        } else {
-            tracing::info!(backup = %name, location = %location.name(), "no stored record of this backup's own; only the object goes");
-        }
+    if let Some(location) = &location
+        && let Err(failed) = delete_stored(&backup, location).await
+    {
+        return Ok(Err(failed));
     }
     for restore in made_from {
         let restore_name = restore.name_any();
@@ -184,7 +129,95 @@ async fn delete(context: &Context, request: &DeleteBackupRequest) -> Result<Resu
         }
         delete_exact(&restores, &restore_name, restore.uid().as_deref()).await?;
     }
-    delete_exact(&backups, &name, Some(&live_uid)).await?;
+    delete_exact(&backups, &name, backup.uid().as_deref()).await?;
     tracing::info!(backup = %name, "backup deleted");
     Ok(Ok(()))
+}
+
+/// The Backup the request is for, labelled onto the request: `Ok(None)` when it is already gone from an
+/// earlier attempt, the refusal when it never existed or is not the one the request was made for (a
+/// re-created or synced backup of the same name).
+async fn target(
+    context: &Context,
+    request: &DeleteBackupRequest,
+) -> Result<Result<Option<Backup>, String>, ReconcileError> {
+    let name = request.spec.backup_name.clone();
+    let Some(backup) = context.api::<Backup>().get_opt(&name).await.doing(|| format!("reading backup {name}"))? else {
+        // Started earlier (by a server that stopped midway) and the backup is gone: the deletion is done.
+        if request.status.as_ref().and_then(|s| s.phase) == Some(RequestPhase::InProgress) {
+            return Ok(Ok(None));
+        }
+        return Ok(Err(format!("backup {name} does not exist in namespace {}", context.namespace)));
+    };
+    let live_uid = backup.uid().unwrap_or_default();
+    if let Some(wanted) = request.labels().get(labels::BACKUP_UID)
+        && !wanted.is_empty()
+        && *wanted != live_uid
+    {
+        return Ok(Err(format!(
+            "backup {name} is not the one this request was made for (uid {wanted}, now {live_uid}); nothing was \
+             deleted. Request the deletion again if this backup is to go"
+        )));
+    }
+    let request_name = request.name_any();
+    let labels = json!({ "metadata": { "labels": {
+        labels::BACKUP_NAME: label_value(&name),
+        labels::BACKUP_UID: live_uid,
+    } } });
+    context
+        .api::<DeleteBackupRequest>()
+        .patch(&request_name, &PatchParams::default(), &Patch::Merge(labels))
+        .await
+        .doing(|| format!("labelling delete request {request_name}"))?;
+    Ok(Ok(Some(backup)))
+}
+
+/// The location holding the backup's data, checked to allow a deletion and reachable; `None` when the
+/// backup stored nothing (what its location holds under its name, if anything, is another backup's).
+async fn deletable_location(
+    context: &Context,
+    backup: &Backup,
+) -> Result<Result<Option<OpenLocation>, String>, ReconcileError> {
+    if !stores_data(backup) {
+        return Ok(Ok(None));
+    }
+    let name = backup.name_any();
+    let location = match locations::open(context, &backup.spec.storage_location).await {
+        Ok(location) => location,
+        Err(problem) if problem.is_transient() => return Err(ReconcileError::Transient(problem.to_string())),
+        Err(problem) => return Ok(Err(format!("cannot delete backup {name}: {problem}"))),
+    };
+    if let Err(refused) = check_deletable(backup, &[], Some(&location.object)) {
+        return Ok(Err(refused.to_string()));
+    }
+    if let Err(error) = location.store.check_reachable().await {
+        return Ok(Err(format!("cannot delete backup {name}: {error}")));
+    }
+    Ok(Ok(Some(location)))
+}
+
+/// Deletes the backup's stored data, only if it is this backup's own: the record must be the one this object
+/// wrote (or the one sync made it from). A record of the same name written by another cluster, or none at
+/// all, stays untouched.
+async fn delete_stored(backup: &Backup, location: &OpenLocation) -> Result<(), String> {
+    let name = backup.name_any();
+    let live_uid = backup.uid().unwrap_or_default();
+    let owned = match read_backup(&location.store, &name).await {
+        Ok(Some(record)) => {
+            record.is_written_by(&live_uid) || backup.annotations().contains_key(labels::SYNCED_FROM_BUCKET)
+        }
+        Ok(None) => false,
+        Err(error) => return Err(format!("reading the record of backup {name} failed: {error}")),
+    };
+    if !owned {
+        tracing::info!(backup = %name, location = %location.name(), "no stored record of this backup's own; only the object goes");
+        return Ok(());
+    }
+    let removed = location
+        .store
+        .delete_backup(&name)
+        .await
+        .map_err(|error| format!("deleting the stored data of backup {name} failed: {error}"))?;
+    tracing::info!(backup = %name, keys = removed, location = %location.name(), "stored data deleted");
+    Ok(())
 }

@@ -199,6 +199,26 @@ pub async fn run_controller<K, F, Fut>(
         .await;
 }
 
+/// Starts every controller and periodic loop; each stops when `stopping` is cancelled.
+pub fn spawn_all(context: &Arc<Context>, stopping: &tokio_util::sync::CancellationToken) -> tokio::task::JoinSet<()> {
+    let stop = || stopping.clone().cancelled_owned();
+    let mut set = tokio::task::JoinSet::new();
+    set.spawn(run_controller::<cairn_api::Backup, _, _>(context.clone(), backup::reconcile, stop()));
+    set.spawn(run_controller::<cairn_api::Restore, _, _>(context.clone(), restore::reconcile, stop()));
+    set.spawn(run_controller::<cairn_api::Schedule, _, _>(context.clone(), schedule::reconcile, stop()));
+    set.spawn(run_controller::<cairn_api::DeleteBackupRequest, _, _>(context.clone(), deletion::reconcile, stop()));
+    set.spawn(run_controller::<cairn_api::ServerStatusRequest, _, _>(
+        context.clone(),
+        server_status::reconcile,
+        stop(),
+    ));
+    set.spawn(run_controller::<cairn_api::DownloadRequest, _, _>(context.clone(), download::reconcile, stop()));
+    set.spawn(locations::run(context.clone(), stop()));
+    set.spawn(gc::run(context.clone(), stop()));
+    set.spawn(totals::run(context.clone(), stop()));
+    set
+}
+
 /// While an engine runs, writes `to_status` of its latest counters to the object's status every two seconds.
 /// Ends when the engine drops its sender; the caller aborts it otherwise.
 pub async fn report_progress<K, P>(

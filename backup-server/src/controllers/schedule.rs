@@ -32,26 +32,16 @@ pub async fn reconcile(object: Arc<ScheduleObject>, context: Arc<Context>) -> Re
     };
     let uid = object.uid();
     let uid = uid.as_deref();
-    let mut problems = Vec::new();
-    let schedule = match object.spec.schedule.parse::<Schedule>() {
-        Ok(schedule) => Some(schedule),
-        Err(error) => {
-            problems.push(error.to_string());
-            None
+    let schedule = match validate(&object) {
+        Ok(schedule) => schedule,
+        Err(problems) => {
+            if object.phase() != SchedulePhase::FailedValidation {
+                tracing::warn!(schedule = %name, "failed validation: {problems:?}");
+                let status = json!({ "phase": SchedulePhase::FailedValidation, "validationErrors": problems });
+                patch_status(&api, &name, uid, status).await?;
+            }
+            return Ok(Action::await_change());
         }
-    };
-    if !object.spec.template.ttl.is_empty()
-        && let Err(error) = parse_duration(&object.spec.template.ttl)
-    {
-        problems.push(format!("invalid template.ttl: {error}"));
-    }
-    let Some(schedule) = schedule.filter(|_| problems.is_empty()) else {
-        if object.phase() != SchedulePhase::FailedValidation {
-            tracing::warn!(schedule = %name, "failed validation: {problems:?}");
-            let status = json!({ "phase": SchedulePhase::FailedValidation, "validationErrors": problems });
-            patch_status(&api, &name, uid, status).await?;
-        }
-        return Ok(Action::await_change());
     };
     if object.phase() != SchedulePhase::Enabled {
         patch_status(&api, &name, uid, json!({ "phase": SchedulePhase::Enabled, "validationErrors": null })).await?;
@@ -60,28 +50,10 @@ pub async fn reconcile(object: Arc<ScheduleObject>, context: Arc<Context>) -> Re
         return Ok(Action::await_change());
     }
 
-    let status = object.status.clone().unwrap_or_default();
     let backups = schedule_backups(&context, &name).await?;
     let busy =
         backups.iter().any(|b| b.phase().is_active() && !b.annotations().contains_key(labels::SYNCED_FROM_BUCKET));
-    // A backup this schedule made counts as a firing even when recording it in lastBackup failed, so a
-    // lost status write never fires the same backup twice.
-    // (Objects sync created carry the label too, but their creation time is the sync's: they do not count.)
-    let newest = backups
-        .iter()
-        .filter(|b| !b.annotations().contains_key(labels::SYNCED_FROM_BUCKET))
-        .filter_map(|b| b.creation_timestamp().map(|t| t.0))
-        .max();
-    let last_backup = match (status.last_backup.map(|t| t.0), newest) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    };
-    let history = History {
-        created: object.creation_timestamp().map(|t| t.0).unwrap_or_else(Timestamp::now),
-        last_backup,
-        last_skipped: status.last_skipped.map(|t| t.0),
-        skip_immediately: object.spec.skip_immediately.unwrap_or(false),
-    };
+    let history = history(&object, &backups);
     let now = Timestamp::now();
     let next = match decide(&schedule, history, now, busy) {
         Ok(Firing::Wait { next }) => next,
@@ -102,6 +74,40 @@ pub async fn reconcile(object: Arc<ScheduleObject>, context: Arc<Context>) -> Re
         }
     };
     Ok(Action::requeue(until(next, Timestamp::now())))
+}
+
+/// The schedule's expression, or why the schedule cannot be used.
+fn validate(object: &ScheduleObject) -> Result<Schedule, Vec<String>> {
+    let mut problems = Vec::new();
+    let schedule = object.spec.schedule.parse::<Schedule>().map_err(|error| problems.push(error.to_string())).ok();
+    if !object.spec.template.ttl.is_empty()
+        && let Err(error) = parse_duration(&object.spec.template.ttl)
+    {
+        problems.push(format!("invalid template.ttl: {error}"));
+    }
+    schedule.filter(|_| problems.is_empty()).ok_or(problems)
+}
+
+/// What the schedule remembers of its past. A backup it made counts as a firing even when recording it in
+/// lastBackup failed, so a lost status write never fires the same backup twice. (Objects sync created
+/// carry the schedule's label too, but their creation time is the sync's: they do not count.)
+fn history(object: &ScheduleObject, backups: &[Backup]) -> History {
+    let status = object.status.clone().unwrap_or_default();
+    let newest = backups
+        .iter()
+        .filter(|b| !b.annotations().contains_key(labels::SYNCED_FROM_BUCKET))
+        .filter_map(|b| b.creation_timestamp().map(|t| t.0))
+        .max();
+    let last_backup = match (status.last_backup.map(|t| t.0), newest) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    History {
+        created: object.creation_timestamp().map(|t| t.0).unwrap_or_else(Timestamp::now),
+        last_backup,
+        last_skipped: status.last_skipped.map(|t| t.0),
+        skip_immediately: object.spec.skip_immediately.unwrap_or(false),
+    }
 }
 
 /// How long to wait from `now` until `next`, at least 200 ms.

@@ -1,0 +1,163 @@
+//! The plan step of a backup, before the first byte is written: the request checked (name, TTL, a free name
+//! in a reachable location), the cluster discovered, the selection compiled, the namespaces that exclude
+//! themselves and the custom types found, and the list tasks to run, CRDs and namespaces first.
+
+use std::{collections::BTreeSet, time::Duration};
+
+use cairn_api::Compression;
+use cairn_kube::{
+    discovery::{Discovery, ResourceType},
+    report::{Problem, RunLog},
+    resources::{CRDS, NAMESPACES},
+};
+use jiff::Timestamp;
+use kube::Client;
+
+use super::{BackupError, BackupRequest, BackupResults, collect::list_filtered, validate_name};
+use crate::{
+    selection::{Selection, excluded_by_label},
+    store::Store,
+};
+
+/// One LIST to run: a type across all namespaces, or in one.
+#[derive(Debug, Clone)]
+pub(super) struct ListTask {
+    /// The type, at its preferred version.
+    pub(super) resource_type: ResourceType,
+    /// The namespace, when the selection names exact namespaces.
+    pub(super) namespace: Option<String>,
+}
+
+/// What a backup will do.
+pub(super) struct BackupPlan {
+    /// The backup's name.
+    pub(super) name: String,
+    /// Its lifetime.
+    pub(super) ttl: Duration,
+    /// The archive's compression.
+    pub(super) compression: Compression,
+    /// When it started.
+    pub(super) started: Timestamp,
+    /// The cluster's types.
+    pub(super) discovery: Discovery,
+    /// What is selected.
+    pub(super) selection: Selection,
+    /// Namespaces labelled to be left out, with everything in them.
+    pub(super) excluded_namespaces: BTreeSet<String>,
+    /// Types a CRD defines (`plural.group`).
+    pub(super) custom_types: BTreeSet<String>,
+    /// The lists to run.
+    pub(super) tasks: Vec<ListTask>,
+    /// Warnings found while planning.
+    pub(super) results: BackupResults,
+    /// The run's log so far.
+    pub(super) log: RunLog,
+}
+
+/// Plans the backup `request` into `store`. Nothing is written; an error means the backup never started.
+pub(super) async fn plan(client: &Client, store: &Store, request: &BackupRequest) -> Result<BackupPlan, BackupError> {
+    let name = request.name.clone();
+    validate_name(&name)?;
+    let ttl = super::retention::effective_ttl(&request.spec.ttl, cairn_api::DEFAULT_TTL)?;
+    let compression = request.spec.compression.unwrap_or(Compression::Zstd);
+    store.check_reachable().await?;
+    if super::read_backup(store, &name).await?.is_some() {
+        return Err(BackupError::Exists { name, location: store.location().to_string() });
+    }
+    let mut log = RunLog::default();
+    let started = Timestamp::now();
+    log.info(format!("backup {name} starting into {}", store.location()));
+    let discovery = Discovery::run(client).await?;
+    let selection = Selection::compile(&request.spec.selection, &discovery)?;
+    let results = planning_warnings(&discovery, &selection, &mut log);
+    let failed = |reason: String| BackupError::Failed { name: name.clone(), reason, recorded: false };
+    let excluded_namespaces = excluded_namespaces(client, &discovery).await.map_err(failed)?;
+    let custom_types = custom_types(client, &discovery).await.map_err(failed)?;
+    let (types, tasks) = list_tasks(&discovery, &selection, &excluded_namespaces);
+    log.info(format!("{types} resource types selected, {} lists to run", tasks.len()));
+    Ok(BackupPlan {
+        name,
+        ttl,
+        compression,
+        started,
+        discovery,
+        selection,
+        excluded_namespaces,
+        custom_types,
+        tasks,
+        results,
+        log,
+    })
+}
+
+/// Warnings known before anything is listed: API groups that could not be read, types that do not exist.
+fn planning_warnings(discovery: &Discovery, selection: &Selection, log: &mut RunLog) -> BackupResults {
+    let mut results = BackupResults::default();
+    for warning in &discovery.warnings {
+        let reason = format!(
+            "API group {} could not be read; its types are not backed up: {}",
+            warning.group_version, warning.reason
+        );
+        log.warn(&reason);
+        results.warnings.push(Problem::general(reason));
+    }
+    for unknown in &selection.unknown_resources {
+        let reason = "no such resource type on this server; ignored".to_owned();
+        log.warn(format!("{unknown}: {reason}"));
+        results.warnings.push(Problem { resource: Some(unknown.clone()), namespace: None, name: None, reason });
+    }
+    results
+}
+
+/// Namespaces carrying the exclude label: they take all their objects out.
+async fn excluded_namespaces(client: &Client, discovery: &Discovery) -> Result<BTreeSet<String>, String> {
+    let Some(namespaces) = discovery.by_group_resource(NAMESPACES) else { return Ok(BTreeSet::new()) };
+    let labelled = list_filtered(client, namespaces, |n| excluded_by_label(&n.labels))
+        .await
+        .map_err(|e| format!("listing namespaces failed: {e}"))?;
+    Ok(labelled.into_iter().map(|n| n.name).collect())
+}
+
+/// Custom resource types are exactly those a CRD defines; a CRD's name is its `plural.group`. Only the
+/// names are kept: CRDs can be large.
+async fn custom_types(client: &Client, discovery: &Discovery) -> Result<BTreeSet<String>, String> {
+    let mut custom_types = BTreeSet::new();
+    if let Some(crds) = discovery.by_group_resource(CRDS) {
+        list_filtered(client, crds, |crd| {
+            custom_types.insert(crd.name.clone());
+            false
+        })
+        .await
+        .map_err(|e| format!("listing CustomResourceDefinitions failed: {e}"))?;
+    }
+    Ok(custom_types)
+}
+
+/// The selected types, and one list task per type (or per type and namespace, when the selection names
+/// exact namespaces); CRDs and namespaces first, so an archive read front to back meets them before what
+/// needs them.
+fn list_tasks(
+    discovery: &Discovery,
+    selection: &Selection,
+    excluded_namespaces: &BTreeSet<String>,
+) -> (usize, Vec<ListTask>) {
+    let mut types: Vec<&ResourceType> = discovery.types.iter().filter(|t| selection.includes_type(t)).collect();
+    types.sort_by_key(|t| match t.group_resource().as_str() {
+        CRDS => 0,
+        NAMESPACES => 1,
+        _ => 2,
+    });
+    let exact = selection.exact_namespaces();
+    let tasks = types
+        .iter()
+        .flat_map(|&resource_type| match (&exact, resource_type.namespaced) {
+            (Some(names), true) => names
+                .iter()
+                .filter(|ns| !excluded_namespaces.contains(*ns))
+                .map(|ns| ListTask { resource_type: resource_type.clone(), namespace: Some(ns.clone()) })
+                .collect(),
+            _ => vec![ListTask { resource_type: resource_type.clone(), namespace: None }],
+        })
+        .collect();
+    (types.len(), tasks)
+}
