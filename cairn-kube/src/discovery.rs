@@ -43,6 +43,19 @@ pub struct ResourceType {
 }
 
 impl ResourceType {
+    /// Core `v1` namespaces: served by every API server, so known before discovery runs.
+    pub fn namespaces() -> ResourceType {
+        ResourceType {
+            group: String::new(),
+            version: "v1".into(),
+            resource: crate::resources::NAMESPACES.into(),
+            singular: "namespace".into(),
+            kind: "Namespace".into(),
+            namespaced: false,
+            short_names: vec!["ns".into()],
+        }
+    }
+
     /// `v1` for the core group, else `group/version`.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }

@@ -21,13 +21,14 @@ use cairn_kube::{
     discovery::ResourceType,
     errors::{describe, is_not_found},
     report::{Problem, RunLog, Severity},
+    resources::{CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES, CRDS, PVCS, PVS},
 };
 
 use super::{
     BackupProgress, BackupResults,
     collect::{Listed, list_filtered, page_url, parse_object, parse_page},
     plan::{BackupPlan, ListTask},
-    related::{Related, binding_role_for, kinds},
+    related::{Related, binding_role_for},
     sink::SinkObject,
 };
 use crate::selection::is_namespace_type;
@@ -217,7 +218,7 @@ async fn add_related(client: &Client, shared: &Collector<'_>) -> bool {
     let (selection, discovery) = (&shared.plan.selection, &shared.plan.discovery);
     let type_of = |group_resource: &str| discovery.by_group_resource(group_resource);
     // Pods -> PVCs, then PVCs -> PVs (the new PVCs add volumes).
-    if let Some(pvc) = type_of(kinds::PVC).filter(|t| selection.includes_resource(t)) {
+    if let Some(pvc) = type_of(PVCS).filter(|t| selection.includes_resource(t)) {
         let claims: Vec<_> = shared
             .related
             .lock()
@@ -230,7 +231,7 @@ async fn add_related(client: &Client, shared: &Collector<'_>) -> bool {
             return false;
         }
     }
-    if let Some(pv) = type_of(kinds::PV).filter(|t| selection.includes_related(t)) {
+    if let Some(pv) = type_of(PVS).filter(|t| selection.includes_related(t)) {
         let volumes: Vec<_> =
             shared.related.lock().expect("related lock").volumes.iter().map(|n| (None, n.clone())).collect();
         if !fetch_related(client, shared, pv, volumes).await {
@@ -240,7 +241,7 @@ async fn add_related(client: &Client, shared: &Collector<'_>) -> bool {
     // ServiceAccounts -> ClusterRoleBindings naming them -> their ClusterRoles.
     let accounts = shared.related.lock().expect("related lock").service_accounts.clone();
     if let (Some(crb), Some(role), false) =
-        (type_of(kinds::CLUSTER_ROLE_BINDING), type_of(kinds::CLUSTER_ROLE), accounts.is_empty())
+        (type_of(CLUSTER_ROLE_BINDINGS), type_of(CLUSTER_ROLES), accounts.is_empty())
         && selection.includes_related(crb)
     {
         let listed = list_filtered(client, crb, |b| binding_role_for(&b.json, &accounts).is_some()).await;
@@ -252,7 +253,7 @@ async fn add_related(client: &Client, shared: &Collector<'_>) -> bool {
         let roles: BTreeSet<String> = bindings.iter().filter_map(|b| binding_role_for(&b.json, &accounts)).collect();
         let bindings: Vec<Listed> = {
             let related = shared.related.lock().expect("related lock");
-            bindings.into_iter().filter(|b| !related.is_written(kinds::CLUSTER_ROLE_BINDING, None, &b.name)).collect()
+            bindings.into_iter().filter(|b| !related.is_written(CLUSTER_ROLE_BINDINGS, None, &b.name)).collect()
         };
         if !shared.send(crb, bindings).await {
             return false;
@@ -264,7 +265,7 @@ async fn add_related(client: &Client, shared: &Collector<'_>) -> bool {
         }
     }
     // Custom resources -> their CRDs.
-    if let Some(crd) = type_of(kinds::CRD).filter(|t| selection.includes_related(t)) {
+    if let Some(crd) = type_of(CRDS).filter(|t| selection.includes_related(t)) {
         let definitions: Vec<_> =
             shared.related.lock().expect("related lock").definitions.iter().map(|d| (None, d.clone())).collect();
         if !fetch_related(client, shared, crd, definitions).await {

@@ -1,6 +1,7 @@
 //! Related objects that come along with selected ones, as in Velero: a Pod's PVCs, a PVC's PV, a
 //! ServiceAccount's ClusterRoleBindings and their ClusterRoles, and the CRD of every custom resource.
 
+use cairn_kube::resources::{CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES, CRDS, PODS, PVCS, PVS, SERVICE_ACCOUNTS};
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
@@ -22,25 +23,8 @@ pub struct Related {
     pub written: BTreeMap<&'static str, BTreeSet<(Option<String>, String)>>,
 }
 
-/// The core and RBAC group-resources that related objects belong to.
-pub mod kinds {
-    /// PersistentVolumeClaims.
-    pub const PVC: &str = "persistentvolumeclaims";
-    /// PersistentVolumes.
-    pub const PV: &str = "persistentvolumes";
-    /// Pods.
-    pub const POD: &str = "pods";
-    /// ServiceAccounts.
-    pub const SERVICE_ACCOUNT: &str = "serviceaccounts";
-    /// ClusterRoleBindings.
-    pub const CLUSTER_ROLE_BINDING: &str = "clusterrolebindings.rbac.authorization.k8s.io";
-    /// ClusterRoles.
-    pub const CLUSTER_ROLE: &str = "clusterroles.rbac.authorization.k8s.io";
-    /// CustomResourceDefinitions.
-    pub const CRD: &str = "customresourcedefinitions.apiextensions.k8s.io";
-    /// Every type whose written objects are tracked.
-    pub const TRACKED: [&str; 5] = [PVC, PV, CLUSTER_ROLE_BINDING, CLUSTER_ROLE, CRD];
-}
+/// Every type whose written objects are tracked: the types related objects can have.
+const TRACKED: [&str; 5] = [PVCS, PVS, CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES, CRDS];
 
 #[derive(Deserialize)]
 struct PodLike {
@@ -102,7 +86,7 @@ struct RoleRef {
 impl Related {
     /// Whether `group_resource` objects are tracked in [`Related::written`].
     pub fn tracks(group_resource: &str) -> Option<&'static str> {
-        kinds::TRACKED.into_iter().find(|k| *k == group_resource)
+        TRACKED.into_iter().find(|k| *k == group_resource)
     }
 
     /// Notes a written object: remembers it if its type is tracked, and what it refers to.
@@ -111,14 +95,14 @@ impl Related {
             self.written.entry(kind).or_default().insert((namespace.map(str::to_owned), name.to_owned()));
         }
         match group_resource {
-            kinds::POD => {
+            PODS => {
                 if let (Ok(pod), Some(ns)) = (serde_json::from_slice::<PodLike>(json), namespace) {
                     for claim in pod.spec.volumes.into_iter().filter_map(|v| v.persistent_volume_claim) {
                         self.claims.insert((ns.to_owned(), claim.claim_name));
                     }
                 }
             }
-            kinds::PVC => {
+            PVCS => {
                 if let Ok(ClaimLike { spec: ClaimSpecLike { volume_name: Some(volume) } }) =
                     serde_json::from_slice(json)
                     && !volume.is_empty()
@@ -126,7 +110,7 @@ impl Related {
                     self.volumes.insert(volume);
                 }
             }
-            kinds::SERVICE_ACCOUNT => {
+            SERVICE_ACCOUNTS => {
                 if let Some(ns) = namespace {
                     self.service_accounts.insert((ns.to_owned(), name.to_owned()));
                 }
@@ -161,12 +145,12 @@ mod tests {
     fn pods_lead_to_their_claims_and_claims_to_their_volumes() {
         let mut related = Related::default();
         let pod = br#"{"spec":{"volumes":[{"name":"d","persistentVolumeClaim":{"claimName":"data"}},{"name":"c","configMap":{"name":"x"}}]}}"#;
-        related.note(kinds::POD, Some("web"), "p", pod);
-        related.note(kinds::PVC, Some("web"), "data", br#"{"spec":{"volumeName":"pv-1"}}"#);
+        related.note(PODS, Some("web"), "p", pod);
+        related.note(PVCS, Some("web"), "data", br#"{"spec":{"volumeName":"pv-1"}}"#);
         assert!(related.claims.contains(&("web".to_owned(), "data".to_owned())));
         assert!(related.volumes.contains("pv-1"));
-        assert!(related.is_written(kinds::PVC, Some("web"), "data"));
-        assert!(!related.is_written(kinds::PV, None, "pv-1"));
+        assert!(related.is_written(PVCS, Some("web"), "data"));
+        assert!(!related.is_written(PVS, None, "pv-1"));
     }
 
     #[test]

@@ -163,7 +163,7 @@ impl AwsConfig {
 impl InstallOptions {
     /// Refuses values the cluster would refuse or the server could not use, naming the fix.
     pub fn validate(&self) -> Result<(), InstallError> {
-        if !is_dns_label(&self.namespace) {
+        if !cairn_kube::names::is_valid_label(&self.namespace) {
             return Err(InstallError::Namespace(self.namespace.clone()));
         }
         if self.image.trim().is_empty() || self.image.contains(char::is_whitespace) {
@@ -226,11 +226,6 @@ impl DefaultLocation {
             }
         }
     }
-}
-
-/// Whether `name` is a DNS-1123 label (what a namespace name must be).
-fn is_dns_label(name: &str) -> bool {
-    name.len() <= 63 && !name.contains('.') && cairn_kube::names::is_valid_name(name)
 }
 
 /// Whether `key` is a Kubernetes qualified name, what an annotation key must be: an optional DNS-1123

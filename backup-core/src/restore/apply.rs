@@ -17,11 +17,16 @@ use super::{
     decide::{self, Desired, Existing, LEFT_ALONE, OnError, Prepared, Rules},
 };
 use cairn_kube::{
-    client::get_text,
+    client::{get_text, send_json as send},
     discovery::{Discovery, ResourceType},
     errors::describe,
     report::RunLog,
+    resources::NAMESPACES,
 };
+
+/// Content types of what is sent.
+const JSON: &str = "application/json";
+const MERGE_PATCH: &str = "application/merge-patch+json";
 
 /// How long a restored CRD may take to become Established before the restore goes on without it.
 const CRD_WAIT: Duration = Duration::from_secs(60);
@@ -55,23 +60,6 @@ pub(crate) struct Applier<'a> {
     namespaces: Mutex<BTreeSet<String>>,
     /// Custom resource types whose CRD this restore creates (in a dry run they are not served yet).
     planned_types: BTreeSet<String>,
-}
-
-/// Sends `body` and discards the server's echo of the object.
-async fn send(
-    client: &Client,
-    method: http::Method,
-    path: &str,
-    content_type: &str,
-    body: &Value,
-) -> Result<(), kube::Error> {
-    let request = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header(http::header::CONTENT_TYPE, content_type)
-        .body(serde_json::to_vec(body).expect("JSON serializes"))
-        .expect("a request builds");
-    client.request_text(request).await.map(drop)
 }
 
 impl<'a> Applier<'a> {
@@ -138,15 +126,17 @@ impl<'a> Applier<'a> {
         if self.namespaces.lock().expect("namespaces lock").contains(namespace) {
             return Ok(());
         }
-        let path = format!("/api/v1/namespaces/{namespace}");
-        match get_text(self.client, &path).await {
+        let namespaces = self.discovery.read().await.by_group_resource(NAMESPACES).cloned();
+        let namespaces = namespaces.unwrap_or_else(ResourceType::namespaces);
+        match get_text(self.client, &namespaces.object_path(None, namespace)).await {
             Ok(_) => {}
             Err(error) if is_not_found(&error) => {
                 let mut bare = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
-                self.rules.transform.apply("namespaces", &mut bare);
+                self.rules.transform.apply(NAMESPACES, &mut bare);
                 bare["metadata"]["name"] = Value::String(namespace.to_owned());
                 if !self.rules.dry_run {
-                    match send(self.client, http::Method::POST, "/api/v1/namespaces", "application/json", &bare).await {
+                    let created = send(self.client, http::Method::POST, &namespaces.list_path(None), JSON, &bare).await;
+                    match created {
                         Ok(()) => {}
                         Err(error) if is_conflict(&error) => {}
                         Err(e) => return Err(e),
@@ -184,7 +174,7 @@ impl<'a> Applier<'a> {
             return Applied::Retry(Pending { desired, reason });
         }
         let path = format!("{}{}", resource_type.list_path(namespace.as_deref()), self.dry_run_query());
-        match send(self.client, http::Method::POST, &path, "application/json", &desired.object).await {
+        match send(self.client, http::Method::POST, &path, JSON, &desired.object).await {
             Ok(()) => Applied::Done(desired.result(ItemOutcome::Created, None)),
             Err(error) if is_conflict(&error) => self.existing(desired, &resource_type, namespace.as_deref()).await,
             Err(error) => {
@@ -216,7 +206,7 @@ impl<'a> Applier<'a> {
             }
             Existing::Patch(patch, changes) => {
                 let path = format!("{path}{}", self.dry_run_query());
-                match send(self.client, http::Method::PATCH, &path, "application/merge-patch+json", &patch).await {
+                match send(self.client, http::Method::PATCH, &path, MERGE_PATCH, &patch).await {
                     Ok(()) => {
                         let mut result = desired.result(ItemOutcome::Updated, None);
                         result.changes = changes;

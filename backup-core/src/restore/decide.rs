@@ -11,7 +11,7 @@ use super::{
     ExistingResourcePolicy, IndexEntry, ItemOutcome, ItemResult,
     transform::{Transform, changed_fields, merge_patch, skip_reason, strip},
 };
-use cairn_kube::discovery::ResourceType;
+use cairn_kube::{discovery::ResourceType, resources::NAMESPACES};
 
 use crate::{archive::check_entry, selection::Selection};
 
@@ -96,7 +96,7 @@ pub(crate) fn prepare(entry: &IndexEntry, bytes: &[u8], rules: &Rules<'_>) -> Pr
         Ok(_) => return failed("the archived object is not a JSON object".into()),
         Err(e) => return failed(format!("unreadable JSON: {e}")),
     };
-    if entry.group_resource != "namespaces" {
+    if entry.group_resource != NAMESPACES {
         let labels: BTreeMap<String, String> =
             object.pointer("/metadata/labels").and_then(|l| serde_json::from_value(l.clone()).ok()).unwrap_or_default();
         if !rules.selection.labels_match(&labels) {

@@ -3,20 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use super::RestoreError;
+use cairn_kube::names::is_valid_label;
 
-/// Whether `name` can name a namespace (a DNS-1123 label).
-fn is_namespace_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 63
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
-}
+use super::RestoreError;
 
 /// Checks a mapping: every side names a namespace.
 pub fn check_mapping(mapping: &BTreeMap<String, String>) -> Result<(), RestoreError> {
-    match mapping.iter().find(|(from, to)| !is_namespace_name(from) || !is_namespace_name(to)) {
+    match mapping.iter().find(|(from, to)| !is_valid_label(from) || !is_valid_label(to)) {
         Some((from, to)) => Err(RestoreError::Mapping(format!("{from}:{to}"))),
         None => Ok(()),
     }

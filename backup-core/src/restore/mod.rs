@@ -18,7 +18,7 @@ mod transform;
 
 pub use inspect::{StoredResults, find_restore, list_restores, read_restore_log, read_restore_results};
 pub use mapping::{check_mapping, parse_mappings};
-pub use order::{CRDS, HIGH_PRIORITY, LOW_PRIORITY, NEVER_RESTORED, WAVES, wave_of};
+pub use order::{HIGH_PRIORITY, LOW_PRIORITY, NEVER_RESTORED, WAVES, wave_of};
 pub use record::{
     ExistingResourcePolicy, ItemOutcome, ItemResult, RestoreOutcome, RestorePhase, RestoreRecord, RestoreSpec,
     RestoreStatus,

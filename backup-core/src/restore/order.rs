@@ -3,6 +3,8 @@
 //! at a time, then every other type together, then the low list: webhook configurations and aggregated
 //! APIs, which call Services that must exist first.
 
+use cairn_kube::resources::CRDS;
+
 /// Group-resources never restored (as in Velero): nodes and events belong to the cluster, Cairn's and
 /// Velero's own objects to the tool, CSI node objects and attachments to the kubelet.
 pub const NEVER_RESTORED: &[&str] = &[
@@ -16,9 +18,6 @@ pub const NEVER_RESTORED: &[&str] = &[
     "backups.velero.io",
     "restores.velero.io",
 ];
-
-/// CRDs: first, alone, and waited for.
-pub const CRDS: &str = "customresourcedefinitions.apiextensions.k8s.io";
 
 /// Velero's high-priority list, restored one type at a time in this order after CRDs.
 pub const HIGH_PRIORITY: &[&str] = &[

@@ -1,6 +1,7 @@
 //! What happens to an object between the archive and the API server, and how it is compared with what is
 //! already there. Pure functions over JSON: no I/O.
 
+use cairn_kube::resources::{CLUSTER_ROLE_BINDINGS, JOBS, NAMESPACES, PODS, PVS, ROLE_BINDINGS, SERVICES};
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
@@ -43,7 +44,7 @@ pub struct Transform<'a> {
 /// Why an object is not restored at all, if it is not: finished pods and jobs, mirror pods.
 pub fn skip_reason(group_resource: &str, object: &Value) -> Option<String> {
     match group_resource {
-        "pods" => {
+        PODS => {
             let phase = object.pointer("/status/phase").and_then(Value::as_str).unwrap_or_default();
             if matches!(phase, "Succeeded" | "Failed") {
                 return Some(format!("the pod has finished ({phase})"));
@@ -52,7 +53,7 @@ pub fn skip_reason(group_resource: &str, object: &Value) -> Option<String> {
                 .pointer("/metadata/annotations/kubernetes.io~1config.mirror")
                 .map(|_| "a mirror pod belongs to its node's kubelet".to_owned())
         }
-        "jobs.batch" => {
+        JOBS => {
             let finished = object.pointer("/status/completionTime").is_some()
                 || object.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|conditions| {
                     conditions.iter().any(|c| {
@@ -86,9 +87,9 @@ pub fn strip(group_resource: &str, object: &mut Value, preserve_node_ports: bool
         map.remove("status");
     }
     match group_resource {
-        "pods" => strip_pod(object),
-        "services" => strip_service(object, preserve_node_ports),
-        "namespaces" => strip_namespace(object),
+        PODS => strip_pod(object),
+        SERVICES => strip_service(object, preserve_node_ports),
+        NAMESPACES => strip_namespace(object),
         _ => {}
     }
 }
@@ -189,9 +190,9 @@ impl Transform<'_> {
         }
         self.map(object.pointer_mut("/metadata/namespace"));
         match group_resource {
-            "namespaces" => self.map(object.pointer_mut("/metadata/name")),
-            "persistentvolumes" => self.map(object.pointer_mut("/spec/claimRef/namespace")),
-            "rolebindings.rbac.authorization.k8s.io" | "clusterrolebindings.rbac.authorization.k8s.io" => {
+            NAMESPACES => self.map(object.pointer_mut("/metadata/name")),
+            PVS => self.map(object.pointer_mut("/spec/claimRef/namespace")),
+            ROLE_BINDINGS | CLUSTER_ROLE_BINDINGS => {
                 if let Some(subjects) = object.get_mut("subjects").and_then(Value::as_array_mut) {
                     for subject in subjects {
                         self.map(subject.get_mut("namespace"));
