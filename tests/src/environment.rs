@@ -77,6 +77,25 @@ impl EnvInfo {
         self.storage_url(prefix).parse::<Location>()?.open(Some(&self.s3_credentials()))
     }
 
+    /// The environment's bucket under `prefix` as a plain object store client with `credentials`, apart from
+    /// Cairn's `Store`: for tests of the S3 server itself.
+    pub fn raw_bucket(
+        &self,
+        prefix: &str,
+        credentials: &S3Credentials,
+    ) -> std::sync::Arc<dyn object_store::ObjectStore> {
+        let s3 = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(&self.s3_bucket)
+            .with_endpoint(&self.s3_endpoint)
+            .with_allow_http(true)
+            .with_region(&self.s3_region)
+            .with_access_key_id(&credentials.access_key_id)
+            .with_secret_access_key(&credentials.secret_access_key)
+            .build()
+            .expect("the test bucket's client builds");
+        std::sync::Arc::new(object_store::prefix::PrefixStore::new(s3, prefix))
+    }
+
     /// The environment's bucket as a Cairn storage location URL, with `prefix` inside it.
     pub fn storage_url(&self, prefix: &str) -> String {
         let path = if prefix.is_empty() { String::new() } else { format!("/{prefix}") };

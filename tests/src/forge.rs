@@ -13,7 +13,6 @@ use backup_core::{
     store::{Layout, Store},
 };
 use jiff::{SignedDuration, Timestamp};
-use object_store::ObjectStoreExt;
 use serde_json::{Value, json};
 
 /// The run id of forged backups.
@@ -47,8 +46,8 @@ pub async fn velero_backup_raw(store: &Store, name: &str, version: &str, entries
     gz.flush().unwrap();
     let archive = gz.finish().unwrap();
     let meta = json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": name}, "status": {"phase": "Completed", "formatVersion": "1.1.0"}});
-    store.objects().put(&Layout.velero_record(name), serde_json::to_vec(&meta).unwrap().into()).await.unwrap();
-    store.objects().put(&Layout.velero_archive(name), archive.into()).await.unwrap();
+    store.overwrite(&Layout.velero_record(name), serde_json::to_vec(&meta).unwrap().into()).await.unwrap();
+    store.overwrite(&Layout.velero_archive(name), archive.into()).await.unwrap();
 }
 
 /// [`velero_backup_raw`] with JSON objects.
@@ -78,8 +77,8 @@ pub async fn cairn_backup(store: &Store, name: &str, objects: &[Forged<'_>]) -> 
     }
     let (archive, manifest, summary) = writer.finish().unwrap();
     let keys = Layout.backup_keys(name, FORGED_RUN, Compression::Zstd);
-    store.objects().put(&keys.archive, archive.into()).await.unwrap();
-    store.objects().put(&keys.manifest, manifest.into()).await.unwrap();
+    store.overwrite(&keys.archive, archive.into()).await.unwrap();
+    store.overwrite(&keys.manifest, manifest.into()).await.unwrap();
     let now = Timestamp::now();
     let record = BackupRecord {
         api_version: API_VERSION.into(),

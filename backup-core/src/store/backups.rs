@@ -112,6 +112,24 @@ impl Store {
         Ok(result.into_stream().map_err(std::io::Error::other))
     }
 
+    /// Writes `bytes` at `key` (a key from [`Layout`]), replacing whatever is there. Cairn itself never
+    /// overwrites (records are create-only, data keys unique per attempt): this is for tools and tests that
+    /// plant or damage files on purpose.
+    pub async fn overwrite(&self, key: &Path, bytes: Bytes) -> Result<(), StoreError> {
+        self.objects().put(key, bytes.into()).await.map(drop).map_err(|e| self.explain(key, e))
+    }
+
+    /// Every key of the location with its size, in listing order: for inventories and for checks that
+    /// nothing was written.
+    pub async fn inventory(&self) -> Result<Vec<(Path, u64)>, StoreError> {
+        self.objects()
+            .list(None)
+            .map_ok(|meta| (meta.location, meta.size))
+            .try_collect()
+            .await
+            .map_err(|e| self.explain(&Path::default(), e))
+    }
+
     /// Deletes the given keys (missing ones are fine).
     pub async fn delete_keys(&self, keys: &[Path]) -> Result<(), StoreError> {
         futures::stream::iter(keys.iter().cloned())

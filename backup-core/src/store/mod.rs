@@ -137,8 +137,9 @@ impl Store {
         &self.location
     }
 
-    /// The object store, with keys relative to the location's prefix.
-    pub fn objects(&self) -> &Arc<dyn ObjectStore> {
+    /// The object store, with keys relative to the location's prefix. Crate-private: every key Cairn reads
+    /// or writes comes from [`Layout`], through the methods of `Store`.
+    pub(crate) fn objects(&self) -> &Arc<dyn ObjectStore> {
         &self.objects
     }
 }

@@ -12,7 +12,6 @@ use std::{
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Node};
 use kube::{Api, api::ListParams};
 use serde::Serialize;
@@ -223,12 +222,8 @@ async fn status(state: &Path, format: StatusFormat) -> anyhow::Result<()> {
     let nodes = Api::<Node>::all(client.clone()).list_metadata(&ListParams::default()).await?;
     let namespaces = Api::<Namespace>::all(client).list_metadata(&ListParams::default()).await?;
     let store = info.open_bucket("")?;
-    let objects: Vec<String> = store
-        .objects()
-        .list(None)
-        .map_ok(|meta| format!("{} ({} bytes)", meta.location, meta.size))
-        .try_collect()
-        .await?;
+    let objects: Vec<String> =
+        store.inventory().await?.into_iter().map(|(key, size)| format!("{key} ({size} bytes)")).collect();
     let report = Status {
         kubernetes_version: version.git_version,
         apiserver_url: info.apiserver_url.clone(),

@@ -308,7 +308,7 @@ async fn unknown_resources_are_warnings_and_bad_input_writes_nothing() {
     let namespace = env.namespace("bad-input").await;
     let prefix = env.bucket_prefix("bad-input");
     let store = env.s3_store(&prefix);
-    let listed = |store: Store| async move { store.objects().list(None).try_collect::<Vec<_>>().await.unwrap() };
+    let listed = |store: Store| async move { store.inventory().await.unwrap() };
 
     let selection = SelectionSpec {
         included_resources: vec!["configmaps".into(), "gizmos".into()],
@@ -420,8 +420,7 @@ async fn tampered_archive_fails_verify_naming_the_item() {
     }
     let tampered = builder.into_inner().unwrap().finish().unwrap();
     let keys = backup_core::backup::backup_keys(&outcome.record);
-    use object_store::ObjectStoreExt;
-    store.objects().put(&keys.archive, tampered.into()).await.unwrap();
+    store.overwrite(&keys.archive, tampered.into()).await.unwrap();
 
     let verification = verify_backup(&store, "sound").await.unwrap();
     assert!(!verification.is_sound());

@@ -10,8 +10,7 @@ use object_store::{ObjectStoreExt, path::Path};
 async fn s3_put_get_list_and_delete_with_real_credentials() {
     let env = TestEnv::get();
     let prefix = env.bucket_prefix("s3-round-trip");
-    let store = env.s3_store(&prefix);
-    let objects = store.objects();
+    let objects = env.info().raw_bucket(&prefix, &env.s3_credentials());
     let (first, second, outside) = (Path::from("items/a.json"), Path::from("items/b.json"), Path::from("other/c.json"));
     for (path, body) in [(&first, "{\"a\":1}"), (&second, "{\"b\":2}"), (&outside, "{}")] {
         objects.put(path, Bytes::from(body).into()).await.unwrap();
@@ -37,17 +36,17 @@ async fn s3_rejects_a_put_signed_with_the_wrong_secret_key() {
     let env = TestEnv::get();
     let prefix = env.bucket_prefix("s3-wrong-secret");
     let wrong = S3Credentials { secret_access_key: "not-the-secret".into(), ..env.s3_credentials() };
-    let store = env.s3_location(&prefix).open(Some(&wrong)).unwrap();
+    let wrong_bucket = env.info().raw_bucket(&prefix, &wrong);
     let path = Path::from("refused.json");
 
-    let error = store.objects().put(&path, Bytes::from_static(b"{}").into()).await.unwrap_err();
+    let error = wrong_bucket.put(&path, Bytes::from_static(b"{}").into()).await.unwrap_err();
     assert!(
         error.to_string().contains("SignatureDoesNotMatch")
             || matches!(error, object_store::Error::Unauthenticated { .. }),
         "unexpected error: {error}"
     );
-    let objects = env.s3_store(&prefix);
-    assert!(matches!(objects.objects().head(&path).await, Err(object_store::Error::NotFound { .. })));
+    let objects = env.info().raw_bucket(&prefix, &env.s3_credentials());
+    assert!(matches!(objects.head(&path).await, Err(object_store::Error::NotFound { .. })));
 }
 
 #[test]
