@@ -23,7 +23,7 @@ use crate::{
 
 /// `cairn backup` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum BackupCommand {
+pub(crate) enum BackupCommand {
     /// Back up the cluster's resources (or a selection): standalone into the storage location, with a server
     /// by creating a Backup object.
     ///
@@ -96,7 +96,7 @@ pub enum BackupCommand {
 
 /// Compression choices on the command line.
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum CompressionArg {
+pub(crate) enum CompressionArg {
     /// tar + zstd (default).
     Zstd,
     /// tar + gzip, Velero's format.
@@ -105,7 +105,7 @@ pub enum CompressionArg {
 
 /// What a backup takes, as `backup create` and `schedule create` spell it (Velero's names).
 #[derive(Debug, Args)]
-pub struct SpecArgs {
+pub(crate) struct SpecArgs {
     #[command(flatten)]
     selection: SelectionArgs,
     /// How long to keep the backup (Go duration: 720h, 72h30m; at most 2562047h). Unset or 0 means the
@@ -141,7 +141,7 @@ impl SpecArgs {
 
     /// Validates the flags into the spec a server runs: the named BackupStorageLocation, or empty for the
     /// server's default.
-    pub fn server_spec(&self) -> anyhow::Result<BackupSpec> {
+    pub(crate) fn server_spec(&self) -> anyhow::Result<BackupSpec> {
         if let Some(location) = &self.storage_location {
             check_name("storage location", location)?;
         }
@@ -149,7 +149,7 @@ impl SpecArgs {
     }
 
     /// The BackupStorageLocation named with `--storage-location`.
-    pub fn storage_location(&self) -> Option<&str> {
+    pub(crate) fn storage_location(&self) -> Option<&str> {
         self.storage_location.as_deref()
     }
 
@@ -163,7 +163,7 @@ impl SpecArgs {
 
     /// Checks that the location named with `--storage-location`, if any, exists on the server and takes
     /// backups, so a typo fails now rather than as a FailedValidation later.
-    pub async fn check_storage_location(&self, server: &ServerApi) -> anyhow::Result<()> {
+    pub(crate) async fn check_storage_location(&self, server: &ServerApi) -> anyhow::Result<()> {
         if let Some(name) = &self.storage_location {
             server.location_for_backup(name).await?;
         }
@@ -173,7 +173,7 @@ impl SpecArgs {
 
 /// `cairn backup create` flags (Velero's names).
 #[derive(Debug, Args)]
-pub struct CreateArgs {
+pub(crate) struct CreateArgs {
     /// The backup's name; with --from-schedule, default `<SCHEDULE>-<YYYYMMDDhhmmss>`.
     #[arg(required_unless_present = "from_schedule")]
     name: Option<String>,
@@ -201,7 +201,7 @@ pub struct CreateArgs {
 }
 
 /// `--timeout`, read.
-pub fn wait_timeout(timeout: Option<&str>) -> anyhow::Result<Option<std::time::Duration>> {
+pub(crate) fn wait_timeout(timeout: Option<&str>) -> anyhow::Result<Option<std::time::Duration>> {
     timeout.map(|t| cairn_kube::duration::parse_duration(t).context("--timeout")).transpose()
 }
 
@@ -218,10 +218,10 @@ impl CreateArgs {
 }
 
 /// How an empty TTL reads: the server applies its `--default-backup-ttl` when the backup starts.
-pub const SERVER_DEFAULT_TTL: &str = "<server default>";
+pub(crate) const SERVER_DEFAULT_TTL: &str = "<server default>";
 
 /// Checks `name` (of a `what`: backup, schedule, ...) against the naming rule of Kubernetes objects.
-pub fn check_name(what: &str, name: &str) -> anyhow::Result<()> {
+pub(crate) fn check_name(what: &str, name: &str) -> anyhow::Result<()> {
     if is_valid_name(name) {
         return Ok(());
     }
@@ -253,7 +253,7 @@ fn problems_text(problems: &[Problem], title: &str) -> String {
 }
 
 /// A selection's label selector(s) as one line: `app=web`, `a=b or c=d`, or `<none>`.
-pub fn selector_text(spec: &SelectionSpec) -> String {
+pub(crate) fn selector_text(spec: &SelectionSpec) -> String {
     let show = |s: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector| {
         cairn_kube::selectors::LabelMatcher::new(s).map(|m| m.query()).unwrap_or_default()
     };
@@ -265,7 +265,7 @@ pub fn selector_text(spec: &SelectionSpec) -> String {
 }
 
 /// What a backup spec selects, as the paragraphs of a description.
-pub fn spec_text(spec: &BackupSpec, storage_location: &str) -> String {
+pub(crate) fn spec_text(spec: &BackupSpec, storage_location: &str) -> String {
     let s = &spec.selection;
     let all_or = |v: &[String]| if v.is_empty() { "*".to_owned() } else { v.join(", ") };
     format!(
@@ -291,7 +291,7 @@ pub fn spec_text(spec: &BackupSpec, storage_location: &str) -> String {
 
 /// Runs a `cairn backup` subcommand in `mode`. Ok(false) means the command ran but its subject is not sound
 /// (a backup that did not complete, a failed verification): exit non-zero.
-pub async fn run(command: BackupCommand, connection: &Connection, mode: &Mode) -> anyhow::Result<bool> {
+pub(crate) async fn run(command: BackupCommand, connection: &Connection, mode: &Mode) -> anyhow::Result<bool> {
     match mode {
         Mode::Standalone(_) => standalone::run(command, connection).await,
         Mode::Server(server) => server::run(command, server).await,

@@ -6,7 +6,7 @@ use anyhow::bail;
 
 /// Goes ahead when `confirmed` (`--confirm`) or when the person at the terminal answers yes to `question`;
 /// otherwise an error naming `what` and the flag.
-pub fn confirm(confirmed: bool, what: &str, question: &str) -> anyhow::Result<()> {
+pub(crate) fn confirm(confirmed: bool, what: &str, question: &str) -> anyhow::Result<()> {
     if confirmed {
         return Ok(());
     }

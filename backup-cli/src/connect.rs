@@ -15,14 +15,14 @@ use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use crate::client::{ClientError, ServerApi, serves_cairn_api};
 
 /// The namespace a Cairn server runs in unless told otherwise.
-pub const DEFAULT_NAMESPACE: &str = "cairn";
+pub(crate) const DEFAULT_NAMESPACE: &str = "cairn";
 
 /// How long the question "is Cairn's API served?" may take before the CLI gives up on the cluster.
 const DETECTION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Flags every command that talks to a cluster, a location or a server shares.
 #[derive(Debug, Clone, clap::Args)]
-pub struct Connection {
+pub(crate) struct Connection {
     /// Storage location URL: s3://BUCKET[/PREFIX][?endpoint=URL&region=REGION] or file:///PATH. Given, the
     /// CLI is standalone: it runs backups and restores itself, even where a Cairn server is installed, and
     /// does not ask the cluster whether one is. Default: a server when the cluster serves cairn.dev, else the
@@ -41,7 +41,7 @@ pub struct Connection {
 
 impl Connection {
     /// The storage location the flags name, or the embedded default.
-    pub fn location(&self) -> anyhow::Result<Location> {
+    pub(crate) fn location(&self) -> anyhow::Result<Location> {
         match &self.storage {
             Some(url) => Ok(url.parse()?),
             None => Ok(Location::default_local()),
@@ -50,13 +50,13 @@ impl Connection {
 
     /// The storage location, opened to be read: a local directory named with --storage must exist (the
     /// embedded default is made, empty, on first use).
-    pub fn existing_store(&self) -> anyhow::Result<Store> {
+    pub(crate) fn existing_store(&self) -> anyhow::Result<Store> {
         let location = self.location()?;
         Ok(if self.storage.is_some() { location.open_existing(None)? } else { location.open(None)? })
     }
 
     /// A client for the cluster.
-    pub async fn client(&self) -> anyhow::Result<kube::Client> {
+    pub(crate) async fn client(&self) -> anyhow::Result<kube::Client> {
         match self.configured_client().await? {
             Some((client, _)) => Ok(client),
             None => bail!("no cluster configured: set KUBECONFIG, pass --kubeconfig PATH, or run in a pod"),
@@ -84,7 +84,7 @@ impl Connection {
     /// Decides the mode: standalone when a storage location is given (without asking the cluster), when no
     /// cluster is configured, or when the cluster does not serve Cairn's API; otherwise the server in
     /// `--namespace`. A cluster that cannot be asked is an error naming it and the way to work standalone.
-    pub async fn mode(&self) -> anyhow::Result<Mode> {
+    pub(crate) async fn mode(&self) -> anyhow::Result<Mode> {
         if self.storage.is_some() {
             return Ok(Mode::Standalone(Standalone::StorageGiven));
         }
@@ -108,7 +108,7 @@ impl Connection {
 
 /// Which mode the CLI is in.
 #[derive(Debug)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// The CLI runs the engines itself against a storage location.
     Standalone(Standalone),
     /// A Cairn server does the work; the CLI reads and writes its objects.
@@ -117,7 +117,7 @@ pub enum Mode {
 
 /// Why the CLI is standalone.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Standalone {
+pub(crate) enum Standalone {
     /// `--storage` or `CAIRN_STORAGE` is set.
     StorageGiven,
     /// No kubeconfig and no in-cluster service account.
@@ -150,7 +150,7 @@ impl Standalone {
 
 impl Mode {
     /// The mode's name: `server` or `standalone`.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Mode::Server(_) => "server",
             Mode::Standalone(_) => "standalone",
@@ -158,7 +158,7 @@ impl Mode {
     }
 
     /// What the mode rests on: the server's namespace, or why the CLI is standalone.
-    pub fn detail(&self) -> String {
+    pub(crate) fn detail(&self) -> String {
         match self {
             Mode::Server(server) => format!("namespace {:?}", server.namespace()),
             Mode::Standalone(why) => why.reason(),
@@ -166,7 +166,7 @@ impl Mode {
     }
 
     /// The server, or an error saying that `command` needs one and how to get it.
-    pub fn server(&self, command: &str) -> anyhow::Result<&ServerApi> {
+    pub(crate) fn server(&self, command: &str) -> anyhow::Result<&ServerApi> {
         match self {
             Mode::Server(server) => Ok(server),
             Mode::Standalone(why) => {
@@ -180,7 +180,7 @@ impl Mode {
     }
 
     /// Tells a person at a terminal which mode the command runs in (one line on stderr); silent for scripts.
-    pub fn note(&self) {
+    pub(crate) fn note(&self) {
         if std::io::stderr().is_terminal() {
             eprintln!("cairn: {} mode ({})", self.name(), self.detail());
         }

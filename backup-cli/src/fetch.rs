@@ -14,13 +14,13 @@ use tokio::io::AsyncWriteExt;
 const LINK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The bytes of `kind` of `name` (a backup's or restore's file), through a DownloadRequest.
-pub async fn download(server: &ServerApi, kind: DownloadTargetKind, name: &str) -> anyhow::Result<Vec<u8>> {
+pub(crate) async fn download(server: &ServerApi, kind: DownloadTargetKind, name: &str) -> anyhow::Result<Vec<u8>> {
     let link = server.download_link(kind, name, LINK_TIMEOUT).await?;
     fetch(&link).await
 }
 
 /// Writes `kind` of `name` to `file` through a DownloadRequest; returns the bytes written.
-pub async fn download_to_file(
+pub(crate) async fn download_to_file(
     server: &ServerApi,
     kind: DownloadTargetKind,
     name: &str,
@@ -66,7 +66,7 @@ async fn get(url: &Url) -> anyhow::Result<reqwest::Response> {
 }
 
 /// The bytes behind a link.
-pub async fn fetch(link: &str) -> anyhow::Result<Vec<u8>> {
+pub(crate) async fn fetch(link: &str) -> anyhow::Result<Vec<u8>> {
     match source(link)? {
         Source::File(path) => tokio::fs::read(&path).await.map_err(|e| unreadable_local(&path, e)),
         Source::Http(url) => Ok(get(&url).await?.bytes().await.map_err(|e| http_error(&url, e))?.to_vec()),
@@ -74,7 +74,7 @@ pub async fn fetch(link: &str) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Streams the bytes behind a link into `file`; returns how many were written.
-pub async fn fetch_to_file(link: &str, file: &Path) -> anyhow::Result<u64> {
+pub(crate) async fn fetch_to_file(link: &str, file: &Path) -> anyhow::Result<u64> {
     let mut out = tokio::fs::File::create(file).await.with_context(|| format!("creating {}", file.display()))?;
     let written = match source(link)? {
         Source::File(path) => {
@@ -96,13 +96,13 @@ pub async fn fetch_to_file(link: &str, file: &Path) -> anyhow::Result<u64> {
 }
 
 /// Gzip-compressed text, decompressed.
-pub fn gunzip_text(bytes: &[u8]) -> anyhow::Result<String> {
+pub(crate) fn gunzip_text(bytes: &[u8]) -> anyhow::Result<String> {
     let mut text = String::new();
     flate2::read::GzDecoder::new(bytes).read_to_string(&mut text).context("the downloaded file is not gzip text")?;
     Ok(text)
 }
 
 /// Gzip-compressed JSON, decompressed and read.
-pub fn gunzip_json<T: DeserializeOwned>(bytes: &[u8]) -> anyhow::Result<T> {
+pub(crate) fn gunzip_json<T: DeserializeOwned>(bytes: &[u8]) -> anyhow::Result<T> {
     serde_json::from_reader(flate2::read::GzDecoder::new(bytes)).context("the downloaded file is not gzip JSON")
 }

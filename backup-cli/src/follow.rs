@@ -21,7 +21,7 @@ const LIVENESS_GRACE: Duration = Duration::from_secs(30);
 
 /// Where an object the server works on stands.
 #[derive(Debug, Clone, Default)]
-pub struct ServerProgress {
+pub(crate) struct ServerProgress {
     /// Its phase.
     pub phase: &'static str,
     /// Objects done.
@@ -39,7 +39,7 @@ impl Describe for ServerProgress {
 
 /// Follows `object` until `finished` says so, showing `progress` under `label`; returns its last state.
 /// Gives up after `timeout`, or when no server has run for [`LIVENESS_GRACE`].
-pub async fn follow<K: CairnObject>(
+pub(crate) async fn follow<K: CairnObject>(
     server: &ServerApi,
     label: &str,
     object: &K,

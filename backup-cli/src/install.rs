@@ -21,7 +21,7 @@ const WAIT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Flags of `cairn install` (the server's namespace is the global `--namespace`).
 #[derive(Debug, clap::Args)]
-pub struct InstallArgs {
+pub(crate) struct InstallArgs {
     /// The server's container image.
     #[arg(long, default_value = DEFAULT_IMAGE)]
     image: String,
@@ -105,7 +105,7 @@ enum Provider {
 
 /// How manifests are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ManifestFormat {
+pub(crate) enum ManifestFormat {
     /// YAML documents separated by `---`.
     Yaml,
     /// One JSON `v1` List.
@@ -113,7 +113,7 @@ pub enum ManifestFormat {
 }
 
 /// Installs (or with `--dry-run` only builds) Cairn's server in the namespace `connection` names.
-pub async fn run(args: InstallArgs, connection: &Connection) -> anyhow::Result<bool> {
+pub(crate) async fn run(args: InstallArgs, connection: &Connection) -> anyhow::Result<bool> {
     if args.wait && args.dry_run {
         bail!("--wait waits for an applied server, and --dry-run applies nothing: drop one of them");
     }

@@ -22,7 +22,7 @@ use crate::{
 
 /// `cairn backup-location` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum LocationCommand {
+pub(crate) enum LocationCommand {
     /// Add a storage location: an S3 bucket (provider aws) or a directory on the server's machine (local).
     Create(CreateArgs),
     /// List storage locations.
@@ -50,7 +50,7 @@ pub enum LocationCommand {
 
 /// Providers on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ProviderArg {
+pub(crate) enum ProviderArg {
     /// AWS S3 or any S3-compatible server.
     Aws,
     /// A directory on the server's file system.
@@ -79,7 +79,7 @@ impl From<AccessModeArg> for AccessMode {
 
 /// `cairn backup-location create` flags (Velero's names).
 #[derive(Debug, Args)]
-pub struct CreateArgs {
+pub(crate) struct CreateArgs {
     /// The location's name.
     name: String,
     /// `aws` (S3 or S3-compatible) or `local` (a directory on the server's machine).
@@ -117,7 +117,7 @@ pub struct CreateArgs {
 
 /// `cairn backup-location set` flags.
 #[derive(Debug, Args)]
-pub struct SetArgs {
+pub(crate) struct SetArgs {
     /// The location.
     name: String,
     /// Make it the default (`--default=false` unsets it).
@@ -366,7 +366,7 @@ async fn delete(name: &str, confirmed: bool, output: OutputFormat, server: &Serv
 }
 
 /// Runs a `cairn backup-location` subcommand against the server.
-pub async fn run(command: LocationCommand, server: &ServerApi) -> anyhow::Result<bool> {
+pub(crate) async fn run(command: LocationCommand, server: &ServerApi) -> anyhow::Result<bool> {
     match command {
         LocationCommand::Create(args) => create(args, server).await?,
         LocationCommand::Get { names, output } => {

@@ -1,5 +1,9 @@
 //! `cairn`: the command-line front end. Argument parsing and presentation only; the work is in `backup-core`.
 
+// The doc comments of the flag structs are clap's help text, written for a terminal: `[/PREFIX]` and
+// `<server default>` there are what a person types or reads, not Markdown links or HTML.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+
 mod backup;
 mod client;
 mod confirm;

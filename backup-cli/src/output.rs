@@ -7,7 +7,7 @@ use serde::Serialize;
 
 /// How a command prints its report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     /// Human-readable text.
     Table,
     /// JSON, one document.
@@ -18,7 +18,7 @@ pub enum OutputFormat {
 
 impl OutputFormat {
     /// Prints `report` to stdout: as JSON or YAML, or as the text `table` renders.
-    pub fn print<T: Serialize>(self, report: &T, table: impl FnOnce(&T) -> String) -> anyhow::Result<()> {
+    pub(crate) fn print<T: Serialize>(self, report: &T, table: impl FnOnce(&T) -> String) -> anyhow::Result<()> {
         let text = match self {
             OutputFormat::Table => table(report),
             OutputFormat::Json => serde_json::to_string_pretty(report)? + "\n",
@@ -30,7 +30,7 @@ impl OutputFormat {
 
 /// Writes `text` to stdout. A reader that went away (`cairn ... | head`) gives an error that `main` turns
 /// into a quiet exit 0, as ripgrep does; `print!` would panic instead.
-pub fn write_out(text: &str) -> anyhow::Result<()> {
+pub(crate) fn write_out(text: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
@@ -38,14 +38,14 @@ pub fn write_out(text: &str) -> anyhow::Result<()> {
 }
 
 /// Whether `error` comes from writing to a pipe whose reader has gone.
-pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+pub(crate) fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error
         .chain()
         .any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 /// Rows aligned in columns, kubectl style.
-pub fn table(rows: &[Vec<String>]) -> String {
+pub(crate) fn table(rows: &[Vec<String>]) -> String {
     let mut writer = tabwriter::TabWriter::new(Vec::new()).padding(3);
     for row in rows {
         let _ = writeln!(writer, "{}", row.join("\t"));
@@ -54,7 +54,7 @@ pub fn table(rows: &[Vec<String>]) -> String {
 }
 
 /// A byte count for people: `512 B`, `3.2 KiB`, `41.0 MiB`.
-pub fn human_bytes(bytes: u64) -> String {
+pub(crate) fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
     let mut unit = 0;
@@ -66,7 +66,7 @@ pub fn human_bytes(bytes: u64) -> String {
 }
 
 /// A Kubernetes time for tables: `2026-01-02 03:04:05 UTC`, or `<n/a>` when absent.
-pub fn time_text(time: Option<&Time>) -> String {
+pub(crate) fn time_text(time: Option<&Time>) -> String {
     match time {
         Some(time) => time.0.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
         None => "<n/a>".into(),
@@ -74,18 +74,18 @@ pub fn time_text(time: Option<&Time>) -> String {
 }
 
 /// `object` as printed in JSON and YAML: without `metadata.managedFields`, bookkeeping of the API server's.
-pub fn printable<K: kube::Resource>(mut object: K) -> K {
+pub(crate) fn printable<K: kube::Resource>(mut object: K) -> K {
     object.meta_mut().managed_fields = None;
     object
 }
 
 /// A list for people: `a, b`, or `<none>` when empty.
-pub fn list_text(items: &[String]) -> String {
+pub(crate) fn list_text(items: &[String]) -> String {
     if items.is_empty() { "<none>".into() } else { items.join(", ") }
 }
 
 /// An object's validation errors and failure reason, as lines (empty when it has neither).
-pub fn reasons_text(validation_errors: &[String], failure_reason: Option<&str>) -> String {
+pub(crate) fn reasons_text(validation_errors: &[String], failure_reason: Option<&str>) -> String {
     let mut text = String::new();
     if !validation_errors.is_empty() {
         text.push_str("Validation errors:\n");

@@ -12,7 +12,7 @@ use crate::output::human_bytes;
 const PLAIN_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Counters that can be shown as one line, given the seconds elapsed.
-pub trait Describe: Clone + Send + Sync + 'static {
+pub(crate) trait Describe: Clone + Send + Sync + 'static {
     /// The line.
     fn describe(&self, seconds: f64) -> String;
 }
@@ -41,14 +41,14 @@ impl Describe for RestoreProgress {
 }
 
 /// A running progress display.
-pub struct ProgressView {
+pub(crate) struct ProgressView {
     task: JoinHandle<()>,
     stop: watch::Sender<bool>,
 }
 
 impl ProgressView {
     /// Starts showing `receiver`'s updates under `label` on stderr.
-    pub fn start<T: Describe>(label: &str, mut receiver: watch::Receiver<T>) -> ProgressView {
+    pub(crate) fn start<T: Describe>(label: &str, mut receiver: watch::Receiver<T>) -> ProgressView {
         let (stop, mut stopped) = watch::channel(false);
         let label = label.to_owned();
         let task = tokio::spawn(async move {
@@ -82,7 +82,7 @@ impl ProgressView {
     }
 
     /// Stops the display.
-    pub async fn finish(self) {
+    pub(crate) async fn finish(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
     }

@@ -20,7 +20,7 @@ use crate::{
 
 /// `cairn restore` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum RestoreCommand {
+pub(crate) enum RestoreCommand {
     /// Restore a backup's objects into the cluster (never deletes anything); --dry-run previews.
     ///
     /// With a server, the Restore is created only when its backup can be restored (or its schedule exists)
@@ -56,7 +56,7 @@ pub enum RestoreCommand {
 
 /// Existing-resource policies on the command line.
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum PolicyArg {
+pub(crate) enum PolicyArg {
     /// Leave existing objects alone; warn when they differ.
     None,
     /// Merge-patch the difference into existing objects.
@@ -65,7 +65,7 @@ pub enum PolicyArg {
 
 /// `cairn restore create` flags (Velero's names).
 #[derive(Debug, Args)]
-pub struct CreateArgs {
+pub(crate) struct CreateArgs {
     /// The restore's name; default `<backup or schedule>-<YYYYMMDDhhmmss>`.
     name: Option<String>,
     /// The backup to restore.
@@ -195,7 +195,7 @@ fn problems_text(warnings: &[Problem], errors: &[Problem]) -> String {
 }
 
 /// Runs a `cairn restore` subcommand in `mode`. Ok(false): the restore did not complete (exit 1).
-pub async fn run(command: RestoreCommand, connection: &Connection, mode: &Mode) -> anyhow::Result<bool> {
+pub(crate) async fn run(command: RestoreCommand, connection: &Connection, mode: &Mode) -> anyhow::Result<bool> {
     match mode {
         Mode::Standalone(_) => standalone::run(command, connection).await,
         Mode::Server(server) => server::run(command, server).await,

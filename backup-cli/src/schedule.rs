@@ -16,7 +16,7 @@ use crate::{
 
 /// `cairn schedule` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum ScheduleCommand {
+pub(crate) enum ScheduleCommand {
     /// Create a schedule: the server backs up on it (Velero's syntax: cron, @daily, @every 6h, CRON_TZ=).
     Create(Box<CreateArgs>),
     /// List schedules.
@@ -69,7 +69,7 @@ pub enum ScheduleCommand {
 
 /// `cairn schedule create` flags (Velero's names).
 #[derive(Debug, Args)]
-pub struct CreateArgs {
+pub(crate) struct CreateArgs {
     /// The schedule's name; its backups are named `<NAME>-<YYYYMMDDhhmmss>`.
     name: String,
     /// When to back up: five cron fields ("0 3 * * *"), @daily, @every 6h, optionally after CRON_TZ=ZONE.
@@ -259,7 +259,7 @@ async fn delete(name: &str, confirmed: bool, output: OutputFormat, server: &Serv
 }
 
 /// Runs a `cairn schedule` subcommand against the server.
-pub async fn run(command: ScheduleCommand, server: &ServerApi) -> anyhow::Result<bool> {
+pub(crate) async fn run(command: ScheduleCommand, server: &ServerApi) -> anyhow::Result<bool> {
     match command {
         ScheduleCommand::Create(args) => create(*args, server).await?,
         ScheduleCommand::Get { names, output } => {

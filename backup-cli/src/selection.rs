@@ -7,7 +7,7 @@ use clap::Args;
 
 /// Which namespaces, resources and objects.
 #[derive(Debug, Clone, Args)]
-pub struct SelectionArgs {
+pub(crate) struct SelectionArgs {
     /// Namespaces to include (names or globs, comma-separated); default all.
     #[arg(long, value_delimiter = ',')]
     include_namespaces: Vec<String>,
@@ -50,7 +50,7 @@ fn or_selectors(values: &[String]) -> anyhow::Result<Vec<&str>> {
 
 impl SelectionArgs {
     /// Validates the flags into a selection.
-    pub fn spec(&self) -> anyhow::Result<SelectionSpec> {
+    pub(crate) fn spec(&self) -> anyhow::Result<SelectionSpec> {
         let label_selector = self.selector.as_deref().map(parse_label_selector).transpose()?;
         let or_label_selectors =
             or_selectors(&self.or_selector)?.into_iter().map(parse_label_selector).collect::<Result<Vec<_>, _>>()?;
@@ -69,7 +69,7 @@ impl SelectionArgs {
     }
 
     /// Whether no selection flag was given.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.include_namespaces.is_empty()
             && self.exclude_namespaces.is_empty()
             && self.include_resources.is_empty()

@@ -13,7 +13,7 @@ use crate::{connect::Mode, output::OutputFormat};
 
 /// `cairn version` flags.
 #[derive(Debug, Args)]
-pub struct VersionArgs {
+pub(crate) struct VersionArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
     output: OutputFormat,
@@ -47,7 +47,7 @@ fn server_text(server: &ServerStatus) -> String {
 
 /// Prints the versions. When the mode cannot be decided (the cluster cannot be asked) or the server does not
 /// answer within the timeout, the client's version is printed (as text) and the error says what failed.
-pub async fn run(args: VersionArgs, mode: anyhow::Result<Mode>) -> anyhow::Result<bool> {
+pub(crate) async fn run(args: VersionArgs, mode: anyhow::Result<Mode>) -> anyhow::Result<bool> {
     let timeout: Duration = parse_duration(&args.timeout).context("--timeout")?;
     let mode = match mode {
         Ok(mode) => mode,

@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 
 /// Intervals and defaults from the command line.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// How often expired backups are collected.
     pub gc_frequency: Duration,
     /// How often a location's bucket is synchronised, unless the location says otherwise.
@@ -41,7 +41,7 @@ impl From<&cairn_api::server::ServerSettings> for Settings {
 }
 
 /// Shared by every reconciler.
-pub struct Context {
+pub(crate) struct Context {
     /// The cluster.
     pub client: Client,
     /// Where the server's objects live.
@@ -59,7 +59,7 @@ pub struct Context {
 
 impl Context {
     /// The namespaced API of `K` in the server's namespace.
-    pub fn api<K>(&self) -> Api<K>
+    pub(crate) fn api<K>(&self) -> Api<K>
     where
         K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned,
     {
@@ -67,19 +67,19 @@ impl Context {
     }
 
     /// Marks `key` as running in this process until the guard drops; false if it already is.
-    pub fn start_running(self: &Arc<Self>, key: String) -> Option<RunningGuard> {
+    pub(crate) fn start_running(self: &Arc<Self>, key: String) -> Option<RunningGuard> {
         let mut running = self.running.lock().expect("running lock");
         running.insert(key.clone()).then(|| RunningGuard { context: self.clone(), key })
     }
 
     /// Whether this process runs `key`.
-    pub fn is_running(&self, key: &str) -> bool {
+    pub(crate) fn is_running(&self, key: &str) -> bool {
         self.running.lock().expect("running lock").contains(key)
     }
 }
 
 /// Removes its key from [`Context::running`] when dropped.
-pub struct RunningGuard {
+pub(crate) struct RunningGuard {
     context: Arc<Context>,
     key: String,
 }

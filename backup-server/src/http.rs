@@ -22,7 +22,7 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 /// Serves the endpoints on `address` until `shutdown` resolves. `/readyz` answers 200 while `*ready.borrow()`
 /// is true.
-pub async fn serve(
+pub(crate) async fn serve(
     address: SocketAddr,
     metrics: Arc<Metrics>,
     ready: watch::Receiver<bool>,
@@ -35,7 +35,7 @@ pub async fn serve(
 }
 
 /// [`serve`] on a listener that is already bound.
-pub async fn serve_on(
+pub(crate) async fn serve_on(
     listener: TcpListener,
     metrics: Arc<Metrics>,
     ready: watch::Receiver<bool>,

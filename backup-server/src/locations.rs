@@ -13,7 +13,7 @@ use crate::context::Context;
 
 /// Why a location cannot be used.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum LocationProblem {
+pub(crate) enum LocationProblem {
     /// No BackupStorageLocation of that name (or no default).
     #[error("{0}")]
     NotFound(String),
@@ -27,13 +27,13 @@ pub enum LocationProblem {
 
 impl LocationProblem {
     /// Whether retrying later may help (the spec is fine, the API server was not).
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         matches!(self, LocationProblem::Api(_))
     }
 }
 
 /// A location, opened.
-pub struct OpenLocation {
+pub(crate) struct OpenLocation {
     /// The object.
     pub object: BackupStorageLocation,
     /// Its store.
@@ -42,14 +42,14 @@ pub struct OpenLocation {
 
 impl OpenLocation {
     /// The location's name.
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         self.object.metadata.name.clone().unwrap_or_default()
     }
 }
 
 /// The name a spec's `storageLocation` means: itself, or the default location when empty (the rule the CLI
 /// also applies before creating a backup: `backup::placement::choose_location`).
-pub async fn resolve_name(context: &Context, named: &str) -> Result<String, LocationProblem> {
+pub(crate) async fn resolve_name(context: &Context, named: &str) -> Result<String, LocationProblem> {
     if !named.is_empty() {
         return Ok(named.to_owned());
     }
@@ -64,7 +64,7 @@ pub async fn resolve_name(context: &Context, named: &str) -> Result<String, Loca
 }
 
 /// Finds and opens the location `named` (empty: the default).
-pub async fn open(context: &Context, named: &str) -> Result<OpenLocation, LocationProblem> {
+pub(crate) async fn open(context: &Context, named: &str) -> Result<OpenLocation, LocationProblem> {
     let name = resolve_name(context, named).await?;
     let object = context
         .api::<BackupStorageLocation>()
@@ -82,7 +82,10 @@ pub async fn open(context: &Context, named: &str) -> Result<OpenLocation, Locati
 }
 
 /// Opens a location object.
-pub async fn open_object(context: &Context, object: BackupStorageLocation) -> Result<OpenLocation, LocationProblem> {
+pub(crate) async fn open_object(
+    context: &Context,
+    object: BackupStorageLocation,
+) -> Result<OpenLocation, LocationProblem> {
     let name = object.metadata.name.clone().unwrap_or_default();
     let location = backup_core::store::Location::from_spec(&object.spec, &name)
         .map_err(|e| LocationProblem::CannotGet(e.to_string()))?;

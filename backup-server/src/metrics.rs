@@ -34,7 +34,7 @@ type DurationFamily = Family<ScheduleLabel, Histogram, fn() -> Histogram>;
 /// Every metric the server exports. `Send + Sync`: share one as `Arc<Metrics>` between the controllers
 /// (which record events) and the HTTP server (which renders them).
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     backup_attempt: PerSchedule<Counter>,
     backup_success: PerSchedule<Counter>,
@@ -65,7 +65,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// All metrics registered, none observed yet.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("cairn");
         // Counters are registered without `_total`: the encoder appends it, as OpenMetrics requires.
         let mut counter = |name: &str, help: &str| {
@@ -137,7 +137,7 @@ impl Metrics {
     }
 
     /// A valid backup starts (`schedule` empty for one made by hand).
-    pub fn backup_attempt(&self, schedule: &str) {
+    pub(crate) fn backup_attempt(&self, schedule: &str) {
         self.backup_attempt.get_or_create(&label(schedule)).inc();
     }
 
@@ -145,7 +145,7 @@ impl Metrics {
     /// objects. Completed, PartiallyFailed and Failed are counted (Completed also stamps
     /// `backup_last_successful_timestamp`), FailedValidation as a validation failure; phases that are not
     /// final count nothing.
-    pub fn backup_finished(
+    pub(crate) fn backup_finished(
         &self,
         schedule: &str,
         phase: BackupPhase,
@@ -171,12 +171,12 @@ impl Metrics {
     }
 
     /// A backup's spec failed validation; it is not counted as an attempt.
-    pub fn backup_validation_failed(&self, schedule: &str) {
+    pub(crate) fn backup_validation_failed(&self, schedule: &str) {
         self.backup_validation_failure.get_or_create(&label(schedule)).inc();
     }
 
     /// A backup of `schedule` was deleted (`succeeded`) or its deletion failed; counts the attempt too.
-    pub fn backup_deletion(&self, schedule: &str, succeeded: bool) {
+    pub(crate) fn backup_deletion(&self, schedule: &str, succeeded: bool) {
         let label = label(schedule);
         self.backup_deletion_attempt.get_or_create(&label).inc();
         let outcome = if succeeded { &self.backup_deletion_success } else { &self.backup_deletion_failure };
@@ -184,13 +184,13 @@ impl Metrics {
     }
 
     /// A valid restore starts; `schedule` is the schedule whose backup it restores, or empty.
-    pub fn restore_attempt(&self, schedule: &str) {
+    pub(crate) fn restore_attempt(&self, schedule: &str) {
         self.restore_attempt.get_or_create(&label(schedule)).inc();
     }
 
     /// A restore ended in `phase`: Completed, PartiallyFailed and Failed are counted, FailedValidation as a
     /// validation failure; phases that are not final count nothing.
-    pub fn restore_finished(&self, schedule: &str, phase: RestoreObjectPhase) {
+    pub(crate) fn restore_finished(&self, schedule: &str, phase: RestoreObjectPhase) {
         let outcome = match phase {
             RestoreObjectPhase::Completed => &self.restore_success,
             RestoreObjectPhase::PartiallyFailed => &self.restore_partial_failure,
@@ -202,25 +202,25 @@ impl Metrics {
     }
 
     /// A restore's spec failed validation; it is not counted as an attempt.
-    pub fn restore_validation_failed(&self, schedule: &str) {
+    pub(crate) fn restore_validation_failed(&self, schedule: &str) {
         self.restore_validation_failed.get_or_create(&label(schedule)).inc();
     }
 
     /// How many Backup and Restore objects exist now.
-    pub fn set_totals(&self, backups: i64, restores: i64) {
+    pub(crate) fn set_totals(&self, backups: i64, restores: i64) {
         self.backup_total.set(backups);
         self.restore_total.set(restores);
     }
 
     /// Every metric as OpenMetrics text, ending with `# EOF`; serve it as [`Metrics::CONTENT_TYPE`].
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut text = String::new();
         encode(&mut text, &self.registry).expect("writing to a String cannot fail");
         text
     }
 
     /// The content type of [`Metrics::render`]'s text.
-    pub const CONTENT_TYPE: &'static str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    pub(crate) const CONTENT_TYPE: &'static str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 }
 
 fn saturating_i64(value: u64) -> i64 {

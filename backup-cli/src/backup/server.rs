@@ -325,7 +325,7 @@ async fn delete(names: &[String], confirmed: bool, output: OutputFormat, server:
 }
 
 /// Runs a `cairn backup` subcommand against the server.
-pub async fn run(command: BackupCommand, server: &ServerApi) -> anyhow::Result<bool> {
+pub(super) async fn run(command: BackupCommand, server: &ServerApi) -> anyhow::Result<bool> {
     match command {
         BackupCommand::Create(args) => create(*args, server).await,
         BackupCommand::Get { names, output } => {

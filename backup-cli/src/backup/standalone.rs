@@ -140,7 +140,7 @@ fn describe_text(d: &Description) -> String {
 }
 
 /// The archived objects per type, as `describe --details` lists them.
-pub fn resource_list_text(resources: &BTreeMap<String, Vec<String>>) -> String {
+pub(super) fn resource_list_text(resources: &BTreeMap<String, Vec<String>>) -> String {
     let mut text = "\nResource List:\n".to_owned();
     for (kind, names) in resources {
         text.push_str(&format!("  {kind}:\n"));
@@ -209,7 +209,7 @@ async fn download(name: &str, file: Option<PathBuf>, force: bool, connection: &C
 }
 
 /// Runs a `cairn backup` subcommand standalone.
-pub async fn run(command: BackupCommand, connection: &Connection) -> anyhow::Result<bool> {
+pub(super) async fn run(command: BackupCommand, connection: &Connection) -> anyhow::Result<bool> {
     match command {
         BackupCommand::Create(args) => create(*args, connection).await,
         BackupCommand::Get { names, output } => {

@@ -10,7 +10,7 @@ use cairn_api::GROUP;
 
 /// Whether the cluster serves `backups.cairn.dev/v1`. A cluster that does not know the group answers 404,
 /// which is `Ok(false)`; any other failure is an error.
-pub async fn serves_cairn_api(client: &Client) -> Result<bool, ClientError> {
+pub(crate) async fn serves_cairn_api(client: &Client) -> Result<bool, ClientError> {
     let group_version = format!("{GROUP}/v1");
     match retrying(|| client.list_api_group_resources(&group_version)).await {
         Ok(resources) => Ok(resources.resources.iter().any(|r| r.name == "backups")),

@@ -8,7 +8,7 @@ use cairn_kube::duration::format_duration;
 
 /// Why a request to the Cairn server's objects failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
+pub(crate) enum ClientError {
     /// The object does not exist.
     #[error("no {kind} named {name:?} in namespace {namespace:?}{}", listing_hint(kind))]
     NotFound {

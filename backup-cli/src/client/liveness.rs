@@ -23,11 +23,11 @@ use super::{ClientError, ServerApi};
 const CLOCK_MARGIN: Duration = Duration::from_secs(15);
 
 /// How long a server is given to answer the status request when its Lease does not show it running.
-pub const STATUS_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const STATUS_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the Lease `cairn-server` says about a server.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LeaseState {
+pub(crate) enum LeaseState {
     /// Held by `holder` and renewed recently: a server runs.
     Held {
         /// The leading replica's identity.
@@ -48,7 +48,7 @@ pub enum LeaseState {
 
 impl LeaseState {
     /// Reads `lease` (None: there is none) at `now`. No I/O.
-    pub fn of(lease: Option<&Lease>, now: Timestamp) -> LeaseState {
+    pub(crate) fn of(lease: Option<&Lease>, now: Timestamp) -> LeaseState {
         let Some(spec) = lease.and_then(|l| l.spec.as_ref()) else {
             return if lease.is_some() { LeaseState::Released } else { LeaseState::Missing };
         };
@@ -66,12 +66,12 @@ impl LeaseState {
     }
 
     /// Whether the Lease shows a running server.
-    pub fn is_held(&self) -> bool {
+    pub(crate) fn is_held(&self) -> bool {
         matches!(self, LeaseState::Held { .. })
     }
 
     /// The Lease's state as a clause for messages: `its Lease cairn-server is missing`, ....
-    pub fn clause(&self) -> String {
+    pub(crate) fn clause(&self) -> String {
         match self {
             LeaseState::Held { holder } => format!("its Lease {SERVER_LEASE} is held by {holder}"),
             LeaseState::Missing => format!("its Lease {SERVER_LEASE} is missing"),
@@ -90,7 +90,7 @@ impl LeaseState {
 impl ServerApi {
     /// What the Lease `cairn-server` in the server's namespace says. A Lease this identity may not read
     /// counts as missing (the status request then decides).
-    pub async fn lease_state(&self) -> Result<LeaseState, ClientError> {
+    pub(crate) async fn lease_state(&self) -> Result<LeaseState, ClientError> {
         let api: Api<Lease> = Api::namespaced(self.client().clone(), self.namespace());
         match api.get_opt(SERVER_LEASE).await {
             Ok(lease) => Ok(LeaseState::of(lease.as_ref(), Timestamp::now())),
@@ -105,7 +105,7 @@ impl ServerApi {
     /// Succeeds when a server runs in the namespace: its Lease is held and fresh, or (no Lease, a stale one,
     /// or one this identity may not read) it answers a status request within [`STATUS_PROBE_TIMEOUT`].
     /// Otherwise [`ClientError::NotRunning`], or [`ClientError::NoNamespace`] when the namespace is missing.
-    pub async fn check_server_running(&self) -> Result<(), ClientError> {
+    pub(crate) async fn check_server_running(&self) -> Result<(), ClientError> {
         let lease = self.lease_state().await?;
         if lease.is_held() {
             return Ok(());

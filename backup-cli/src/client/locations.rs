@@ -12,7 +12,7 @@ use super::{ClientError, ServerApi};
 impl ServerApi {
     /// The location a new backup naming `named` (empty: none) goes to, checked to take backups: missing,
     /// ambiguous and ReadOnly locations are refused with the fix, as the server would refuse them later.
-    pub async fn location_for_backup(&self, named: &str) -> Result<BackupStorageLocation, ClientError> {
+    pub(crate) async fn location_for_backup(&self, named: &str) -> Result<BackupStorageLocation, ClientError> {
         let location = if named.is_empty() {
             let all = self.list::<BackupStorageLocation>().await?;
             choose_location(&all, "", self.namespace())?.clone()
@@ -25,7 +25,7 @@ impl ServerApi {
 
     /// The location holding `backup`'s data; `None` when the backup stored nothing (New, FailedValidation),
     /// so its deletion touches no location. A missing location is refused, as the server would refuse it.
-    pub async fn location_of(&self, backup: &Backup) -> Result<Option<BackupStorageLocation>, ClientError> {
+    pub(crate) async fn location_of(&self, backup: &Backup) -> Result<Option<BackupStorageLocation>, ClientError> {
         if !stores_data(backup) {
             return Ok(None);
         }

@@ -17,10 +17,10 @@ use cairn_kube::duration::format_duration;
 
 /// How long [`ServerApi::follow`] keeps reading through connection failures and 429/5xx answers before it
 /// gives up.
-pub const FOLLOW_PATIENCE: Duration = Duration::from_secs(60);
+pub(super) const FOLLOW_PATIENCE: Duration = Duration::from_secs(60);
 
 /// A namespaced object of Cairn's API (or any namespaced object with a static type).
-pub trait CairnObject:
+pub(crate) trait CairnObject:
     Resource<Scope = NamespaceResourceScope, DynamicType = ()>
     + Clone
     + Debug
@@ -46,7 +46,7 @@ impl<K> CairnObject for K where
 
 /// A Cairn server's objects, in the namespace it runs in.
 #[derive(Clone)]
-pub struct ServerApi {
+pub(crate) struct ServerApi {
     client: Client,
     namespace: String,
 }
@@ -59,17 +59,17 @@ impl Debug for ServerApi {
 
 impl ServerApi {
     /// The objects in `namespace`, reached with `client`.
-    pub fn new(client: Client, namespace: impl Into<String>) -> ServerApi {
+    pub(crate) fn new(client: Client, namespace: impl Into<String>) -> ServerApi {
         ServerApi { client, namespace: namespace.into() }
     }
 
     /// The server's namespace.
-    pub fn namespace(&self) -> &str {
+    pub(crate) fn namespace(&self) -> &str {
         &self.namespace
     }
 
     /// The Kubernetes client.
-    pub fn client(&self) -> &Client {
+    pub(crate) fn client(&self) -> &Client {
         &self.client
     }
 
@@ -86,7 +86,7 @@ impl ServerApi {
     }
 
     /// The object `name`.
-    pub async fn get<K: CairnObject>(&self, name: &str) -> Result<K, ClientError> {
+    pub(crate) async fn get<K: CairnObject>(&self, name: &str) -> Result<K, ClientError> {
         let api = self.api::<K>();
         match retrying(|| api.get_opt(name)).await {
             Ok(Some(object)) => Ok(object),
@@ -97,7 +97,7 @@ impl ServerApi {
 
     /// The objects `names`, in that order, or every object of the kind when `names` is empty (what `get`
     /// commands show).
-    pub async fn get_named_or_all<K: CairnObject>(&self, names: &[String]) -> Result<Vec<K>, ClientError> {
+    pub(crate) async fn get_named_or_all<K: CairnObject>(&self, names: &[String]) -> Result<Vec<K>, ClientError> {
         if names.is_empty() {
             return self.list().await;
         }
@@ -109,13 +109,13 @@ impl ServerApi {
     }
 
     /// Every object of the kind, sorted by name.
-    pub async fn list<K: CairnObject>(&self) -> Result<Vec<K>, ClientError> {
+    pub(crate) async fn list<K: CairnObject>(&self) -> Result<Vec<K>, ClientError> {
         self.list_selected(None).await
     }
 
     /// Every object of the kind whose labels match `selector` (the API server's `labelSelector` form, such as
     /// `cairn.dev/backup-name=nightly`), or every object without one; sorted by name.
-    pub async fn list_selected<K: CairnObject>(&self, selector: Option<&str>) -> Result<Vec<K>, ClientError> {
+    pub(crate) async fn list_selected<K: CairnObject>(&self, selector: Option<&str>) -> Result<Vec<K>, ClientError> {
         let api = self.api::<K>();
         let params = match selector {
             Some(selector) => ListParams::default().labels(selector),
@@ -130,7 +130,7 @@ impl ServerApi {
     }
 
     /// Creates `object`; an existing name or a missing namespace is an error that says so.
-    pub async fn create<K: CairnObject>(&self, object: &K) -> Result<K, ClientError> {
+    pub(crate) async fn create<K: CairnObject>(&self, object: &K) -> Result<K, ClientError> {
         let name = object.meta().name.clone().or_else(|| object.meta().generate_name.clone()).unwrap_or_default();
         let api = self.api::<K>();
         let params = PostParams::default();
@@ -145,7 +145,11 @@ impl ServerApi {
     }
 
     /// Applies a JSON merge patch to the object `name`.
-    pub async fn merge_patch<K: CairnObject>(&self, name: &str, patch: &serde_json::Value) -> Result<K, ClientError> {
+    pub(crate) async fn merge_patch<K: CairnObject>(
+        &self,
+        name: &str,
+        patch: &serde_json::Value,
+    ) -> Result<K, ClientError> {
         let api = self.api::<K>();
         let params = PatchParams::default();
         let patch = Patch::Merge(patch);
@@ -158,7 +162,7 @@ impl ServerApi {
 
     /// Applies a JSON merge patch to the status of the object `name` (for what the server reads from status,
     /// such as a schedule's `lastSkipped`).
-    pub async fn merge_patch_status<K: CairnObject>(
+    pub(crate) async fn merge_patch_status<K: CairnObject>(
         &self,
         name: &str,
         patch: &serde_json::Value,
@@ -174,7 +178,7 @@ impl ServerApi {
     }
 
     /// Deletes the object `name`.
-    pub async fn delete<K: CairnObject>(&self, name: &str) -> Result<(), ClientError> {
+    pub(crate) async fn delete<K: CairnObject>(&self, name: &str) -> Result<(), ClientError> {
         let api = self.api::<K>();
         let params = DeleteParams::default();
         match retrying(|| api.delete(name, &params)).await {
@@ -188,7 +192,7 @@ impl ServerApi {
     /// it. With a `timeout`, gives up after it with [`ClientError::TimedOut`]. The object's deletion ends the
     /// wait with [`ClientError::Vanished`]; connection failures and the API server's 429 and 5xx answers are
     /// retried until they have lasted [`FOLLOW_PATIENCE`]; any other failure ends the wait at once.
-    pub async fn follow<K: CairnObject>(
+    pub(crate) async fn follow<K: CairnObject>(
         &self,
         name: &str,
         every: Duration,

@@ -20,7 +20,7 @@ const POLL: Duration = Duration::from_millis(250);
 /// What a server says about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ServerStatus {
+pub(crate) struct ServerStatus {
     /// The server's version.
     pub version: String,
     /// Its plugins (Cairn has none).
@@ -31,7 +31,7 @@ pub struct ServerStatus {
 impl ServerApi {
     /// Asks the server for its version: creates a ServerStatusRequest, waits up to `timeout` for it to be
     /// processed, and deletes it. No answer is [`ClientError::NoServer`].
-    pub async fn server_status(&self, timeout: Duration) -> Result<ServerStatus, ClientError> {
+    pub(crate) async fn server_status(&self, timeout: Duration) -> Result<ServerStatus, ClientError> {
         let request = ServerStatusRequest {
             metadata: ObjectMeta { generate_name: Some("cairn-".into()), ..ObjectMeta::default() },
             spec: ServerStatusRequestSpec {},
@@ -51,7 +51,7 @@ impl ServerApi {
 
     /// A link to one of a backup's or restore's files: an `http(s)://` presigned URL or a `file://` URL. Creates a
     /// DownloadRequest, waits up to `timeout` for the server's answer, and deletes it.
-    pub async fn download_link(
+    pub(crate) async fn download_link(
         &self,
         kind: DownloadTargetKind,
         name: &str,
@@ -78,7 +78,7 @@ impl ServerApi {
     /// Asks the server to delete `backup` (its stored data, the restores made from it, then the object):
     /// creates a DeleteBackupRequest named `<backup>-<random>` and labelled with the backup's name and uid.
     /// Returns the request as created; the server processes it on its own time.
-    pub async fn request_backup_deletion(&self, backup: &Backup) -> Result<DeleteBackupRequest, ClientError> {
+    pub(crate) async fn request_backup_deletion(&self, backup: &Backup) -> Result<DeleteBackupRequest, ClientError> {
         let name = backup.name_any();
         let mut request_labels = BTreeMap::from([(labels::BACKUP_NAME.to_owned(), label_value(&name))]);
         if let Some(uid) = backup.uid() {
@@ -98,7 +98,7 @@ impl ServerApi {
 
     /// The DeleteBackupRequests made for the backup `backup` (labelled with its name), oldest first: its
     /// deletion attempts, with their phase and errors.
-    pub async fn deletion_attempts(&self, backup: &str) -> Result<Vec<DeleteBackupRequest>, ClientError> {
+    pub(crate) async fn deletion_attempts(&self, backup: &str) -> Result<Vec<DeleteBackupRequest>, ClientError> {
         let selector = format!("{}={}", labels::BACKUP_NAME, label_value(backup));
         let mut requests: Vec<DeleteBackupRequest> = self.list_selected(Some(&selector)).await?;
         requests.retain(|r| r.spec.backup_name == backup);

@@ -181,7 +181,7 @@ async fn describe(name: &str, details: bool, server: &ServerApi) -> anyhow::Resu
 }
 
 /// Runs a `cairn restore` subcommand against the server. Ok(false): a followed restore did not complete.
-pub async fn run(command: RestoreCommand, server: &ServerApi) -> anyhow::Result<bool> {
+pub(super) async fn run(command: RestoreCommand, server: &ServerApi) -> anyhow::Result<bool> {
     match command {
         RestoreCommand::Create(args) => create(*args, server).await,
         RestoreCommand::Get { names, output } => {

@@ -85,7 +85,7 @@ fn restores_table(records: &[RestoreRecord]) -> String {
 }
 
 /// Runs a `cairn restore` subcommand standalone. Ok(false): the restore ran with errors (exit 1).
-pub async fn run(command: RestoreCommand, connection: &Connection) -> anyhow::Result<bool> {
+pub(super) async fn run(command: RestoreCommand, connection: &Connection) -> anyhow::Result<bool> {
     match command {
         RestoreCommand::Create(args) => create(*args, connection).await,
         RestoreCommand::Get { names, output } => {

@@ -11,7 +11,7 @@ use cairn_kube::{client::get_text, discovery::ResourceType, errors::describe};
 use kube::Client;
 
 /// Objects per LIST page (Velero's page size).
-pub const PAGE_SIZE: u32 = 500;
+pub(super) const PAGE_SIZE: u32 = 500;
 
 /// One page of a LIST response, items unparsed.
 #[derive(Deserialize)]
@@ -49,7 +49,7 @@ struct Meta {
 
 /// One listed object.
 #[derive(Debug, Clone)]
-pub struct Listed {
+pub(super) struct Listed {
     /// Its namespace, for namespaced types.
     pub namespace: Option<String>,
     /// Its name.
@@ -64,7 +64,7 @@ pub struct Listed {
 
 /// A parsed page.
 #[derive(Debug)]
-pub struct Page {
+pub(super) struct Page {
     /// The objects.
     pub items: Vec<Listed>,
     /// Where the next page starts, if there is one.
@@ -72,7 +72,7 @@ pub struct Page {
 }
 
 /// The URL of one page of `resource_type` in `namespace` (or all), with an optional label selector.
-pub fn page_url(
+pub(super) fn page_url(
     resource_type: &ResourceType,
     namespace: Option<&str>,
     label_selector: Option<&str>,
@@ -90,14 +90,14 @@ pub fn page_url(
 }
 
 /// Parses a LIST response body.
-pub fn parse_page(resource_type: &ResourceType, body: &str) -> Result<Page, serde_json::Error> {
+pub(super) fn parse_page(resource_type: &ResourceType, body: &str) -> Result<Page, serde_json::Error> {
     let list: RawList<'_> = serde_json::from_str(body)?;
     let items = list.items.into_iter().map(|raw| parse_object(resource_type, raw.get())).collect::<Result<_, _>>()?;
     Ok(Page { items, continue_token: list.metadata.continue_token.filter(|t| !t.is_empty()) })
 }
 
 /// Parses one object's JSON (from a list or a GET).
-pub fn parse_object(resource_type: &ResourceType, raw: &str) -> Result<Listed, serde_json::Error> {
+pub(super) fn parse_object(resource_type: &ResourceType, raw: &str) -> Result<Listed, serde_json::Error> {
     let head: Head = serde_json::from_str(raw)?;
     let json = if head.api_version.is_some() && head.kind.is_some() {
         raw.as_bytes().to_vec()

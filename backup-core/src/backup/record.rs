@@ -85,7 +85,7 @@ pub struct BackupStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupRecord {
-    /// Always [`API_VERSION`].
+    /// Always [`cairn_api::API_VERSION`].
     pub api_version: String,
     /// Always `Backup`.
     pub kind: String,

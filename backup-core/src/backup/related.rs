@@ -9,7 +9,7 @@ use serde::Deserialize;
 /// What selected objects refer to, gathered while listing (small: one entry per referenced object, never
 /// one per listed object).
 #[derive(Debug, Default)]
-pub struct Related {
+pub(super) struct Related {
     /// PVCs mounted by selected Pods: (namespace, name).
     pub claims: BTreeSet<(String, String)>,
     /// PVs bound to selected PVCs.
@@ -85,12 +85,12 @@ struct RoleRef {
 
 impl Related {
     /// Whether `group_resource` objects are tracked in [`Related::written`].
-    pub fn tracks(group_resource: &str) -> Option<&'static str> {
+    pub(super) fn tracks(group_resource: &str) -> Option<&'static str> {
         TRACKED.into_iter().find(|k| *k == group_resource)
     }
 
     /// Notes a written object: remembers it if its type is tracked, and what it refers to.
-    pub fn note(&mut self, group_resource: &str, namespace: Option<&str>, name: &str, json: &[u8]) {
+    pub(super) fn note(&mut self, group_resource: &str, namespace: Option<&str>, name: &str, json: &[u8]) {
         if let Some(kind) = Related::tracks(group_resource) {
             self.written.entry(kind).or_default().insert((namespace.map(str::to_owned), name.to_owned()));
         }
@@ -120,7 +120,7 @@ impl Related {
     }
 
     /// Whether an object of a tracked type is already in the archive.
-    pub fn is_written(&self, group_resource: &str, namespace: Option<&str>, name: &str) -> bool {
+    pub(super) fn is_written(&self, group_resource: &str, namespace: Option<&str>, name: &str) -> bool {
         Related::tracks(group_resource)
             .and_then(|k| self.written.get(k))
             .is_some_and(|set| set.contains(&(namespace.map(str::to_owned), name.to_owned())))
@@ -128,7 +128,7 @@ impl Related {
 }
 
 /// The ClusterRole a ClusterRoleBinding grants, if the binding names one of `service_accounts` as a subject.
-pub fn binding_role_for(json: &[u8], service_accounts: &BTreeSet<(String, String)>) -> Option<String> {
+pub(super) fn binding_role_for(json: &[u8], service_accounts: &BTreeSet<(String, String)>) -> Option<String> {
     let binding: BindingLike = serde_json::from_slice(json).ok()?;
     let binds_one = binding.subjects.iter().any(|s| {
         s.kind == "ServiceAccount"

@@ -20,7 +20,7 @@ use crate::{
 
 /// One object on its way into the archive.
 #[derive(Debug)]
-pub struct SinkObject {
+pub(super) struct SinkObject {
     /// `deployments.apps`.
     pub group_resource: Arc<str>,
     /// The version it was read at.
@@ -37,7 +37,7 @@ pub struct SinkObject {
 
 /// What the sink produced.
 #[derive(Debug)]
-pub struct SinkOutput {
+pub(super) struct SinkOutput {
     /// The archive's size and checksums.
     pub summary: ArchiveSummary,
     /// Objects per group-resource.
@@ -48,7 +48,7 @@ pub struct SinkOutput {
 
 /// Starts the sink. Pages arrive on `pages`; the sink ends when every sender is dropped, completing both
 /// uploads. `bytes` follows the compressed size for progress reports.
-pub fn spawn_sink(
+pub(super) fn spawn_sink(
     store: &Store,
     keys: &BackupKeys,
     compression: Compression,

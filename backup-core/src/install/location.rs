@@ -15,7 +15,7 @@ pub const CREDENTIALS_SECRET: &str = "cairn-credentials";
 pub const CREDENTIALS_KEY: &str = "cloud";
 
 /// The Secret with the credentials file, when the location has one.
-pub fn credentials_secret(namespace: &str, location: &DefaultLocation) -> Option<Secret> {
+pub(super) fn credentials_secret(namespace: &str, location: &DefaultLocation) -> Option<Secret> {
     let LocationProvider::Aws { credentials: Some(file), .. } = &location.provider else { return None };
     Some(Secret {
         metadata: meta(CREDENTIALS_SECRET, Some(namespace)),
@@ -26,7 +26,7 @@ pub fn credentials_secret(namespace: &str, location: &DefaultLocation) -> Option
 }
 
 /// The location named [`DEFAULT_LOCATION_NAME`], marked default, readable and writable.
-pub fn backup_storage_location(namespace: &str, location: &DefaultLocation) -> BackupStorageLocation {
+pub(super) fn backup_storage_location(namespace: &str, location: &DefaultLocation) -> BackupStorageLocation {
     let (provider, config, credential) = match &location.provider {
         LocationProvider::Aws { config, credentials } => (
             "aws",

@@ -95,7 +95,7 @@ pub fn namespace_rules() -> Vec<PolicyRule> {
 }
 
 /// The ServiceAccount the server runs as, with `annotations` (such as an IAM role for service accounts).
-pub fn service_account(namespace: &str, annotations: &BTreeMap<String, String>) -> ServiceAccount {
+pub(super) fn service_account(namespace: &str, annotations: &BTreeMap<String, String>) -> ServiceAccount {
     let mut metadata = meta(SERVER_NAME, Some(namespace));
     metadata.annotations = (!annotations.is_empty()).then(|| annotations.clone());
     ServiceAccount { metadata, ..ServiceAccount::default() }
@@ -111,7 +111,7 @@ fn subject(namespace: &str) -> Subject {
 }
 
 /// The cluster-wide role, [`cluster_rules`].
-pub fn cluster_role(namespace: &str, restore_rbac: bool) -> ClusterRole {
+pub(super) fn cluster_role(namespace: &str, restore_rbac: bool) -> ClusterRole {
     ClusterRole {
         metadata: meta(&cluster_role_name(namespace), None),
         rules: Some(cluster_rules(restore_rbac)),
@@ -120,7 +120,7 @@ pub fn cluster_role(namespace: &str, restore_rbac: bool) -> ClusterRole {
 }
 
 /// Binds [`cluster_role`] to the server's ServiceAccount.
-pub fn cluster_role_binding(namespace: &str) -> ClusterRoleBinding {
+pub(super) fn cluster_role_binding(namespace: &str) -> ClusterRoleBinding {
     ClusterRoleBinding {
         metadata: meta(&cluster_role_name(namespace), None),
         role_ref: RoleRef {
@@ -133,12 +133,12 @@ pub fn cluster_role_binding(namespace: &str) -> ClusterRoleBinding {
 }
 
 /// The role in the server's namespace, [`namespace_rules`].
-pub fn role(namespace: &str) -> Role {
+pub(super) fn role(namespace: &str) -> Role {
     Role { metadata: meta(SERVER_NAME, Some(namespace)), rules: Some(namespace_rules()) }
 }
 
 /// Binds [`role`] to the server's ServiceAccount.
-pub fn role_binding(namespace: &str) -> RoleBinding {
+pub(super) fn role_binding(namespace: &str) -> RoleBinding {
     RoleBinding {
         metadata: meta(SERVER_NAME, Some(namespace)),
         role_ref: RoleRef {

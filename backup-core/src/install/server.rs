@@ -26,15 +26,15 @@ use super::{DefaultLocation, InstallOptions, LocationProvider, SERVER_NAME, labe
 /// The claim a `local` default location's volume comes from.
 pub const STORAGE_CLAIM: &str = "cairn-storage";
 /// The user and group the server runs as (distroless `nonroot`).
-pub const SERVER_USER: i64 = 65532;
+pub(super) const SERVER_USER: i64 = 65532;
 
 /// The namespace the server lives in.
-pub fn namespace(name: &str) -> Namespace {
+pub(super) fn namespace(name: &str) -> Namespace {
     Namespace { metadata: meta(name, None), ..Namespace::default() }
 }
 
 /// The claim holding a `local` default location, or `None` for other locations.
-pub fn storage_claim(namespace: &str, location: &DefaultLocation) -> Option<PersistentVolumeClaim> {
+pub(super) fn storage_claim(namespace: &str, location: &DefaultLocation) -> Option<PersistentVolumeClaim> {
     let LocationProvider::Local { volume_size } = &location.provider else { return None };
     Some(PersistentVolumeClaim {
         metadata: meta(STORAGE_CLAIM, Some(namespace)),
@@ -116,7 +116,7 @@ fn mount(name: &str, path: &str) -> VolumeMount {
 
 /// The server's Deployment: non-root, read-only root file system, the namespace and pod name from the
 /// downward API, probes on the metrics port, the options' pod annotations.
-pub fn deployment(options: &InstallOptions) -> Deployment {
+pub(super) fn deployment(options: &InstallOptions) -> Deployment {
     // The root file system is read-only: temporary files go to an emptyDir, a local location to its claim.
     let mut volumes = vec![volume("tmp", None)];
     let mut mounts = vec![mount("tmp", "/tmp")];

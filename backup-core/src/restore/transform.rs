@@ -42,7 +42,7 @@ pub struct Transform<'a> {
 }
 
 /// Why an object is not restored at all, if it is not: finished pods and jobs, mirror pods.
-pub fn skip_reason(group_resource: &str, object: &Value) -> Option<String> {
+pub(super) fn skip_reason(group_resource: &str, object: &Value) -> Option<String> {
     match group_resource {
         PODS => {
             let phase = object.pointer("/status/phase").and_then(Value::as_str).unwrap_or_default();

@@ -113,7 +113,7 @@ pub fn redact_credentials(text: &str) -> String {
 /// How long an S3 request may go without progress: no response to a request (whose body, a part of at
 /// most 5 MiB, is sent in that time too), or no bytes of a response body. Long transfers are bounded by
 /// progress, never by their total time: a restore may read one archive for hours.
-pub const STALL_TIMEOUT: Duration = Duration::from_secs(120);
+pub(super) const STALL_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long connecting to the S3 server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -32,7 +32,7 @@ use crate::{
 };
 
 /// Reconciles one Backup.
-pub async fn reconcile(backup: Arc<Backup>, context: Arc<Context>) -> Result<Action, ReconcileError> {
+pub(crate) async fn reconcile(backup: Arc<Backup>, context: Arc<Context>) -> Result<Action, ReconcileError> {
     let name = backup.name_any();
     // The watch cache may lag behind this server's own status writes: decide on a fresh read.
     let Some(backup) = context.api::<Backup>().get_opt(&name).await.doing(|| format!("reading backup {name}"))? else {

@@ -30,7 +30,10 @@ use crate::{
 const KEEP_PROCESSED: Duration = Duration::from_secs(24 * 3600);
 
 /// Reconciles one DeleteBackupRequest.
-pub async fn reconcile(request: Arc<DeleteBackupRequest>, context: Arc<Context>) -> Result<Action, ReconcileError> {
+pub(crate) async fn reconcile(
+    request: Arc<DeleteBackupRequest>,
+    context: Arc<Context>,
+) -> Result<Action, ReconcileError> {
     let api = context.api::<DeleteBackupRequest>();
     let name = request.name_any();
     let status = request.status.clone().unwrap_or_default();

@@ -25,7 +25,7 @@ use crate::{context::Context, locations};
 const VALID_FOR: Duration = Duration::from_secs(600);
 
 /// Reconciles one DownloadRequest.
-pub async fn reconcile(request: Arc<DownloadRequest>, context: Arc<Context>) -> Result<Action, ReconcileError> {
+pub(crate) async fn reconcile(request: Arc<DownloadRequest>, context: Arc<Context>) -> Result<Action, ReconcileError> {
     let api = context.api::<DownloadRequest>();
     let name = request.name_any();
     let status = request.status.clone().unwrap_or_default();

@@ -22,7 +22,7 @@ use crate::{
 };
 
 /// Runs until `shutdown` resolves.
-pub async fn run(context: Arc<Context>, shutdown: impl std::future::Future<Output = ()>) {
+pub(crate) async fn run(context: Arc<Context>, shutdown: impl std::future::Future<Output = ()>) {
     tokio::pin!(shutdown);
     loop {
         if let Err(error) = super::guarded("garbage collection".into(), collect(&context)).await {
@@ -36,7 +36,7 @@ pub async fn run(context: Arc<Context>, shutdown: impl std::future::Future<Outpu
 }
 
 /// One garbage collection run.
-pub async fn collect(context: &Context) -> Result<(), ReconcileError> {
+pub(crate) async fn collect(context: &Context) -> Result<(), ReconcileError> {
     let backups = context.api::<Backup>();
     let now = Timestamp::now();
     for backup in backups.list(&Default::default()).await.doing(|| "listing backups".into())?.items {

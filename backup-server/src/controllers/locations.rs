@@ -34,7 +34,7 @@ fn is_due(last: Option<&Instant>, every: Duration) -> bool {
 }
 
 /// Runs until `shutdown` resolves.
-pub async fn run(context: std::sync::Arc<Context>, shutdown: impl std::future::Future<Output = ()>) {
+pub(crate) async fn run(context: std::sync::Arc<Context>, shutdown: impl std::future::Future<Output = ()>) {
     let mut due = Due::default();
     tokio::pin!(shutdown);
     loop {

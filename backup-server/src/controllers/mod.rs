@@ -2,16 +2,16 @@
 //! garbage collection). Each reconciler is thin: it decides from the object's phase, calls into
 //! `backup-core`, and writes the outcome to the object's status.
 
-pub mod backup;
-pub mod deletion;
-pub mod download;
-pub mod gc;
-pub mod locations;
-pub mod restore;
-pub mod schedule;
-pub mod server_status;
-pub mod sync;
-pub mod totals;
+pub(crate) mod backup;
+pub(crate) mod deletion;
+pub(crate) mod download;
+pub(crate) mod gc;
+pub(crate) mod locations;
+pub(crate) mod restore;
+pub(crate) mod schedule;
+pub(crate) mod server_status;
+pub(crate) mod sync;
+pub(crate) mod totals;
 
 use cairn_kube::errors::{describe, is_conflict, is_not_found};
 use std::{fmt::Debug, future::Future, sync::Arc, time::Duration};
@@ -27,7 +27,7 @@ use crate::context::Context;
 
 /// Why a reconcile failed; it is retried.
 #[derive(Debug, thiserror::Error)]
-pub enum ReconcileError {
+pub(crate) enum ReconcileError {
     /// The API server refused or failed a request.
     #[error("{action}: {}", describe(error))]
     Kube {
@@ -61,7 +61,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Runs `work`, turning a panic inside it into [`ReconcileError::Panicked`] for `object`: a bug triggered by
 /// one object is logged and retried later instead of taking the process (and every other object) down.
-pub async fn guarded<T>(
+pub(crate) async fn guarded<T>(
     object: String,
     work: impl Future<Output = Result<T, ReconcileError>>,
 ) -> Result<T, ReconcileError> {
@@ -74,7 +74,7 @@ pub async fn guarded<T>(
 
 /// Merge-patches `status` into the status of `name`. With `uid`, the patch applies only to that very
 /// object: a same-named object created meanwhile is left alone (the API server refuses the patch).
-pub async fn patch_status<K>(
+pub(crate) async fn patch_status<K>(
     api: &kube::Api<K>,
     name: &str,
     uid: Option<&str>,
@@ -95,7 +95,7 @@ where
 
 /// [`patch_status`], retried a few times over about ten seconds: for the final status of a backup or restore,
 /// which must not be lost to a passing API error.
-pub async fn patch_final_status<K>(
+pub(crate) async fn patch_final_status<K>(
     api: &kube::Api<K>,
     name: &str,
     uid: Option<&str>,
@@ -121,7 +121,7 @@ where
 }
 
 /// Adds what was being done to a kube error.
-pub trait KubeContext<T> {
+pub(crate) trait KubeContext<T> {
     /// Wraps the error with `action`.
     fn doing(self, action: impl FnOnce() -> String) -> Result<T, ReconcileError>;
 }
@@ -134,7 +134,7 @@ impl<T> KubeContext<T> for Result<T, kube::Error> {
 
 /// Deletes `name` only if it is still the object with `uid` (a same-named object created meanwhile stays);
 /// "already gone" counts as done.
-pub async fn delete_exact<K>(api: &kube::Api<K>, name: &str, uid: Option<&str>) -> Result<(), ReconcileError>
+pub(crate) async fn delete_exact<K>(api: &kube::Api<K>, name: &str, uid: Option<&str>) -> Result<(), ReconcileError>
 where
     K: Clone + DeserializeOwned + Debug,
 {
@@ -150,7 +150,7 @@ where
 }
 
 /// A deletion's result, where "already gone" counts as done.
-pub fn absent_ok<T>(result: Result<T, kube::Error>) -> Result<(), kube::Error> {
+pub(crate) fn absent_ok<T>(result: Result<T, kube::Error>) -> Result<(), kube::Error> {
     match result {
         Ok(_) => Ok(()),
         Err(error) if is_not_found(&error) => Ok(()),
@@ -168,7 +168,7 @@ fn retry_later<K>(_object: Arc<K>, error: &ReconcileError, _context: Arc<Context
 }
 
 /// Runs a reconciler for every object of `K` in the server's namespace until `shutdown` resolves.
-pub async fn run_controller<K, F, Fut>(
+pub(crate) async fn run_controller<K, F, Fut>(
     context: Arc<Context>,
     reconcile: F,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
@@ -200,7 +200,10 @@ pub async fn run_controller<K, F, Fut>(
 }
 
 /// Starts every controller and periodic loop; each stops when `stopping` is cancelled.
-pub fn spawn_all(context: &Arc<Context>, stopping: &tokio_util::sync::CancellationToken) -> tokio::task::JoinSet<()> {
+pub(crate) fn spawn_all(
+    context: &Arc<Context>,
+    stopping: &tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinSet<()> {
     let stop = || stopping.clone().cancelled_owned();
     let mut set = tokio::task::JoinSet::new();
     set.spawn(run_controller::<cairn_api::Backup, _, _>(context.clone(), backup::reconcile, stop()));
@@ -221,7 +224,7 @@ pub fn spawn_all(context: &Arc<Context>, stopping: &tokio_util::sync::Cancellati
 
 /// While an engine runs, writes `to_status` of its latest counters to the object's status every two seconds.
 /// Ends when the engine drops its sender; the caller aborts it otherwise.
-pub async fn report_progress<K, P>(
+pub(crate) async fn report_progress<K, P>(
     api: kube::Api<K>,
     name: String,
     uid: Option<String>,

@@ -25,7 +25,7 @@ use super::{KubeContext, ReconcileError, patch_final_status, patch_status, repor
 use crate::{context::Context, locations};
 
 /// Reconciles one Restore.
-pub async fn reconcile(restore: Arc<Restore>, context: Arc<Context>) -> Result<Action, ReconcileError> {
+pub(crate) async fn reconcile(restore: Arc<Restore>, context: Arc<Context>) -> Result<Action, ReconcileError> {
     let name = restore.name_any();
     // The watch cache may lag behind this server's own status writes: decide on a fresh read.
     let Some(restore) = context.api::<Restore>().get_opt(&name).await.doing(|| format!("reading restore {name}"))?

@@ -23,7 +23,7 @@ use super::{KubeContext, ReconcileError, patch_status};
 use crate::context::Context;
 
 /// Reconciles one Schedule.
-pub async fn reconcile(object: Arc<ScheduleObject>, context: Arc<Context>) -> Result<Action, ReconcileError> {
+pub(crate) async fn reconcile(object: Arc<ScheduleObject>, context: Arc<Context>) -> Result<Action, ReconcileError> {
     let api = context.api::<ScheduleObject>();
     let name = object.name_any();
     // The watch cache may lag behind this server's own status writes: decide on a fresh read.

@@ -20,7 +20,10 @@ use crate::context::Context;
 const KEEP: Duration = Duration::from_secs(60);
 
 /// Reconciles one ServerStatusRequest.
-pub async fn reconcile(request: Arc<ServerStatusRequest>, context: Arc<Context>) -> Result<Action, ReconcileError> {
+pub(crate) async fn reconcile(
+    request: Arc<ServerStatusRequest>,
+    context: Arc<Context>,
+) -> Result<Action, ReconcileError> {
     let api = context.api::<ServerStatusRequest>();
     let name = request.name_any();
     let status = request.status.clone().unwrap_or_default();

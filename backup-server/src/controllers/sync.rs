@@ -17,7 +17,7 @@ use crate::{context::Context, locations::OpenLocation};
 
 /// What one sync did.
 #[derive(Debug, Default)]
-pub struct Synced {
+pub(crate) struct Synced {
     /// Backup objects created from the bucket.
     pub created: usize,
     /// Backup objects removed because their data is gone.
@@ -25,7 +25,7 @@ pub struct Synced {
 }
 
 /// Synchronises the cluster's Backup objects with `location`'s bucket.
-pub async fn sync_location(
+pub(crate) async fn sync_location(
     context: &Context,
     location: &OpenLocation,
 ) -> Result<Result<Synced, String>, ReconcileError> {

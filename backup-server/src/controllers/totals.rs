@@ -9,7 +9,7 @@ use kube::api::ListParams;
 use crate::context::Context;
 
 /// Runs until `shutdown` resolves.
-pub async fn run(context: Arc<Context>, shutdown: impl std::future::Future<Output = ()>) {
+pub(crate) async fn run(context: Arc<Context>, shutdown: impl std::future::Future<Output = ()>) {
     tokio::pin!(shutdown);
     loop {
         let backups = context.api::<Backup>().list_metadata(&ListParams::default()).await;

@@ -318,7 +318,7 @@ async fn a_record_that_names_another_backup_than_its_folder_is_damaged() {
     let store = env.s3_store(&env.bucket_prefix("moved-record"));
     backup_of(&client, &store, "first", &namespace, &[]).await;
     let record = store.get_bytes(&Layout.backup_record("first")).await.unwrap();
-    store.overwrite(&Layout.backup_record("second"), record.into()).await.unwrap();
+    store.overwrite(&Layout.backup_record("second"), record).await.unwrap();
 
     let error = read_backup(&store, "second").await.unwrap_err();
     assert!(

@@ -320,7 +320,7 @@ async fn damaged_or_missing_backups_are_refused_before_anything_is_applied() {
     let record = backup_namespace(&client, &store, "damaged", &namespace).await;
     let keys = backup_core::backup::backup_keys(&record);
     let archive = store.get_bytes(&keys.archive).await.unwrap();
-    store.overwrite(&keys.archive, archive.slice(..archive.len() / 2).into()).await.unwrap();
+    store.overwrite(&keys.archive, archive.slice(..archive.len() / 2)).await.unwrap();
     wait_gone(&client, &namespace).await;
 
     let error = restore(&client, &store, restore_request("from-damaged", "damaged")).await.unwrap_err();
