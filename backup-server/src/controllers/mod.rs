@@ -93,8 +93,9 @@ where
     Ok(())
 }
 
-/// [`patch_status`], retried a few times over about ten seconds: for the final status of a backup or restore,
-/// which must not be lost to a passing API error.
+/// [`patch_status`], retried by the patient policy (`cairn_kube::retry::retrying_patiently`): for the final
+/// status of a backup or restore, which must not be lost to a passing API error. An object gone or replaced
+/// by another of its name meanwhile has nothing of ours left to update.
 pub(crate) async fn patch_final_status<K>(
     api: &kube::Api<K>,
     name: &str,
@@ -104,20 +105,17 @@ pub(crate) async fn patch_final_status<K>(
 where
     K: Clone + DeserializeOwned + Debug,
 {
-    let mut delay = Duration::from_millis(250);
-    for _ in 0..5 {
-        match patch_status(api, name, uid, status.clone()).await {
-            Ok(()) => return Ok(()),
-            Err(ReconcileError::Kube { error, .. }) if is_not_found(&error) || is_conflict(&error) => {
-                // Gone, or replaced by another object of that name: there is nothing of ours left to update.
-                return Ok(());
-            }
-            Err(error) => tracing::warn!("{error}; retrying"),
-        }
-        tokio::time::sleep(delay).await;
-        delay *= 2;
+    let mut body = serde_json::json!({ "status": status });
+    if let Some(uid) = uid {
+        body["metadata"] = serde_json::json!({ "uid": uid });
     }
-    patch_status(api, name, uid, status).await
+    let params = kube::api::PatchParams::default();
+    let patch = kube::api::Patch::Merge(body);
+    match cairn_kube::retry::retrying_patiently(|| api.patch_status(name, &params, &patch)).await {
+        Ok(_) => Ok(()),
+        Err(error) if is_not_found(&error) || is_conflict(&error) => Ok(()),
+        Err(error) => Err(ReconcileError::Kube { action: format!("updating the status of {name}"), error }),
+    }
 }
 
 /// Adds what was being done to a kube error.
