@@ -8,15 +8,20 @@ use cairn_tests::{
     apply::{SAMPLE_WORKLOADS, apply_manifests},
 };
 
-fn cairn(env: &TestEnv, storage: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cairn"))
+/// `cairn args` against the test cluster, with `storage` and the S3 server's credentials.
+fn command(env: &TestEnv, storage: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    command
         .args(args)
         .env("KUBECONFIG", &env.info().kubeconfig)
         .env("CAIRN_STORAGE", storage)
         .env("AWS_ACCESS_KEY_ID", &env.info().s3_access_key_id)
-        .env("AWS_SECRET_ACCESS_KEY", &env.info().s3_secret_access_key)
-        .output()
-        .expect("cairn runs")
+        .env("AWS_SECRET_ACCESS_KEY", &env.info().s3_secret_access_key);
+    command
+}
+
+fn cairn(env: &TestEnv, storage: &str, args: &[&str]) -> Output {
+    command(env, storage, args).output().expect("cairn runs")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -164,15 +169,7 @@ fn bad_input_gets_one_clear_line_and_writes_nothing() {
 fn cairn_into_closed_pipe(env: &TestEnv, storage: &str, args: &[&str]) -> Output {
     let (reader, writer) = std::io::pipe().expect("a pipe");
     drop(reader);
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    command
-        .args(args)
-        .env("KUBECONFIG", &env.info().kubeconfig)
-        .env("CAIRN_STORAGE", storage)
-        .env("AWS_ACCESS_KEY_ID", &env.info().s3_access_key_id)
-        .env("AWS_SECRET_ACCESS_KEY", &env.info().s3_secret_access_key)
-        .stdout(writer);
-    command.output().expect("cairn runs")
+    command(env, storage, args).stdout(writer).output().expect("cairn runs")
 }
 
 #[tokio::test]
@@ -280,13 +277,8 @@ async fn a_decompression_bomb_is_refused_in_bounded_memory() {
     let path = backup_core::archive::item_path("configmaps", Some(&namespace), "bomb");
     cairn_tests::forge::velero_backup_raw(&store, "bomb", "1.1.0\n", &[(&path, bomb)]).await;
 
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    command
-        .args(["restore", "create", "--from-backup", "bomb"])
-        .env("KUBECONFIG", &env.info().kubeconfig)
-        .env("CAIRN_STORAGE", env.info().storage_url(&prefix))
-        .env("AWS_ACCESS_KEY_ID", &env.info().s3_access_key_id)
-        .env("AWS_SECRET_ACCESS_KEY", &env.info().s3_secret_access_key);
+    let storage = env.info().storage_url(&prefix);
+    let command = command(&env, &storage, &["restore", "create", "--from-backup", "bomb"]);
     let (_, peak_kib, _, output) = cairn_tests::measure::run_measured(command).unwrap();
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
@@ -325,13 +317,8 @@ async fn many_objects_near_the_size_limit_are_restored_in_bounded_memory() {
         .collect();
     cairn_tests::forge::cairn_backup(&store, "near-limit", &forged).await;
 
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    command
-        .args(["restore", "create", "--from-backup", "near-limit", "-o", "json"])
-        .env("KUBECONFIG", &env.info().kubeconfig)
-        .env("CAIRN_STORAGE", env.info().storage_url(&prefix))
-        .env("AWS_ACCESS_KEY_ID", &env.info().s3_access_key_id)
-        .env("AWS_SECRET_ACCESS_KEY", &env.info().s3_secret_access_key);
+    let storage = env.info().storage_url(&prefix);
+    let command = command(&env, &storage, &["restore", "create", "--from-backup", "near-limit", "-o", "json"]);
     let (_, peak_kib, _, output) = cairn_tests::measure::run_measured(command).unwrap();
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
     assert_eq!(report["restore"]["status"]["totalItems"], 32, "{}", text(&output.stderr));

@@ -49,3 +49,21 @@ pub fn hex(bytes: &[u8]) -> String {
     }
     text
 }
+
+/// Readers for the tests of this module.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::io::{self, Read};
+
+    /// Reads `0`, then fails as a dropped connection would: a store that fails mid-read.
+    pub(crate) struct FailingAfter<'a>(pub(crate) &'a [u8]);
+
+    impl Read for FailingAfter<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(io::Error::other("connection reset by peer"));
+            }
+            self.0.read(buf)
+        }
+    }
+}

@@ -192,6 +192,7 @@ fn pax_path(header: &[u8]) -> Result<Option<Vec<u8>>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archive::testing::FailingAfter;
 
     fn tar_with(entries: &[(&str, &[u8])], compression: Compression) -> Vec<u8> {
         let mut builder = tar::Builder::new(Vec::new());
@@ -258,21 +259,11 @@ mod tests {
 
     #[test]
     fn a_failing_store_is_an_outage_and_bad_bytes_are_damage() {
-        struct Failing<'a>(&'a [u8]);
-        impl Read for Failing<'_> {
-            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                if self.0.is_empty() {
-                    return Err(io::Error::other("connection reset"));
-                }
-                let n = self.0.read(buf)?;
-                Ok(n)
-            }
-        }
         let archive = tar_with(&[("resources/configmaps/namespaces/a/c.json", &[b'x'; 100_000])], Compression::Gzip);
         let half = &archive[..archive.len() / 2];
         let failed =
-            read_archive(Failing(half), Compression::Gzip, 1 << 20, |mut e| e.read_all().map(|_| Flow::Continue));
-        assert!(matches!(failed, Err(ReadError::Store(m)) if m.contains("connection reset")));
+            read_archive(FailingAfter(half), Compression::Gzip, 1 << 20, |mut e| e.read_all().map(|_| Flow::Continue));
+        assert!(matches!(failed, Err(ReadError::Store(m)) if m.contains("connection reset by peer")));
         let truncated = read_archive(half, Compression::Gzip, 1 << 20, |mut e| e.read_all().map(|_| Flow::Continue));
         assert!(matches!(truncated, Err(ReadError::Damaged(_))), "{truncated:?}");
     }

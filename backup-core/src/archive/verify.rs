@@ -189,6 +189,7 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archive::testing::FailingAfter;
     use crate::archive::{ArchiveWriter, DEFAULT_MAX_ENTRY_BYTES};
 
     fn archive(compression: Compression, objects: &[(&str, &str)]) -> (Vec<u8>, Vec<u8>) {
@@ -260,21 +261,13 @@ mod tests {
 
     #[test]
     fn a_failed_read_is_an_error_not_a_problem() {
-        struct Failing<'a>(&'a [u8]);
-        impl Read for Failing<'_> {
-            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                if self.0.is_empty() {
-                    return Err(io::Error::other("connection reset by peer"));
-                }
-                self.0.read(buf)
-            }
-        }
         let values: Vec<(String, String)> =
             (0..200).map(|i| (format!("c{i}"), config_map(&format!("c{i}"), &"v".repeat(500)))).collect();
         let objects: Vec<(&str, &str)> = values.iter().map(|(n, j)| (n.as_str(), j.as_str())).collect();
         let (archive, manifest) = archive(Compression::Gzip, &objects);
         let half = &archive[..archive.len() / 2];
-        let error = verify(Failing(half), manifest.as_slice(), Compression::Gzip, DEFAULT_MAX_ENTRY_BYTES).unwrap_err();
+        let error =
+            verify(FailingAfter(half), manifest.as_slice(), Compression::Gzip, DEFAULT_MAX_ENTRY_BYTES).unwrap_err();
         assert!(matches!(error, ArchiveError::Read(ReadError::Store(_))), "{error}");
         assert!(error.to_string().contains("connection reset by peer"), "{error}");
     }

@@ -2,16 +2,12 @@
 //! S3 link, a link that fails mid-transfer, archives whose objects lie about where they belong, entries
 //! far larger than any object, and records that name another backup.
 
-use cairn_api::Compression;
 use cairn_api::SelectionSpec;
 use std::{collections::BTreeMap, time::Duration};
 
 use backup_core::{
     archive::{DEFAULT_MAX_ENTRY_BYTES, item_path},
-    backup::{
-        BackupProgress, BackupRecord, BackupRequest, BackupSpec, InspectError, list_backups, read_backup, run_backup,
-        verify_backup,
-    },
+    backup::{BackupRecord, InspectError, list_backups, read_backup, verify_backup},
     restore::{
         ExistingResourcePolicy, ItemOutcome, RestoreError, RestoreOutcome, RestorePhase, RestoreProgress,
         RestoreRequest, RestoreSpec, find_restore, run_restore,
@@ -38,22 +34,21 @@ use serde_json::json;
 use tokio::sync::watch;
 
 async fn backup_of(client: &Client, store: &Store, name: &str, namespace: &str, resources: &[&str]) -> BackupRecord {
-    let request = BackupRequest {
-        name: name.to_owned(),
-        spec: BackupSpec {
-            selection: SelectionSpec {
-                included_namespaces: vec![namespace.to_owned()],
-                included_resources: resources.iter().map(|r| (*r).to_owned()).collect(),
-                ..Default::default()
-            },
-            ttl: "1h".into(),
-            storage_location: String::new(),
-            compression: Some(Compression::Zstd),
-        },
-        labels: BTreeMap::new(),
+    let selection = SelectionSpec {
+        included_namespaces: vec![namespace.to_owned()],
+        included_resources: resources.iter().map(|r| (*r).to_owned()).collect(),
+        ..Default::default()
     };
-    let (progress, _) = watch::channel(BackupProgress::default());
-    run_backup(client, store, request, &progress).await.expect("the backup completes").record
+    crate::restore::backup_selected(client, store, name, selection).await
+}
+
+/// A restore of the Secrets of `from` into `to`.
+fn secrets_into(from: &str, to: &str) -> RestoreSpec {
+    RestoreSpec {
+        namespace_mapping: BTreeMap::from([(from.to_owned(), to.to_owned())]),
+        selection: SelectionSpec { included_resources: vec!["secrets".into()], ..Default::default() },
+        ..Default::default()
+    }
 }
 
 /// `count` Secrets of `size` random bytes each: an archive that compresses to about `count * size`.
@@ -103,11 +98,7 @@ async fn a_restore_through_a_slow_s3_link_is_bounded_by_progress_not_by_total_ti
     proxy.set_rate(size / 35);
     let slow = env.s3_store_via(&prefix, &proxy.url());
     let copy = env.unique_name("slow-copy");
-    let spec = RestoreSpec {
-        namespace_mapping: BTreeMap::from([(namespace.clone(), copy.clone())]),
-        selection: SelectionSpec { included_resources: vec!["secrets".into()], ..Default::default() },
-        ..Default::default()
-    };
+    let spec = secrets_into(&namespace, &copy);
     let started = std::time::Instant::now();
     let outcome = restore(&client, &slow, request("through-slow-link", "slow", spec)).await.unwrap();
     assert!(started.elapsed() > Duration::from_secs(35), "the archive was read faster than the old limit");
@@ -150,11 +141,7 @@ async fn an_s3_outage_mid_restore_is_an_outage_and_the_restore_records_what_it_a
     proxy.set_rate(size / 8);
     let through = env.s3_store_via(&prefix, &proxy.url());
     let copy = env.unique_name("outage-copy");
-    let spec = RestoreSpec {
-        namespace_mapping: BTreeMap::from([(namespace.clone(), copy.clone())]),
-        selection: SelectionSpec { included_resources: vec!["secrets".into()], ..Default::default() },
-        ..Default::default()
-    };
+    let spec = secrets_into(&namespace, &copy);
     let (progress, mut watcher) = watch::channel(RestoreProgress::default());
     let cutter = {
         let proxy = proxy.clone();

@@ -29,11 +29,17 @@ use kube::{
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-async fn backup_namespace(client: &Client, store: &Store, name: &str, namespace: &str) -> BackupRecord {
+/// A Completed zstd backup `name` of what `selection` takes, kept an hour.
+pub(crate) async fn backup_selected(
+    client: &Client,
+    store: &Store,
+    name: &str,
+    selection: SelectionSpec,
+) -> BackupRecord {
     let request = BackupRequest {
         name: name.to_owned(),
         spec: BackupSpec {
-            selection: SelectionSpec { included_namespaces: vec![namespace.to_owned()], ..Default::default() },
+            selection,
             ttl: "1h".into(),
             storage_location: String::new(),
             compression: Some(Compression::Zstd),
@@ -42,6 +48,11 @@ async fn backup_namespace(client: &Client, store: &Store, name: &str, namespace:
     };
     let (progress, _) = watch::channel(BackupProgress::default());
     run_backup(client, store, request, &progress).await.expect("the backup completes").record
+}
+
+async fn backup_namespace(client: &Client, store: &Store, name: &str, namespace: &str) -> BackupRecord {
+    let selection = SelectionSpec { included_namespaces: vec![namespace.to_owned()], ..Default::default() };
+    backup_selected(client, store, name, selection).await
 }
 
 fn restore_request(name: &str, backup: &str) -> RestoreRequest {
@@ -374,28 +385,18 @@ webhooks:
     );
     apply_manifests(&client, &manifest).await.unwrap();
     let store = env.s3_store(&env.bucket_prefix("restore-webhook"));
-    let request = BackupRequest {
-        name: "guarded".into(),
-        spec: BackupSpec {
-            selection: SelectionSpec {
-                included_namespaces: vec![namespace.clone()],
-                included_resources: vec![
-                    "configmaps".into(),
-                    "services".into(),
-                    "namespaces".into(),
-                    "validatingwebhookconfigurations".into(),
-                ],
-                include_cluster_resources: Some(true),
-                ..Default::default()
-            },
-            ttl: "1h".into(),
-            storage_location: String::new(),
-            compression: Some(Compression::Zstd),
-        },
-        labels: BTreeMap::new(),
+    let selection = SelectionSpec {
+        included_namespaces: vec![namespace.clone()],
+        included_resources: vec![
+            "configmaps".into(),
+            "services".into(),
+            "namespaces".into(),
+            "validatingwebhookconfigurations".into(),
+        ],
+        include_cluster_resources: Some(true),
+        ..Default::default()
     };
-    let (progress, _) = watch::channel(BackupProgress::default());
-    run_backup(&client, &store, request, &progress).await.unwrap();
+    backup_selected(&client, &store, "guarded", selection).await;
     let webhooks = kube::discovery::ApiResource::from_gvk_with_plural(
         &kube::api::GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration"),
         "validatingwebhookconfigurations",
