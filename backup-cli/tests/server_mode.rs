@@ -911,7 +911,7 @@ async fn logs_details_and_version_come_from_the_server_through_requests() {
 
     // A presigned link to the S3 server, as the server hands out for S3 locations.
     let store = env.s3_store(&env.bucket_prefix("cli-links"));
-    let key = object_store::path::Path::from("links/done-logs.gz");
+    let key = backup_core::store::Layout.backup_keys("done", "20260101000000-0001", cairn_api::Compression::Zstd).log;
     store.put_gzip_text(&key, "backup done Completed: read over http\n").await.unwrap();
     let link = store.download_url(&key, std::time::Duration::from_secs(300)).await.unwrap();
     assert!(link.starts_with("http://"), "{link}");
