@@ -232,6 +232,36 @@ mod tests {
         }
     }
 
+    /// A pax record `"<len> key=value\n"`, its length counting itself.
+    fn pax_record(key: &str, value: &str) -> Vec<u8> {
+        let body = format!(" {key}={value}\n");
+        let mut len = body.len() + 1;
+        while format!("{len}{body}").len() != len {
+            len += 1;
+        }
+        format!("{len}{body}").into_bytes()
+    }
+
+    #[test]
+    fn a_pax_path_names_the_next_entry_as_go_writes_long_names() {
+        let long = format!("resources/configmaps/namespaces/ns/{}.json", "y".repeat(150));
+        let mut builder = tar::Builder::new(Vec::new());
+        let record = pax_record("path", &long);
+        let mut pax = tar::Header::new_ustar();
+        pax.set_entry_type(EntryType::XHeader);
+        pax.set_path("PaxHeaders/x").unwrap();
+        pax.set_size(record.len() as u64);
+        pax.set_cksum();
+        builder.append(&pax, record.as_slice()).unwrap();
+        let mut file = tar::Header::new_ustar();
+        file.set_path("resources/configmaps/namespaces/ns/truncated.json").unwrap();
+        file.set_size(2);
+        file.set_cksum();
+        builder.append(&file, b"{}".as_slice()).unwrap();
+        let archive = zstd::encode_all(builder.into_inner().unwrap().as_slice(), 3).unwrap();
+        assert_eq!(paths(&archive, Compression::Zstd, 1024).unwrap(), vec![(long, b"{}".to_vec())]);
+    }
+
     #[test]
     fn an_entry_over_the_limit_is_refused_before_it_is_read() {
         let archive = tar_with(&[("resources/configmaps/namespaces/a/big.json", &[b' '; 2048])], Compression::Zstd);
