@@ -11,7 +11,7 @@ use super::{
     ExistingResourcePolicy, IndexEntry, ItemOutcome, ItemResult,
     transform::{Transform, changed_fields, merge_patch, skip_reason, strip},
 };
-use cairn_kube::{discovery::ResourceType, resources::NAMESPACES};
+use cairn_kube::{discovery::ResourceType, errors::ErrorKind, resources::NAMESPACES};
 
 use crate::{archive::check_entry, selection::Selection};
 
@@ -191,16 +191,17 @@ pub(crate) enum OnError {
 
 /// Failures that a later round may cure: a missing namespace or type, a webhook whose service is not up.
 pub(crate) fn retryable(error: &kube::Error) -> bool {
-    match error {
-        kube::Error::Api(status) => match status.code {
-            404 | 429 | 503 | 504 => true,
-            500 => {
-                status.message.contains("failed calling webhook") || status.message.contains("no endpoints available")
-            }
-            403 => status.message.contains("being terminated"),
-            _ => false,
-        },
-        _ => false,
+    let message = match error {
+        kube::Error::Api(status) => status.message.as_str(),
+        _ => "",
+    };
+    match ErrorKind::of(error) {
+        ErrorKind::NotFound | ErrorKind::Busy => true,
+        ErrorKind::ServerError => {
+            message.contains("failed calling webhook") || message.contains("no endpoints available")
+        }
+        ErrorKind::Forbidden => message.contains("being terminated"),
+        ErrorKind::Conflict | ErrorKind::Unreachable | ErrorKind::Refused => false,
     }
 }
 
