@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the binaries of the local test environment once and caches them by version:
 #   kube-apiserver, kube-controller-manager, kube-scheduler  (k8s.io/kubernetes, go/kubernetes/go.mod)
+#   kubelet                                                  (k8s.io/kubernetes, go/kubernetes/go.mod: the real node)
 #   etcd                                                     (go.etcd.io/etcd/server/v3, go/etcd/go.mod)
+#   kwok, and its stages                                     (sigs.k8s.io/kwok, go/kwok/go.mod: simulated nodes)
 #   cairn-s3                                                 (tests/env/s3: s3s-fs from crates.io, an S3 server that checks SigV4)
 # into ${CAIRN_CACHE:-~/.cache/cairn}/<component>-<version>/bin. A cached component is not rebuilt.
 # Every failure prints one line that names what is missing or where the build log is, and exits 1.
@@ -59,9 +61,43 @@ grep -q "k8s.io/kubernetes $KUBERNETES_VERSION" "$here/go/kubernetes/go.mod" \
 go_build kubernetes kubernetes "$KUBERNETES_VERSION" "$k8s_ldflags" "" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler
 
+# The kubelet is cached apart, so that an environment without nodes never waits for it.
+go_build kubernetes kubelet "$KUBERNETES_VERSION" "$k8s_ldflags" kubelet k8s.io/kubernetes/cmd/kubelet
+
 grep -q "go.etcd.io/etcd/server/v3 $ETCD_VERSION" "$here/go/etcd/go.mod" \
   || die "go/etcd/go.mod does not pin go.etcd.io/etcd/server/v3 $ETCD_VERSION from versions.env; update it."
 go_build etcd etcd "$ETCD_VERSION" "-s -w" etcd go.etcd.io/etcd/server/v3
+
+grep -q "sigs.k8s.io/kwok $KWOK_VERSION" "$here/go/kwok/go.mod" \
+  || die "go/kwok/go.mod does not pin sigs.k8s.io/kwok $KWOK_VERSION from versions.env; update it."
+go_build kwok kwok "$KWOK_VERSION" "-s -w" kwok sigs.k8s.io/kwok/cmd/kwok
+# KWOK's stages (node initialize and heartbeat, pod ready, complete and delete) come from its own module.
+stages="$cache/kwok-$KWOK_VERSION/stages"
+if [ ! -d "$stages" ]; then
+  source=$(cd "$here/go/kwok" && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  [ -d "$source/kustomize/stage" ] || die "the module sigs.k8s.io/kwok@$KWOK_VERSION has no kustomize/stage in the Go module cache"
+  mkdir -p "$stages.partial"
+  for stage in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease \
+      pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
+    cp "$source/kustomize/stage/$stage.yaml" "$stages.partial/"
+  done
+  mv "$stages.partial" "$stages"
+fi
+
+# The real node's runtime, from Debian's packages (the machine is root): containerd, runc, the CNI plugins,
+# and a static busybox for the test images.
+missing=""
+for pair in containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins busybox:busybox-static; do
+  tool=${pair%%:*} package=${pair#*:}
+  if [ "${tool#/}" != "$tool" ]; then [ -x "$tool" ] || missing="$missing $package"
+  else command -v "$tool" >/dev/null || missing="$missing $package"; fi
+done
+if [ -n "$missing" ]; then
+  say "installing the node runtime from Debian's packages:$missing"
+  log="$logs/node-packages.log"
+  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing; } >"$log" 2>&1 \
+    || die "installing$missing failed (is this Debian, as root, with its package mirrors reachable?). Log: $log"
+fi
 
 s3="$cache/cairn-s3-$S3S_FS_VERSION-r$CAIRN_S3_REVISION"
 if [ ! -d "$s3/bin" ]; then

@@ -11,8 +11,8 @@ staging="v0.${v#v1.}"
 modfile=$(go mod download -json "k8s.io/kubernetes@$v" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
 cd "$here/go/kubernetes"
 {
-  echo "// Pins the Kubernetes control-plane binaries the tests run (kube-apiserver,"
-  echo "// kube-controller-manager, kube-scheduler). Regenerate with ../../regen-kubernetes.sh."
+  echo "// Pins the Kubernetes binaries the tests run (kube-apiserver, kube-controller-manager,"
+  echo "// kube-scheduler, and the kubelet of the real node). Regenerate with ../../regen-kubernetes.sh."
   echo "module cairn.dev/testenv/kubernetes"
   echo
   grep -E '^go ' "$modfile"
@@ -23,6 +23,7 @@ cd "$here/go/kubernetes"
   echo "	k8s.io/kubernetes/cmd/kube-apiserver"
   echo "	k8s.io/kubernetes/cmd/kube-controller-manager"
   echo "	k8s.io/kubernetes/cmd/kube-scheduler"
+  echo "	k8s.io/kubernetes/cmd/kubelet"
   echo ")"
   echo
   echo "replace ("

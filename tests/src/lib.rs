@@ -14,6 +14,7 @@ pub mod binaries;
 pub mod environment;
 pub mod forge;
 pub mod measure;
+pub mod oci;
 pub mod pki;
 pub mod process;
 pub mod proxy;
