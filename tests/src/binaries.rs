@@ -21,6 +21,8 @@ pub struct Versions {
     pub s3s_fs: String,
     /// The revision of `tests/env/s3` (the server around s3s-fs), bumped when it changes.
     pub s3_revision: String,
+    /// `sigs.k8s.io/kwok`, e.g. `v0.8.0`.
+    pub kwok: String,
 }
 
 impl Versions {
@@ -39,6 +41,7 @@ impl Versions {
             etcd: value("ETCD_VERSION"),
             s3s_fs: value("S3S_FS_VERSION"),
             s3_revision: value("CAIRN_S3_REVISION"),
+            kwok: value("KWOK_VERSION"),
         }
     }
 }
@@ -66,6 +69,12 @@ pub struct Binaries {
     pub scheduler: PathBuf,
     /// etcd.
     pub etcd: PathBuf,
+    /// The kubelet, for the real node.
+    pub kubelet: PathBuf,
+    /// KWOK, for simulated nodes.
+    pub kwok: PathBuf,
+    /// KWOK's stage definitions.
+    pub kwok_stages: PathBuf,
     /// cairn-s3, the S3 server (s3s-fs).
     pub s3: PathBuf,
 }
@@ -80,18 +89,30 @@ impl Binaries {
             controller_manager: kubernetes.join("kube-controller-manager"),
             scheduler: kubernetes.join("kube-scheduler"),
             etcd: cache.join(format!("etcd-{}/bin/etcd", versions.etcd)),
+            kubelet: cache.join(format!("kubelet-{}/bin/kubelet", versions.kubernetes)),
+            kwok: cache.join(format!("kwok-{}/bin/kwok", versions.kwok)),
+            kwok_stages: cache.join(format!("kwok-{}/stages", versions.kwok)),
             s3: cache.join(format!("cairn-s3-{}-r{}/bin/cairn-s3", versions.s3s_fs, versions.s3_revision)),
         }
     }
 
-    fn all(&self) -> [&Path; 5] {
-        [&self.apiserver, &self.controller_manager, &self.scheduler, &self.etcd, &self.s3]
+    fn all(&self) -> [&Path; 8] {
+        [
+            &self.apiserver,
+            &self.controller_manager,
+            &self.scheduler,
+            &self.etcd,
+            &self.s3,
+            &self.kubelet,
+            &self.kwok,
+            &self.kwok_stages,
+        ]
     }
 
     /// The pinned binaries, built first by `tests/env/build-deps.sh` if any is missing from the cache.
     pub fn ensure() -> Result<Binaries, EnvError> {
         let binaries = Binaries::locate(&Versions::pinned());
-        if binaries.all().iter().all(|path| path.is_file()) {
+        if binaries.all().iter().all(|path| path.exists()) {
             return Ok(binaries);
         }
         let status = Command::new("bash")
@@ -101,7 +122,7 @@ impl Binaries {
         if !status.success() {
             return Err(EnvError::Build { script: BUILD_SCRIPT, status });
         }
-        if let Some(missing) = binaries.all().into_iter().find(|path| !path.is_file()) {
+        if let Some(missing) = binaries.all().into_iter().find(|path| !path.exists()) {
             return Err(EnvError::Io {
                 what: format!("{BUILD_SCRIPT} succeeded but did not produce {}", missing.display()),
                 error: std::io::ErrorKind::NotFound.into(),

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     EnvError,
     binaries::{Binaries, Versions},
+    node::{NodeConfig, RealNode},
     pki::Pki,
     process::{Component, accepts_connections, free_port},
     s3::S3Server,
@@ -50,6 +51,18 @@ pub struct EnvInfo {
     pub state_dir: PathBuf,
     /// How long the start took, in seconds.
     pub start_seconds: f64,
+    /// The real node, once one runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<NodeInfo>,
+}
+
+/// How to reach the environment's real node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// The Node's name.
+    pub name: String,
+    /// The node's container runtime (containerd's socket).
+    pub runtime_socket: PathBuf,
 }
 
 impl EnvInfo {
@@ -109,6 +122,7 @@ pub struct Environment {
     info: EnvInfo,
     components: Vec<Component>,
     s3: S3Server,
+    node: Option<RealNode>,
 }
 
 impl Environment {
@@ -178,6 +192,11 @@ impl Environment {
             format!("--service-account-signing-key-file={}", path(&pki.service_account_key)),
             "--service-cluster-ip-range=10.0.0.0/16".into(),
             "--authorization-mode=Node,RBAC".into(),
+            // Kubelets are reached (logs, exec) with the admin certificate; joining nodes with bootstrap tokens.
+            format!("--kubelet-client-certificate={}", path(&pki.admin_cert)),
+            format!("--kubelet-client-key={}", path(&pki.admin_key)),
+            "--kubelet-preferred-address-types=InternalIP".into(),
+            "--enable-bootstrap-token-auth=true".into(),
             "--allow-privileged=true".into(),
             // A single loopback API server has no endpoints worth reconciling.
             "--endpoint-reconciler-type=none".into(),
@@ -225,6 +244,8 @@ impl Environment {
             format!("--root-ca-file={}", path(&pki.ca_cert)),
             "--kube-api-qps=1000".into(),
             "--kube-api-burst=1000".into(),
+            // kubeadm's: bootstrap tokens sign `kube-public/cluster-info` and expire.
+            "--controllers=*,bootstrapsigner,tokencleaner".into(),
         ]);
         let mut kcm = Component::start(
             "kube-controller-manager",
@@ -258,16 +279,48 @@ impl Environment {
             s3_secret_access_key: s3.secret_access_key.clone(),
             state_dir: state_dir.to_path_buf(),
             start_seconds: started.elapsed().as_secs_f64(),
+            node: None,
         };
         let env_json = state_dir.join("env.json");
         let json = serde_json::to_vec_pretty(&info).expect("EnvInfo serializes");
         std::fs::write(&env_json, json).map_err(io(format!("writing {}", env_json.display())))?;
-        Ok(Environment { info, components, s3 })
+        Ok(Environment { info, components, s3, node: None })
+    }
+
+    /// Starts the real node (containerd and a kubelet), once; later calls return the running one. The
+    /// processes are tied to the calling thread, as the control plane's are.
+    pub fn start_node(&mut self) -> Result<NodeInfo, EnvError> {
+        if let Some(node) = &self.info.node {
+            return Ok(node.clone());
+        }
+        let binaries = Binaries::ensure()?;
+        let config = NodeConfig {
+            kubelet: binaries.kubelet.clone(),
+            kubeconfig: self.info.kubeconfig.clone(),
+            ca_cert: self.info.state_dir.join("pki/ca.crt"),
+            state_dir: self.info.state_dir.clone(),
+            images: Vec::new(),
+        };
+        let node = RealNode::start(&config)?;
+        let info = NodeInfo { name: node.name.clone(), runtime_socket: node.runtime_socket.clone() };
+        self.node = Some(node);
+        self.info.node = Some(info.clone());
+        self.write_info()?;
+        Ok(info)
+    }
+
+    fn write_info(&self) -> Result<(), EnvError> {
+        let env_json = self.info.state_dir.join("env.json");
+        let json = serde_json::to_vec_pretty(&self.info).expect("EnvInfo serializes");
+        std::fs::write(&env_json, json)
+            .map_err(|error| EnvError::Io { what: format!("writing {}", env_json.display()), error })
     }
 }
 
 impl Drop for Environment {
     fn drop(&mut self) {
+        // The node first: its pods talk to the API server until they are gone.
+        drop(self.node.take());
         // Stop in reverse start order: controllers before the API server, the API server before etcd.
         while let Some(component) = self.components.pop() {
             drop(component);

@@ -14,6 +14,7 @@ pub mod binaries;
 pub mod environment;
 pub mod forge;
 pub mod measure;
+pub mod node;
 pub mod oci;
 pub mod pki;
 pub mod process;
@@ -22,7 +23,7 @@ pub mod s3;
 pub mod server;
 pub mod shared;
 
-pub use environment::{EnvInfo, Environment};
+pub use environment::{EnvInfo, Environment, NodeInfo};
 pub use shared::TestEnv;
 
 use std::{path::PathBuf, process::ExitStatus, time::Duration};

@@ -29,6 +29,10 @@ pub struct Pki {
     pub admin_cert_pem: String,
     /// Admin client key, PEM.
     pub admin_key_pem: String,
+    /// The admin client certificate, as a file (the API server's client certificate for kubelets).
+    pub admin_cert: PathBuf,
+    /// Its key, as a file.
+    pub admin_key: PathBuf,
 }
 
 fn cert_error(source: rcgen::Error) -> EnvError {
@@ -78,6 +82,8 @@ impl Pki {
             service_account_key: write("service-account.key", &service_account_key.serialize_pem())?,
             service_account_public_key: write("service-account.pub", &service_account_key.public_key_pem())?,
             ca_pem: ca.pem(),
+            admin_cert: write("admin.crt", &admin_cert.pem())?,
+            admin_key: write("admin.key", &admin_key.serialize_pem())?,
             admin_cert_pem: admin_cert.pem(),
             admin_key_pem: admin_key.serialize_pem(),
         })

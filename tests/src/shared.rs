@@ -5,7 +5,7 @@ use std::{
     io::Write,
     path::{Path, PathBuf},
     sync::{
-        OnceLock,
+        Mutex, OnceLock,
         atomic::{AtomicU64, Ordering},
         mpsc,
     },
@@ -21,7 +21,7 @@ use kube::{
 };
 
 use crate::{
-    EnvError, EnvInfo, Environment,
+    EnvError, EnvInfo, Environment, NodeInfo,
     environment::{process_state_dir, random_hex, remove_stale_state_dirs},
 };
 
@@ -29,6 +29,15 @@ use crate::{
 pub const REUSE_VARIABLE: &str = "CAIRN_TESTENV";
 
 static SHARED: OnceLock<Result<EnvInfo, String>> = OnceLock::new();
+static NODE: OnceLock<Result<NodeInfo, String>> = OnceLock::new();
+/// Requests to the thread that owns this process's environment (its processes are tied to that thread).
+static REQUESTS: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
+
+/// What the environment's thread is asked to do.
+enum Request {
+    /// Start the real node, and say how to reach it.
+    StartNode(mpsc::Sender<Result<NodeInfo, String>>),
+}
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static RUN_ID: OnceLock<String> = OnceLock::new();
 
@@ -59,6 +68,32 @@ impl TestEnv {
         match shared {
             Ok(info) => TestEnv { info },
             Err(reason) => panic!("the test environment is not available: {reason}"),
+        }
+    }
+
+    /// The environment's real node (containerd and a kubelet), started on first use: tests that need no node
+    /// pay nothing. Panics with the reason when it cannot start.
+    pub fn node(&self) -> NodeInfo {
+        let node = NODE.get_or_init(|| {
+            if let Some(node) = &self.info.node {
+                return Ok(node.clone());
+            }
+            let Some(requests) = REQUESTS.get() else {
+                return Err(format!(
+                    "the environment named by {REUSE_VARIABLE} runs no node: start it with `cairn-testenv up --node`"
+                ));
+            };
+            let (reply, answer) = mpsc::channel();
+            requests
+                .lock()
+                .expect("requests lock")
+                .send(Request::StartNode(reply))
+                .map_err(|_| "the environment thread is gone")?;
+            answer.recv().map_err(|_| "the environment thread died while starting the node".to_owned())?
+        });
+        match node {
+            Ok(node) => node.clone(),
+            Err(reason) => panic!("the test node is not available: {reason}"),
         }
     }
 
@@ -147,11 +182,20 @@ fn start_for_this_process() -> Result<EnvInfo, String> {
     remove_stale_state_dirs();
     let state_dir: PathBuf = process_state_dir();
     let (sender, receiver) = mpsc::channel();
+    let (requests, incoming) = mpsc::channel();
+    let _ = REQUESTS.set(Mutex::new(requests));
     std::thread::Builder::new()
         .name("cairn-testenv".into())
         .spawn(move || match Environment::start(&state_dir) {
-            Ok(environment) => {
+            Ok(mut environment) => {
                 let _ = sender.send(Ok(environment.info().clone()));
+                for request in incoming {
+                    match request {
+                        Request::StartNode(reply) => {
+                            let _ = reply.send(environment.start_node().map_err(|e| e.to_string()));
+                        }
+                    }
+                }
                 loop {
                     std::thread::park();
                 }
@@ -165,7 +209,7 @@ fn start_for_this_process() -> Result<EnvInfo, String> {
     // Written past the test harness's output capture, so every run shows what it runs against.
     let _ = writeln!(
         std::io::stderr(),
-        "cairn test environment: kube-apiserver {} at {}, S3 (s3s-fs) at {}, started in {:.1} s; state and logs in {}",
+        "cairn test environment: kube-apiserver {} at {}, S3 (cairn-s3) at {}, started in {:.1} s; state and logs in {}",
         info.kubernetes_version,
         info.apiserver_url,
         info.s3_endpoint,

@@ -5,5 +5,6 @@ mod adversity;
 mod backup;
 mod control_plane;
 mod leader;
+mod node;
 mod object_store;
 mod restore;

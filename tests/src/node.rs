@@ -1,0 +1,348 @@
+//! One real node for the test environment: containerd (Debian's, with runc) and a kubelet built from the
+//! pinned Kubernetes module, with their state under the environment's directory, a pod network on a bridge
+//! of its own with no route out, and the test images imported so that nothing is ever pulled. Everything it
+//! leaves on the host (shims, containers, mounts, network namespaces, the bridge, cgroups) is removed by one
+//! cleanup script, run when the node stops and, should the test process be killed, by a reaper that outlives
+//! it.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use serde_json::json;
+
+use crate::{
+    EnvError,
+    oci::{self, PAUSE_IMAGE},
+    process::{Component, free_port},
+};
+
+/// What the node needs from the environment.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The kubelet binary.
+    pub kubelet: PathBuf,
+    /// The environment's admin kubeconfig (the kubelet uses it).
+    pub kubeconfig: PathBuf,
+    /// The cluster CA, for clients of the kubelet.
+    pub ca_cert: PathBuf,
+    /// The environment's state directory; the node's lives in `node/` inside it.
+    pub state_dir: PathBuf,
+    /// Images to import besides the pause and shell images.
+    pub images: Vec<oci::ImageSpec>,
+}
+
+/// A running real node. Dropping it stops the kubelet and containerd and removes what they left on the host.
+#[derive(Debug)]
+pub struct RealNode {
+    /// The Node's name.
+    pub name: String,
+    /// containerd's socket, for `ctr` and CRI clients.
+    pub runtime_socket: PathBuf,
+    dir: PathBuf,
+    cleanup: PathBuf,
+    containerd: Option<Component>,
+    kubelet: Option<Component>,
+}
+
+fn io(what: String) -> impl FnOnce(std::io::Error) -> EnvError {
+    move |error| EnvError::Io { what, error }
+}
+
+fn write(path: &Path, text: &str) -> Result<(), EnvError> {
+    std::fs::write(path, text).map_err(io(format!("writing {}", path.display())))
+}
+
+/// A short random suffix shared by the node's name, cgroup and bridge (interface names have 15 characters).
+fn suffix() -> String {
+    crate::environment::random_hex(3)
+}
+
+impl RealNode {
+    /// Starts containerd, imports the test images, starts the kubelet, and waits until its Node is Ready.
+    pub fn start(config: &NodeConfig) -> Result<RealNode, EnvError> {
+        let suffix = suffix();
+        let name = format!("cairn-node-{suffix}");
+        let dir = config.state_dir.join("node");
+        for sub in ["containerd/root", "containerd/state", "cni/net.d", "cni/ipam", "kubelet", "manifests", "images"] {
+            let path = dir.join(sub);
+            std::fs::create_dir_all(&path).map_err(io(format!("creating {}", path.display())))?;
+        }
+        let cgroup = format!("cairn-{suffix}");
+        let bridge = format!("cairn{suffix}");
+        // The kubelet's address: the node IP may not be a loopback address, and nothing may leave the
+        // machine, so the node gets a private address of its own on the loopback interface.
+        let bytes = u32::from_str_radix(&suffix, 16).unwrap_or(1);
+        let address = format!("10.255.{}.{}", (bytes >> 8) & 0xff, (bytes & 0xff).max(1));
+        let cleanup = dir.join("cleanup.sh");
+        write(&cleanup, &cleanup_script(&dir, &cgroup, &bridge, &address))?;
+        spawn_reaper(&cleanup)?;
+        create_cgroup(&cgroup)?;
+        add_address(&address)?;
+        let runtime_socket = dir.join("containerd/containerd.sock");
+        let containerd = start_containerd(&dir, &runtime_socket, &bridge)?;
+        let mut node = RealNode {
+            name: name.clone(),
+            runtime_socket: runtime_socket.clone(),
+            dir: dir.clone(),
+            cleanup,
+            containerd: Some(containerd),
+            kubelet: None,
+        };
+        for image in [oci::pause_image(), oci::shell_image()].iter().chain(&config.images) {
+            oci::import(image, &runtime_socket, &dir.join("images"))?;
+        }
+        node.kubelet = Some(start_kubelet(config, &dir, &name, &cgroup, &address, &runtime_socket)?);
+        Ok(node)
+    }
+
+    /// The node's directory (containerd's and the kubelet's state, logs of neither: those are in `logs/`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Imports `image` into the node's runtime.
+    pub fn import(&self, image: &oci::ImageSpec) -> Result<(), EnvError> {
+        oci::import(image, &self.runtime_socket, &self.dir.join("images"))
+    }
+
+    /// Stops the kubelet and containerd and removes everything they left on the host.
+    fn stop(&mut self) {
+        drop(self.kubelet.take());
+        let _ = Command::new("sh").arg(&self.cleanup).status();
+        drop(self.containerd.take());
+        let _ = Command::new("sh").arg(&self.cleanup).status();
+    }
+}
+
+impl Drop for RealNode {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Puts `address` on the loopback interface.
+fn add_address(address: &str) -> Result<(), EnvError> {
+    let status = Command::new("ip")
+        .args(["addr", "add", &format!("{address}/32"), "dev", "lo"])
+        .status()
+        .map_err(io("running ip (iproute2)".into()))?;
+    if status.success() {
+        return Ok(());
+    }
+    Err(EnvError::Io {
+        what: format!("adding {address} to the loopback interface"),
+        error: std::io::ErrorKind::Other.into(),
+    })
+}
+
+/// Creates the node's cgroup, the kubelet's `cgroupRoot`, in every cgroup v1 hierarchy: its pods live
+/// under it, apart from the host's and from other environments'. cpuset's must be given its CPUs and memory
+/// nodes before anything can join it.
+fn create_cgroup(cgroup: &str) -> Result<(), EnvError> {
+    let root = Path::new("/sys/fs/cgroup");
+    let hierarchies = std::fs::read_dir(root).map_err(io(format!("listing {}", root.display())))?;
+    for hierarchy in hierarchies.flatten().map(|e| e.path()) {
+        if hierarchy.file_name().is_some_and(|n| n == "unified") || !hierarchy.join("cgroup.procs").exists() {
+            continue;
+        }
+        let own = hierarchy.join(cgroup);
+        std::fs::create_dir_all(&own).map_err(io(format!("creating {}", own.display())))?;
+        for setting in ["cpuset.cpus", "cpuset.mems"] {
+            if let Ok(value) = std::fs::read_to_string(hierarchy.join(setting)) {
+                std::fs::write(own.join(setting), value.trim())
+                    .map_err(io(format!("setting {setting} of {}", own.display())))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn start_containerd(dir: &Path, socket: &Path, bridge: &str) -> Result<Component, EnvError> {
+    let path = |p: &str| dir.join(p).display().to_string();
+    let config = format!(
+        r#"version = 2
+root = "{root}"
+state = "{state}"
+[grpc]
+  address = "{socket}"
+[ttrpc]
+  address = "{socket}.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{PAUSE_IMAGE}"
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+  enable_selinux = false
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "{net}"
+"#,
+        root = path("containerd/root"),
+        state = path("containerd/state"),
+        socket = socket.display(),
+        net = path("cni/net.d"),
+    );
+    let config_file = dir.join("containerd.toml");
+    write(&config_file, &config)?;
+    // The pod network: a bridge of the node's own, no gateway, no routes, no masquerading.
+    let network = json!({
+        "cniVersion": "0.4.0",
+        "name": "cairn-pods",
+        "plugins": [{
+            "type": "bridge",
+            "bridge": bridge,
+            "isGateway": false,
+            "ipMasq": false,
+            "hairpinMode": true,
+            "ipam": {"type": "host-local", "dataDir": path("cni/ipam"), "ranges": [[{"subnet": "10.244.0.0/24"}]]},
+        }],
+    });
+    write(&dir.join("cni/net.d/10-cairn.conflist"), &network.to_string())?;
+    let log = dir.parent().expect("the node lives in the environment's directory").join("logs/containerd.log");
+    let args = vec!["--config".to_owned(), config_file.display().to_string()];
+    let mut containerd = Component::start("containerd", Path::new("containerd"), &args, log, vec![])?;
+    write(&dir.join("containerd.pid"), &containerd.pid().to_string())?;
+    containerd.wait_until(Duration::from_secs(30), || runtime_answers(socket))?;
+    Ok(containerd)
+}
+
+fn runtime_answers(socket: &Path) -> bool {
+    Command::new("ctr")
+        .arg("--address")
+        .arg(socket)
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn start_kubelet(
+    config: &NodeConfig,
+    dir: &Path,
+    name: &str,
+    cgroup: &str,
+    address: &str,
+    socket: &Path,
+) -> Result<Component, EnvError> {
+    let (port, healthz) = (free_port()?, free_port()?);
+    let configuration = json!({
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "failCgroupV1": false,
+        "cgroupDriver": "cgroupfs",
+        "cgroupRoot": format!("/{cgroup}"),
+        "address": address,
+        "port": port,
+        "readOnlyPort": 0,
+        "healthzBindAddress": "127.0.0.1",
+        "healthzPort": healthz,
+        "authentication": {
+            "anonymous": {"enabled": false},
+            "webhook": {"enabled": true},
+            "x509": {"clientCAFile": config.ca_cert.display().to_string()},
+        },
+        "authorization": {"mode": "Webhook"},
+        "containerRuntimeEndpoint": format!("unix://{}", socket.display()),
+        "staticPodPath": dir.join("manifests").display().to_string(),
+        "resolvConf": "",
+        "oomScoreAdj": 0,
+        "imageGCHighThresholdPercent": 100,
+        "imageGCLowThresholdPercent": 99,
+        "evictionHard": {"memory.available": "1Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
+        "failSwapOn": false,
+        "registerNode": true,
+        "serializeImagePulls": false,
+        "nodeStatusReportFrequency": "5s",
+        "nodeStatusUpdateFrequency": "5s",
+        "syncFrequency": "5s",
+        "fileCheckFrequency": "5s",
+        "localStorageCapacityIsolation": false,
+    });
+    let config_file = dir.join("kubelet.json");
+    write(&config_file, &configuration.to_string())?;
+    let args = vec![
+        format!("--config={}", config_file.display()),
+        format!("--kubeconfig={}", config.kubeconfig.display()),
+        format!("--root-dir={}", dir.join("kubelet").display()),
+        format!("--cert-dir={}", dir.join("kubelet/pki").display()),
+        format!("--hostname-override={name}"),
+        format!("--node-ip={address}"),
+        "--v=1".into(),
+    ];
+    let log = config.state_dir.join("logs/kubelet.log");
+    let mut kubelet = Component::start("kubelet", &config.kubelet, &args, log, vec![port, healthz])?;
+    write(&dir.join("kubelet.pid"), &kubelet.pid().to_string())?;
+    kubelet.wait_until(Duration::from_secs(90), || node_ready(&config.kubeconfig, name))?;
+    Ok(kubelet)
+}
+
+/// Whether the Node `name` reports Ready.
+fn node_ready(kubeconfig: &Path, name: &str) -> bool {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return false };
+    runtime.block_on(async {
+        let Ok(client) = crate::shared::client_from(kubeconfig).await else { return false };
+        let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);
+        let Ok(Some(node)) = nodes.get_opt(name).await else { return false };
+        node.status
+            .and_then(|s| s.conditions)
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    })
+}
+
+/// The script that removes what the node leaves on the host, idempotent: every process in the node's
+/// cgroups (containers, pause), containerd's shims, the kubelet and containerd, every mount under the node's
+/// directory (container root file systems, network namespaces, volumes), the cgroups, the bridge, the node's
+/// address.
+fn cleanup_script(dir: &Path, cgroup: &str, bridge: &str, address: &str) -> String {
+    let dir = dir.display();
+    format!(
+        r#"#!/bin/sh
+# Removes what the test node in {dir} left on the host. Safe to run more than once.
+dir='{dir}'
+cgroup='{cgroup}'
+for pidfile in "$dir/kubelet.pid"; do [ -f "$pidfile" ] && kill -9 "$(cat "$pidfile")" 2>/dev/null; done
+for procs in $(find /sys/fs/cgroup/*/"$cgroup" -name cgroup.procs 2>/dev/null); do
+  for pid in $(cat "$procs" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+done
+for pid in $(pgrep -f "containerd-shim.*$dir" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+[ -f "$dir/containerd.pid" ] && kill -9 "$(cat "$dir/containerd.pid")" 2>/dev/null
+sleep 0.3
+awk -v dir="$dir" 'index($2, dir) == 1 {{ print $2 }}' /proc/mounts | sort -r | while read -r mount; do
+  umount -l "$mount" 2>/dev/null
+done
+for hierarchy in /sys/fs/cgroup/*/"$cgroup"; do
+  [ -d "$hierarchy" ] && find "$hierarchy" -depth -type d -exec rmdir {{}} \; 2>/dev/null
+done
+ip link del '{bridge}' 2>/dev/null
+ip addr del '{address}/32' dev lo 2>/dev/null
+exit 0
+"#
+    )
+}
+
+/// Starts a process, in a session of its own, that runs `cleanup` once this test process has gone, however
+/// it went (a killed test process runs no destructor).
+fn spawn_reaper(cleanup: &Path) -> Result<(), EnvError> {
+    let watched = std::process::id();
+    let script = format!("while [ -e /proc/{watched} ]; do sleep 1; done; exec sh '{}'", cleanup.display());
+    Command::new("setsid")
+        .args(["sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(drop)
+        .map_err(io("starting the node's reaper (setsid)".into()))
+}
