@@ -54,6 +54,9 @@ pub struct EnvInfo {
     /// The real node, once one runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<NodeInfo>,
+    /// Whether KWOK runs (it simulates the nodes that carry its annotation).
+    #[serde(default)]
+    pub kwok: bool,
 }
 
 /// How to reach the environment's real node.
@@ -109,6 +112,18 @@ impl EnvInfo {
         std::sync::Arc::new(object_store::prefix::PrefixStore::new(s3, prefix))
     }
 
+    /// What a real node of this environment needs (a test may start nodes of its own with it).
+    pub fn node_config(&self) -> Result<NodeConfig, EnvError> {
+        let binaries = Binaries::ensure()?;
+        Ok(NodeConfig {
+            kubelet: binaries.kubelet.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+            ca_cert: self.state_dir.join("pki/ca.crt"),
+            state_dir: self.state_dir.clone(),
+            images: Vec::new(),
+        })
+    }
+
     /// The environment's bucket as a Cairn storage location URL, with `prefix` inside it.
     pub fn storage_url(&self, prefix: &str) -> String {
         let path = if prefix.is_empty() { String::new() } else { format!("/{prefix}") };
@@ -123,6 +138,7 @@ pub struct Environment {
     components: Vec<Component>,
     s3: S3Server,
     node: Option<RealNode>,
+    kwok: Option<Component>,
 }
 
 impl Environment {
@@ -280,11 +296,12 @@ impl Environment {
             state_dir: state_dir.to_path_buf(),
             start_seconds: started.elapsed().as_secs_f64(),
             node: None,
+            kwok: false,
         };
         let env_json = state_dir.join("env.json");
         let json = serde_json::to_vec_pretty(&info).expect("EnvInfo serializes");
         std::fs::write(&env_json, json).map_err(io(format!("writing {}", env_json.display())))?;
-        Ok(Environment { info, components, s3, node: None })
+        Ok(Environment { info, components, s3, node: None, kwok: None })
     }
 
     /// Starts the real node (containerd and a kubelet), once; later calls return the running one. The
@@ -293,20 +310,25 @@ impl Environment {
         if let Some(node) = &self.info.node {
             return Ok(node.clone());
         }
-        let binaries = Binaries::ensure()?;
-        let config = NodeConfig {
-            kubelet: binaries.kubelet.clone(),
-            kubeconfig: self.info.kubeconfig.clone(),
-            ca_cert: self.info.state_dir.join("pki/ca.crt"),
-            state_dir: self.info.state_dir.clone(),
-            images: Vec::new(),
-        };
-        let node = RealNode::start(&config)?;
+        let node = RealNode::start(&self.info.node_config()?)?;
         let info = NodeInfo { name: node.name.clone(), runtime_socket: node.runtime_socket.clone() };
         self.node = Some(node);
         self.info.node = Some(info.clone());
         self.write_info()?;
         Ok(info)
+    }
+
+    /// Starts KWOK, once: simulated nodes are then created by the tests that need them
+    /// (`kwok::FakeNode`). Its process is tied to the calling thread.
+    pub fn start_kwok(&mut self) -> Result<(), EnvError> {
+        if self.kwok.is_some() {
+            return Ok(());
+        }
+        let binaries = Binaries::ensure()?;
+        let log = self.info.state_dir.join("logs/kwok.log");
+        self.kwok = Some(crate::kwok::start(&binaries, &self.info.kubeconfig, &log)?);
+        self.info.kwok = true;
+        self.write_info()
     }
 
     fn write_info(&self) -> Result<(), EnvError> {
@@ -319,7 +341,8 @@ impl Environment {
 
 impl Drop for Environment {
     fn drop(&mut self) {
-        // The node first: its pods talk to the API server until they are gone.
+        // The nodes first: their pods talk to the API server until they are gone.
+        drop(self.kwok.take());
         drop(self.node.take());
         // Stop in reverse start order: controllers before the API server, the API server before etcd.
         while let Some(component) = self.components.pop() {

@@ -1,4 +1,4 @@
-//! One real node for the test environment: containerd (Debian's, with runc) and a kubelet built from the
+//! Real nodes for the test environment: containerd (Debian's, with runc) and a kubelet built from the
 //! pinned Kubernetes module, with their state under the environment's directory, a pod network on a bridge
 //! of its own with no route out, and the test images imported so that nothing is ever pulled. Everything it
 //! leaves on the host (shims, containers, mounts, network namespaces, the bridge, cgroups) is removed by one
@@ -19,6 +19,9 @@ use crate::{
     process::{Component, free_port},
 };
 
+/// The taint the real node carries: pods that tolerate it run there, from images imported beforehand.
+pub const REAL_NODE_TAINT: &str = "cairn.dev/test-node";
+
 /// What the node needs from the environment.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -34,6 +37,76 @@ pub struct NodeConfig {
     pub images: Vec<oci::ImageSpec>,
 }
 
+/// What a node puts on the host, by name: its directory (containerd's and the kubelet's state, the mounts
+/// of its containers and network namespaces), its cgroup, its bridge and its address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeFootprint {
+    /// The node's directory.
+    pub dir: PathBuf,
+    /// Its cgroup, in every hierarchy.
+    pub cgroup: String,
+    /// Its pod network's bridge.
+    pub bridge: String,
+    /// Its address on the loopback interface.
+    pub address: String,
+}
+
+/// How much of a node's footprint is on the host now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostTraces {
+    /// Processes started for it: containerd, its shims, the kubelet, containers.
+    pub processes: usize,
+    /// Mounts under its directory.
+    pub mounts: usize,
+    /// Its cgroups, in all hierarchies.
+    pub cgroups: usize,
+    /// Its bridge (0 or 1).
+    pub bridges: usize,
+    /// Its address on the loopback interface (0 or 1).
+    pub addresses: usize,
+    /// iptables rules of all tables, machine-wide.
+    pub iptables_rules: usize,
+}
+
+impl NodeFootprint {
+    /// What of this node is on the host now.
+    pub fn traces(&self) -> HostTraces {
+        let dir = self.dir.display().to_string();
+        let processes = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|entry| {
+                std::fs::read(entry.path().join("cmdline"))
+                    .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(&dir))
+            })
+            .count();
+        let mounts = std::fs::read_to_string("/proc/mounts")
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.split(' ').nth(1).is_some_and(|point| point.starts_with(&dir)))
+            .count();
+        let cgroups = std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|hierarchy| hierarchy.path().join(&self.cgroup).exists())
+            .count();
+        let output = |program: &str, args: &[&str]| {
+            Command::new(program)
+                .args(args)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        };
+        let bridges = usize::from(output("ip", &["-o", "link", "show"]).contains(&format!(": {}:", self.bridge)));
+        let addresses =
+            usize::from(output("ip", &["-o", "addr", "show", "dev", "lo"]).contains(&format!("{}/32", self.address)));
+        let iptables_rules = output("iptables-save", &[]).lines().filter(|l| l.starts_with('-')).count();
+        HostTraces { processes, mounts, cgroups, bridges, addresses, iptables_rules }
+    }
+}
+
 /// A running real node. Dropping it stops the kubelet and containerd and removes what they left on the host.
 #[derive(Debug)]
 pub struct RealNode {
@@ -41,6 +114,8 @@ pub struct RealNode {
     pub name: String,
     /// containerd's socket, for `ctr` and CRI clients.
     pub runtime_socket: PathBuf,
+    /// What it puts on the host.
+    pub footprint: NodeFootprint,
     dir: PathBuf,
     cleanup: PathBuf,
     containerd: Option<Component>,
@@ -65,7 +140,7 @@ impl RealNode {
     pub fn start(config: &NodeConfig) -> Result<RealNode, EnvError> {
         let suffix = suffix();
         let name = format!("cairn-node-{suffix}");
-        let dir = config.state_dir.join("node");
+        let dir = config.state_dir.join(format!("node-{suffix}"));
         for sub in ["containerd/root", "containerd/state", "cni/net.d", "cni/ipam", "kubelet", "manifests", "images"] {
             let path = dir.join(sub);
             std::fs::create_dir_all(&path).map_err(io(format!("creating {}", path.display())))?;
@@ -78,14 +153,26 @@ impl RealNode {
         let address = format!("10.255.{}.{}", (bytes >> 8) & 0xff, (bytes & 0xff).max(1));
         let cleanup = dir.join("cleanup.sh");
         write(&cleanup, &cleanup_script(&dir, &cgroup, &bridge, &address))?;
-        spawn_reaper(&cleanup)?;
+        spawn_reaper(&cleanup, &dir.join("stopped"))?;
         create_cgroup(&cgroup)?;
         add_address(&address)?;
         let runtime_socket = dir.join("containerd/containerd.sock");
-        let containerd = start_containerd(&dir, &runtime_socket, &bridge)?;
+        let containerd = start_containerd(
+            &dir,
+            &runtime_socket,
+            &bridge,
+            &config.state_dir.join(format!("logs/containerd-{suffix}.log")),
+        )?;
+        let footprint = NodeFootprint {
+            dir: dir.clone(),
+            cgroup: cgroup.clone(),
+            bridge: bridge.clone(),
+            address: address.clone(),
+        };
         let mut node = RealNode {
             name: name.clone(),
             runtime_socket: runtime_socket.clone(),
+            footprint,
             dir: dir.clone(),
             cleanup,
             containerd: Some(containerd),
@@ -98,7 +185,8 @@ impl RealNode {
         Ok(node)
     }
 
-    /// The node's directory (containerd's and the kubelet's state, logs of neither: those are in `logs/`).
+    /// The node's directory (containerd's and the kubelet's state; their logs are in the environment's
+    /// `logs/`, named after the node).
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -113,7 +201,8 @@ impl RealNode {
         drop(self.kubelet.take());
         let _ = Command::new("sh").arg(&self.cleanup).status();
         drop(self.containerd.take());
-        let _ = Command::new("sh").arg(&self.cleanup).status();
+        // The reaper's work is done: it runs the (idempotent) cleanup once more and ends.
+        let _ = std::fs::write(self.dir.join("stopped"), b"");
     }
 }
 
@@ -160,7 +249,7 @@ fn create_cgroup(cgroup: &str) -> Result<(), EnvError> {
     Ok(())
 }
 
-fn start_containerd(dir: &Path, socket: &Path, bridge: &str) -> Result<Component, EnvError> {
+fn start_containerd(dir: &Path, socket: &Path, bridge: &str, log: &Path) -> Result<Component, EnvError> {
     let path = |p: &str| dir.join(p).display().to_string();
     let config = format!(
         r#"version = 2
@@ -209,9 +298,8 @@ state = "{state}"
         }],
     });
     write(&dir.join("cni/net.d/10-cairn.conflist"), &network.to_string())?;
-    let log = dir.parent().expect("the node lives in the environment's directory").join("logs/containerd.log");
     let args = vec!["--config".to_owned(), config_file.display().to_string()];
-    let mut containerd = Component::start("containerd", Path::new("containerd"), &args, log, vec![])?;
+    let mut containerd = Component::start("containerd", Path::new("containerd"), &args, log.to_path_buf(), vec![])?;
     write(&dir.join("containerd.pid"), &containerd.pid().to_string())?;
     containerd.wait_until(Duration::from_secs(30), || runtime_answers(socket))?;
     Ok(containerd)
@@ -263,6 +351,8 @@ fn start_kubelet(
         "evictionHard": {"memory.available": "1Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
         "failSwapOn": false,
         "registerNode": true,
+        // Only pods meant for the real node land on it: the others would try to pull their images.
+        "registerWithTaints": [{"key": REAL_NODE_TAINT, "value": "real", "effect": "NoSchedule"}],
         "serializeImagePulls": false,
         "nodeStatusReportFrequency": "5s",
         "nodeStatusUpdateFrequency": "5s",
@@ -281,7 +371,7 @@ fn start_kubelet(
         format!("--node-ip={address}"),
         "--v=1".into(),
     ];
-    let log = config.state_dir.join("logs/kubelet.log");
+    let log = config.state_dir.join(format!("logs/kubelet-{}.log", name.trim_start_matches("cairn-node-")));
     let mut kubelet = Component::start("kubelet", &config.kubelet, &args, log, vec![port, healthz])?;
     write(&dir.join("kubelet.pid"), &kubelet.pid().to_string())?;
     kubelet.wait_until(Duration::from_secs(90), || node_ready(&config.kubeconfig, name))?;
@@ -333,10 +423,14 @@ exit 0
 }
 
 /// Starts a process, in a session of its own, that runs `cleanup` once this test process has gone, however
-/// it went (a killed test process runs no destructor).
-fn spawn_reaper(cleanup: &Path) -> Result<(), EnvError> {
+/// it went (a killed test process runs no destructor), or once `stopped` exists (the node was stopped).
+fn spawn_reaper(cleanup: &Path, stopped: &Path) -> Result<(), EnvError> {
     let watched = std::process::id();
-    let script = format!("while [ -e /proc/{watched} ]; do sleep 1; done; exec sh '{}'", cleanup.display());
+    let script = format!(
+        "while [ -e /proc/{watched} ] && [ ! -e '{}' ]; do sleep 1; done; exec sh '{}'",
+        stopped.display(),
+        cleanup.display()
+    );
     Command::new("setsid")
         .args(["sh", "-c", &script])
         .stdin(Stdio::null())

@@ -30,6 +30,7 @@ pub const REUSE_VARIABLE: &str = "CAIRN_TESTENV";
 
 static SHARED: OnceLock<Result<EnvInfo, String>> = OnceLock::new();
 static NODE: OnceLock<Result<NodeInfo, String>> = OnceLock::new();
+static KWOK: OnceLock<Result<(), String>> = OnceLock::new();
 /// Requests to the thread that owns this process's environment (its processes are tied to that thread).
 static REQUESTS: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
 
@@ -37,6 +38,8 @@ static REQUESTS: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
 enum Request {
     /// Start the real node, and say how to reach it.
     StartNode(mpsc::Sender<Result<NodeInfo, String>>),
+    /// Start KWOK.
+    StartKwok(mpsc::Sender<Result<(), String>>),
 }
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static RUN_ID: OnceLock<String> = OnceLock::new();
@@ -94,6 +97,31 @@ impl TestEnv {
         match node {
             Ok(node) => node.clone(),
             Err(reason) => panic!("the test node is not available: {reason}"),
+        }
+    }
+
+    /// Makes sure KWOK runs, so that simulated nodes (`kwok::FakeNode`) can be created; started on first
+    /// use. Panics with the reason when it cannot start.
+    pub fn kwok(&self) {
+        let started = KWOK.get_or_init(|| {
+            if self.info.kwok {
+                return Ok(());
+            }
+            let Some(requests) = REQUESTS.get() else {
+                return Err(format!(
+                    "the environment named by {REUSE_VARIABLE} runs no KWOK: start it with `cairn-testenv up --kwok`"
+                ));
+            };
+            let (reply, answer) = mpsc::channel();
+            requests
+                .lock()
+                .expect("requests lock")
+                .send(Request::StartKwok(reply))
+                .map_err(|_| "the environment thread is gone")?;
+            answer.recv().map_err(|_| "the environment thread died while starting KWOK".to_owned())?
+        });
+        if let Err(reason) = started {
+            panic!("KWOK is not available: {reason}");
         }
     }
 
@@ -193,6 +221,9 @@ fn start_for_this_process() -> Result<EnvInfo, String> {
                     match request {
                         Request::StartNode(reply) => {
                             let _ = reply.send(environment.start_node().map_err(|e| e.to_string()));
+                        }
+                        Request::StartKwok(reply) => {
+                            let _ = reply.send(environment.start_kwok().map_err(|e| e.to_string()));
                         }
                     }
                 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cairn_tests::{TestEnv, oci::SHELL_IMAGE};
+use cairn_tests::{TestEnv, kwok::FakeNode, oci::SHELL_IMAGE};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::{
     Api,
@@ -68,4 +68,114 @@ async fn a_pod_runs_on_the_real_node_from_an_imported_image_and_its_log_is_read_
     })
     .await;
     assert!(log.contains("hello from the node"), "{log}");
+}
+
+#[tokio::test]
+async fn simulated_nodes_run_scheduled_pods_and_evictions_honour_disruption_budgets() {
+    let env = TestEnv::get();
+    env.kwok();
+    let client = env.client().await;
+    let namespace = env.namespace("kwok").await;
+    let names = [env.unique_name("kwok-a"), env.unique_name("kwok-b")];
+    for name in &names {
+        FakeNode::new(name.as_str())
+            .label("cairn.dev/test-pool", &namespace)
+            .image(&["registry.example/app:1"], 1 << 20)
+            .create(&client)
+            .await;
+    }
+    let nodes: Api<Node> = Api::all(client.clone());
+    let images = nodes.get(&names[0]).await.unwrap().status.and_then(|s| s.images).unwrap_or_default();
+    assert!(images.iter().any(|i| i.names.iter().flatten().any(|n| n == "registry.example/app:1")), "{images:?}");
+    let manifest = format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: {namespace}}}
+spec:
+  replicas: 3
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      nodeSelector: {{cairn.dev/test-pool: {namespace}}}
+      containers: [{{name: web, image: "registry.example/app:1"}}]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {{name: web, namespace: {namespace}}}
+spec:
+  minAvailable: 3
+  selector: {{matchLabels: {{app: web}}}}
+"#
+    );
+    cairn_tests::apply::apply_manifests(&client, &manifest).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    let running = eventually(Duration::from_secs(60), "three pods running on the simulated nodes", || {
+        let pods = pods.clone();
+        async move {
+            let list = pods.list(&Default::default()).await.ok()?.items;
+            let running: Vec<Pod> = list
+                .into_iter()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                .collect();
+            (running.len() == 3).then_some(running)
+        }
+    })
+    .await;
+    assert!(running.iter().all(|p| names.contains(p.spec.as_ref().unwrap().node_name.as_ref().unwrap())));
+    // The budget allows no disruption: the eviction is refused with 429.
+    let victim = running[0].metadata.name.clone().unwrap();
+    let refused = pods.evict(&victim, &Default::default()).await.unwrap_err();
+    assert!(matches!(&refused, kube::Error::Api(s) if s.code == 429), "{refused}");
+}
+
+#[test]
+fn a_stopped_node_leaves_no_process_mount_cgroup_bridge_address_or_rule_behind() {
+    let env = TestEnv::get();
+    let config = env.info().node_config().unwrap();
+    let rules_before = cairn_tests::node::NodeFootprint {
+        dir: "/nonexistent".into(),
+        cgroup: "nonexistent".into(),
+        bridge: "nonexistent".into(),
+        address: "0.0.0.0".into(),
+    }
+    .traces()
+    .iptables_rules;
+    let node = cairn_tests::node::RealNode::start(&config).unwrap();
+    let footprint = node.footprint.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = env.client().await;
+        let namespace = env.namespace("node-cleanup").await;
+        let pods: Api<Pod> = Api::namespaced(client, &namespace);
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "busy"},
+            "spec": {
+                "nodeName": node.name,
+                "containers": [{"name": "shell", "image": SHELL_IMAGE, "imagePullPolicy": "Never", "command": ["sleep", "3600"]}],
+            },
+        }))
+        .unwrap();
+        pods.create(&PostParams::default(), &pod).await.unwrap();
+        eventually(Duration::from_secs(60), "the pod running", || {
+            let pods = pods.clone();
+            async move { (pods.get("busy").await.ok()?.status?.phase.as_deref() == Some("Running")).then_some(()) }
+        })
+        .await;
+    });
+    let running = footprint.traces();
+    assert!(running.processes >= 4 && running.mounts > 0 && running.cgroups > 0, "{running:?}");
+    assert_eq!((running.bridges, running.addresses), (1, 1), "{running:?}");
+    drop(node);
+    let clean = cairn_tests::node::HostTraces { iptables_rules: rules_before, ..Default::default() };
+    // The node's reaper notices the stop within a second and ends.
+    let mut after = footprint.traces();
+    for _ in 0..30 {
+        if after == clean {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        after = footprint.traces();
+    }
+    assert_eq!(after, clean, "left behind by the stopped node");
 }
