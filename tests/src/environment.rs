@@ -283,6 +283,7 @@ impl Environment {
         })?;
         scheduler.wait_until(Duration::from_secs(60), || accepts_connections(scheduler_port))?;
         components.extend([kcm, scheduler]);
+        runtime.block_on(publish_cluster_info(&client, &apiserver_url, &pki.ca_pem))?;
 
         let info = EnvInfo {
             kubeconfig,
@@ -366,6 +367,43 @@ fn etcd_healthy(port: u16) -> bool {
 async fn apiserver_ready(client: &kube::Client) -> bool {
     let request = http::Request::get("/readyz").body(Vec::new()).expect("static request");
     matches!(client.request_text(request).await, Ok(body) if body.trim() == "ok")
+}
+
+/// What `kubeadm init` publishes for nodes that join: `kube-public/cluster-info`, a kubeconfig with the
+/// server and its CA that anonymous users may read (the bootstrap signer adds a signature per token).
+async fn publish_cluster_info(client: &kube::Client, server: &str, ca_pem: &str) -> Result<(), EnvError> {
+    let kubeconfig = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "", "cluster": {"server": server, "certificate-authority-data": BASE64.encode(ca_pem)}}],
+        "contexts": [],
+        "users": [],
+    });
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata: {{name: cluster-info, namespace: kube-public}}
+data:
+  kubeconfig: {kubeconfig}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: "kubeadm:bootstrap-signer-clusterinfo", namespace: kube-public}}
+rules: [{{apiGroups: [""], resources: [configmaps], resourceNames: [cluster-info], verbs: [get]}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: "kubeadm:bootstrap-signer-clusterinfo", namespace: kube-public}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: "kubeadm:bootstrap-signer-clusterinfo"}}
+subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:anonymous"}}]
+"#,
+        kubeconfig =
+            serde_json::to_string(&serde_json::to_string(&kubeconfig).expect("a kubeconfig")).expect("a string")
+    );
+    crate::apply::apply_manifests(client, &manifest).await.map(drop).map_err(|e| EnvError::Io {
+        what: format!("publishing kube-public/cluster-info: {e}"),
+        error: std::io::ErrorKind::Other.into(),
+    })
 }
 
 async fn default_service_account_exists(client: &kube::Client) -> bool {

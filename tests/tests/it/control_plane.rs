@@ -130,3 +130,55 @@ async fn deployment_gets_a_replicaset_and_pods_from_the_controllers() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_bootstrap_token_authenticates_and_cluster_info_is_signed_for_it() {
+    use k8s_openapi::{ByteString, api::core::v1::Secret};
+    let env = TestEnv::get();
+    let client = env.client().await;
+    let id = cairn_tests::environment::random_hex(3);
+    let secret_part = cairn_tests::environment::random_hex(8);
+    let data = |pairs: &[(&str, &str)]| {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), ByteString(v.as_bytes().to_vec()))).collect::<BTreeMap<_, _>>()
+    };
+    let token = Secret {
+        metadata: ObjectMeta { name: Some(format!("bootstrap-token-{id}")), ..Default::default() },
+        type_: Some("bootstrap.kubernetes.io/token".into()),
+        data: Some(data(&[
+            ("token-id", &id),
+            ("token-secret", &secret_part),
+            ("usage-bootstrap-authentication", "true"),
+            ("usage-bootstrap-signing", "true"),
+        ])),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(client.clone(), "kube-system").create(&PostParams::default(), &token).await.unwrap();
+    // The bootstrap signer signs cluster-info for the token.
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-public");
+    let key = format!("jws-kubeconfig-{id}");
+    eventually(Duration::from_secs(30), "cluster-info signed for the token", || {
+        let (configmaps, key) = (configmaps.clone(), key.clone());
+        async move { configmaps.get("cluster-info").await.ok()?.data?.contains_key(&key).then_some(()) }
+    })
+    .await;
+    // The token authenticates, as system:bootstrap:<id>.
+    let mut config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&env.info().kubeconfig).unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    config.auth_info =
+        kube::config::AuthInfo { token: Some(format!("{id}.{secret_part}").into()), ..Default::default() };
+    let bootstrap = kube::Client::try_from(config).unwrap();
+    let review = bootstrap
+        .request_text(
+            http::Request::post("/apis/authentication.k8s.io/v1/selfsubjectreviews")
+                .header("content-type", "application/json")
+                .body(br#"{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}"#.to_vec())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(review.contains(&format!("system:bootstrap:{id}")), "{review}");
+}
