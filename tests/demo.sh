@@ -24,8 +24,8 @@ if [ "$keep" = false ]; then
   trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; "$testenv" --state "$state" down' EXIT
 fi
 
-echo "== starting a local cluster and an S3 server on loopback"
-"$testenv" --state "$state" up >/dev/null
+echo "== starting a local cluster (with one real node: containerd and a kubelet) and an S3 server on loopback"
+"$testenv" --state "$state" up --node >/dev/null
 eval "$("$testenv" --state "$state" env)"
 # The demo uses the embedded default storage, not the environment's S3 bucket.
 unset CAIRN_STORAGE
@@ -33,6 +33,9 @@ unset CAIRN_STORAGE
 
 echo "== loading the sample workloads into namespace shop"
 "$testenv" --state "$state" apply -f tests/fixtures/sample-workloads.yaml --namespace shop
+"$testenv" --state "$state" apply -f tests/fixtures/node-workload.yaml --namespace shop
+echo "== the shop-worker Deployment's pods run on the real node"
+"$testenv" --state "$state" wait-running shop --count 2
 
 name="demo-$(date -u +%Y%m%d%H%M%S)"
 echo "== cairn backup create $name --include-namespaces shop"
@@ -54,6 +57,9 @@ echo "== cairn restore create --from-backup $name --namespace-mappings shop:shop
 "$cairn" restore create "$name-copy" --from-backup "$name" --namespace-mappings shop:shop-copy
 echo "== cairn restore get"
 "$cairn" restore get
+echo "== the restored shop-worker pods run on the real node again, in shop and in shop-copy"
+"$testenv" --state "$state" wait-running shop --count 2
+"$testenv" --state "$state" wait-running shop-copy --count 2
 "$testenv" --state "$state" status
 storage=${CAIRN_STORAGE_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/cairn/storage}
 echo "== the backups are stored in the embedded default storage: $storage"

@@ -12,7 +12,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use k8s_openapi::api::core::v1::{Namespace, Node};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::{Api, api::ListParams};
 use serde::Serialize;
 
@@ -34,7 +34,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Start the environment in the background and print how to reach it.
-    Up,
+    Up(Parts),
     /// Stop the environment and remove its state.
     Down,
     /// Print the environment's KUBECONFIG, S3 endpoint and credentials.
@@ -63,9 +63,32 @@ enum Cmd {
         /// The namespace.
         name: String,
     },
+    /// Wait until at least `count` pods of a namespace run (on a node), and list them.
+    WaitRunning {
+        /// The namespace.
+        namespace: String,
+        /// How many pods must run.
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        /// How long to wait, in seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
     /// Run the environment in the foreground until SIGTERM or SIGINT (what `up` starts).
     #[command(hide = true)]
-    Serve,
+    Serve(Parts),
+}
+
+/// What runs beside the control plane and the S3 server.
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct Parts {
+    /// Also a real node: containerd and a kubelet (pods that tolerate the taint cairn.dev/test-node run there,
+    /// from the test images imported into it).
+    #[arg(long)]
+    node: bool,
+    /// Also KWOK, for simulated nodes (the nodes annotated kwok.x-k8s.io/node=fake).
+    #[arg(long)]
+    kwok: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -89,8 +112,11 @@ fn serve_pid(state: &Path) -> Option<i32> {
     Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
 }
 
-fn up(state: &Path) -> anyhow::Result<()> {
-    if serve_pid(state).is_some() && state.join("env.json").exists() {
+/// Written by `serve` once every part asked for runs.
+const READY: &str = "ready";
+
+fn up(state: &Path, parts: Parts) -> anyhow::Result<()> {
+    if serve_pid(state).is_some() && state.join(READY).exists() {
         eprintln!("the environment in {} is already up", state.display());
         return print_env(state, EnvFormat::Shell);
     }
@@ -102,11 +128,17 @@ fn up(state: &Path) -> anyhow::Result<()> {
     let log = std::fs::File::create(&log_path)?;
     let mut command = Command::new(std::env::current_exe()?);
     command.arg("--state").arg(state).arg("serve").stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+    if parts.node {
+        command.arg("--node");
+    }
+    if parts.kwok {
+        command.arg("--kwok");
+    }
     detach(&mut command);
     let mut child = command.spawn().context("starting the environment supervisor")?;
     eprintln!("starting the test environment in {} ...", state.display());
     let started = Instant::now();
-    while !state.join("env.json").exists() {
+    while !state.join(READY).exists() {
         if let Some(status) = child.try_wait()? {
             bail!("the environment did not start ({status}): {}", log_tail(&log_path, 3));
         }
@@ -160,12 +192,21 @@ fn down(state: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn serve(state: &Path) -> anyhow::Result<()> {
+fn serve(state: &Path, parts: Parts) -> anyhow::Result<()> {
     std::fs::write(state.join("serve.pid"), std::process::id().to_string())?;
-    let environment = Environment::start(state)?;
+    let mut environment = Environment::start(state)?;
     for (name, pid) in environment.processes() {
         eprintln!("{name} running, pid {pid}");
     }
+    if parts.node {
+        let node = environment.start_node()?;
+        eprintln!("node {} running, runtime at {}", node.name, node.runtime_socket.display());
+    }
+    if parts.kwok {
+        environment.start_kwok()?;
+        eprintln!("kwok running");
+    }
+    std::fs::write(state.join(READY), b"")?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
@@ -204,10 +245,27 @@ fn print_env(state: &Path, format: EnvFormat) -> anyhow::Result<()> {
 }
 
 #[derive(Debug, Serialize)]
+struct NodeRow {
+    name: String,
+    ready: bool,
+    kubelet: String,
+    simulated: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct PodRow {
+    namespace: String,
+    name: String,
+    node: String,
+    phase: String,
+}
+
+#[derive(Debug, Serialize)]
 struct Status {
     kubernetes_version: String,
     apiserver_url: String,
-    nodes: Vec<String>,
+    nodes: Vec<NodeRow>,
+    pods: Vec<PodRow>,
     namespaces: Vec<String>,
     bucket: String,
     objects: Vec<String>,
@@ -219,7 +277,8 @@ async fn status(state: &Path, format: StatusFormat) -> anyhow::Result<()> {
     let client = client_from(&info.kubeconfig).await?;
     let version = client.apiserver_version().await?;
     let names = |items: Vec<kube::api::ObjectMeta>| items.into_iter().filter_map(|m| m.name).collect::<Vec<_>>();
-    let nodes = Api::<Node>::all(client.clone()).list_metadata(&ListParams::default()).await?;
+    let nodes = Api::<Node>::all(client.clone()).list(&ListParams::default()).await?;
+    let pods = Api::<Pod>::all(client.clone()).list(&ListParams::default()).await?;
     let namespaces = Api::<Namespace>::all(client).list_metadata(&ListParams::default()).await?;
     let store = info.open_bucket("")?;
     let objects: Vec<String> =
@@ -227,7 +286,8 @@ async fn status(state: &Path, format: StatusFormat) -> anyhow::Result<()> {
     let report = Status {
         kubernetes_version: version.git_version,
         apiserver_url: info.apiserver_url.clone(),
-        nodes: names(nodes.items.into_iter().map(|n| n.metadata).collect()),
+        nodes: nodes.items.into_iter().map(node_row).collect(),
+        pods: pods.items.into_iter().map(pod_row).collect(),
         namespaces: names(namespaces.items.into_iter().map(|n| n.metadata).collect()),
         bucket: info.storage_url(""),
         objects,
@@ -236,7 +296,23 @@ async fn status(state: &Path, format: StatusFormat) -> anyhow::Result<()> {
         StatusFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         StatusFormat::Table => {
             println!("Kubernetes {} at {}", report.kubernetes_version, report.apiserver_url);
-            println!("Nodes:      {}", if report.nodes.is_empty() { "none".into() } else { report.nodes.join(", ") });
+            if report.nodes.is_empty() {
+                println!("Nodes:      none");
+            } else {
+                println!("NODE                          STATUS     KUBELET     KIND");
+                for n in &report.nodes {
+                    let kind = if n.simulated { "simulated (KWOK)" } else { "real (containerd)" };
+                    let ready = if n.ready { "Ready" } else { "NotReady" };
+                    println!("{:<29} {ready:<10} {:<11} {kind}", n.name, n.kubelet);
+                }
+            }
+            let placed: Vec<&PodRow> = report.pods.iter().filter(|p| !p.node.is_empty()).collect();
+            if !placed.is_empty() {
+                println!("POD                                           NODE                          PHASE");
+                for p in placed {
+                    println!("{:<45} {:<29} {}", format!("{}/{}", p.namespace, p.name), p.node, p.phase);
+                }
+            }
             println!("Namespaces: {}", report.namespaces.join(", "));
             println!("Bucket {}: {} objects", report.bucket, report.objects.len());
             for object in &report.objects {
@@ -245,6 +321,25 @@ async fn status(state: &Path, format: StatusFormat) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn node_row(node: Node) -> NodeRow {
+    let status = node.status.unwrap_or_default();
+    NodeRow {
+        name: node.metadata.name.unwrap_or_default(),
+        ready: status.conditions.unwrap_or_default().iter().any(|c| c.type_ == "Ready" && c.status == "True"),
+        kubelet: status.node_info.map(|i| i.kubelet_version).unwrap_or_default(),
+        simulated: node.metadata.annotations.unwrap_or_default().contains_key(cairn_tests::kwok::KWOK_ANNOTATION),
+    }
+}
+
+fn pod_row(pod: Pod) -> PodRow {
+    PodRow {
+        namespace: pod.metadata.namespace.unwrap_or_default(),
+        name: pod.metadata.name.unwrap_or_default(),
+        node: pod.spec.and_then(|s| s.node_name).unwrap_or_default(),
+        phase: pod.status.and_then(|s| s.phase).unwrap_or_default(),
+    }
 }
 
 async fn apply(state: &Path, file: &Path, namespace: Option<&str>) -> anyhow::Result<()> {
@@ -285,6 +380,33 @@ async fn delete_namespace(state: &Path, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn wait_running(state: &Path, namespace: &str, count: usize, timeout: u64) -> anyhow::Result<()> {
+    let info =
+        EnvInfo::read(state).with_context(|| format!("no environment is up in {}; run `up` first", state.display()))?;
+    let pods: Api<Pod> = Api::namespaced(client_from(&info.kubeconfig).await?, namespace);
+    let started = Instant::now();
+    loop {
+        let running: Vec<PodRow> = pods
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .map(pod_row)
+            .filter(|p| p.phase == "Running")
+            .collect();
+        if running.len() >= count {
+            for pod in running {
+                println!("{}/{} Running on {}", pod.namespace, pod.name, pod.node);
+            }
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(timeout) {
+            bail!("{} of {count} pods of namespace {namespace} run after {timeout} s", running.len());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Runs an async command on a runtime of its own (`serve` must not run inside one: it starts processes and
 /// its readiness checks build their own).
 fn block_on(command: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
@@ -295,13 +417,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let state = state_dir(&cli);
     let result = match cli.command {
-        Cmd::Up => up(&state),
+        Cmd::Up(parts) => up(&state, parts),
         Cmd::Down => down(&state),
         Cmd::Env { output } => print_env(&state, output),
         Cmd::Status { output } => block_on(status(&state, output)),
-        Cmd::Serve => serve(&state),
+        Cmd::Serve(parts) => serve(&state, parts),
         Cmd::DeleteNamespace { name } => block_on(delete_namespace(&state, &name)),
         Cmd::Apply { file, namespace } => block_on(apply(&state, &file, namespace.as_deref())),
+        Cmd::WaitRunning { namespace, count, timeout } => block_on(wait_running(&state, &namespace, count, timeout)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
