@@ -66,6 +66,9 @@ pub struct NodeInfo {
     pub name: String,
     /// The node's container runtime (containerd's socket).
     pub runtime_socket: PathBuf,
+    /// Where its pods reach the host's loopback services: a pod connects to `pod_gateway:PORT` for a
+    /// service listening on `127.0.0.1:PORT` (the S3 server, for one).
+    pub pod_gateway: String,
 }
 
 impl EnvInfo {
@@ -121,7 +124,22 @@ impl EnvInfo {
             ca_cert: self.state_dir.join("pki/ca.crt"),
             state_dir: self.state_dir.clone(),
             images: Vec::new(),
+            apiserver_port: self.apiserver_port()?,
         })
+    }
+
+    /// The API server's port on 127.0.0.1.
+    pub fn apiserver_port(&self) -> Result<u16, EnvError> {
+        self.apiserver_url.rsplit_once(':').and_then(|(_, port)| port.parse().ok()).ok_or_else(|| EnvError::Io {
+            what: format!("reading the API server's port from {}", self.apiserver_url),
+            error: std::io::ErrorKind::InvalidData.into(),
+        })
+    }
+
+    /// The S3 server's endpoint as pods on the real node reach it (its port at the pod network's gateway).
+    pub fn s3_endpoint_for_pods(&self, node: &NodeInfo) -> String {
+        let port = self.s3_endpoint.rsplit_once(':').map_or("", |(_, port)| port);
+        format!("http://{}:{port}", node.pod_gateway)
     }
 
     /// The environment's bucket as a Cairn storage location URL, with `prefix` inside it.
@@ -312,7 +330,11 @@ impl Environment {
             return Ok(node.clone());
         }
         let node = RealNode::start(&self.info.node_config()?)?;
-        let info = NodeInfo { name: node.name.clone(), runtime_socket: node.runtime_socket.clone() };
+        let info = NodeInfo {
+            name: node.name.clone(),
+            runtime_socket: node.runtime_socket.clone(),
+            pod_gateway: node.network.gateway.clone(),
+        };
         self.node = Some(node);
         self.info.node = Some(info.clone());
         self.write_info()?;

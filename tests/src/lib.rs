@@ -18,6 +18,7 @@ pub mod measure;
 pub mod node;
 pub mod oci;
 pub mod pki;
+pub mod pod_network;
 pub mod process;
 pub mod proxy;
 pub mod s3;

@@ -16,6 +16,7 @@ use serde_json::json;
 use crate::{
     EnvError,
     oci::{self, PAUSE_IMAGE},
+    pod_network::PodNetwork,
     process::{Component, free_port},
 };
 
@@ -35,6 +36,8 @@ pub struct NodeConfig {
     pub state_dir: PathBuf,
     /// Images to import besides the pause and shell images.
     pub images: Vec<oci::ImageSpec>,
+    /// The API server's port on 127.0.0.1 (pods reach it as the `kubernetes` Service).
+    pub apiserver_port: u16,
 }
 
 /// What a node puts on the host, by name: its directory (containerd's and the kubelet's state, the mounts
@@ -116,6 +119,8 @@ pub struct RealNode {
     pub runtime_socket: PathBuf,
     /// What it puts on the host.
     pub footprint: NodeFootprint,
+    /// Its pod network.
+    pub network: PodNetwork,
     dir: PathBuf,
     cleanup: PathBuf,
     containerd: Option<Component>,
@@ -151,16 +156,18 @@ impl RealNode {
         // machine, so the node gets a private address of its own on the loopback interface.
         let bytes = u32::from_str_radix(&suffix, 16).unwrap_or(1);
         let address = format!("10.255.{}.{}", (bytes >> 8) & 0xff, (bytes & 0xff).max(1));
+        let network = PodNetwork::new(&bridge, bytes, config.apiserver_port);
         let cleanup = dir.join("cleanup.sh");
-        write(&cleanup, &cleanup_script(&dir, &cgroup, &bridge, &address))?;
+        write(&cleanup, &cleanup_script(&dir, &cgroup, &network, &address))?;
         spawn_reaper(&cleanup, &dir.join("stopped"))?;
         create_cgroup(&cgroup)?;
         add_address(&address)?;
+        network.set_up()?;
         let runtime_socket = dir.join("containerd/containerd.sock");
         let containerd = start_containerd(
             &dir,
             &runtime_socket,
-            &bridge,
+            &network,
             &config.state_dir.join(format!("logs/containerd-{suffix}.log")),
         )?;
         let footprint = NodeFootprint {
@@ -173,6 +180,7 @@ impl RealNode {
             name: name.clone(),
             runtime_socket: runtime_socket.clone(),
             footprint,
+            network,
             dir: dir.clone(),
             cleanup,
             containerd: Some(containerd),
@@ -249,7 +257,7 @@ fn create_cgroup(cgroup: &str) -> Result<(), EnvError> {
     Ok(())
 }
 
-fn start_containerd(dir: &Path, socket: &Path, bridge: &str, log: &Path) -> Result<Component, EnvError> {
+fn start_containerd(dir: &Path, socket: &Path, network: &PodNetwork, log: &Path) -> Result<Component, EnvError> {
     let path = |p: &str| dir.join(p).display().to_string();
     let config = format!(
         r#"version = 2
@@ -284,20 +292,8 @@ state = "{state}"
     );
     let config_file = dir.join("containerd.toml");
     write(&config_file, &config)?;
-    // The pod network: a bridge of the node's own, no gateway, no routes, no masquerading.
-    let network = json!({
-        "cniVersion": "0.4.0",
-        "name": "cairn-pods",
-        "plugins": [{
-            "type": "bridge",
-            "bridge": bridge,
-            "isGateway": false,
-            "ipMasq": false,
-            "hairpinMode": true,
-            "ipam": {"type": "host-local", "dataDir": path("cni/ipam"), "ranges": [[{"subnet": "10.244.0.0/24"}]]},
-        }],
-    });
-    write(&dir.join("cni/net.d/10-cairn.conflist"), &network.to_string())?;
+    let cni = network.cni_config(&path("cni/ipam"));
+    write(&dir.join("cni/net.d/10-cairn.conflist"), &cni.to_string())?;
     let args = vec!["--config".to_owned(), config_file.display().to_string()];
     let mut containerd = Component::start("containerd", Path::new("containerd"), &args, log.to_path_buf(), vec![])?;
     write(&dir.join("containerd.pid"), &containerd.pid().to_string())?;
@@ -393,10 +389,11 @@ fn node_ready(kubeconfig: &Path, name: &str) -> bool {
 
 /// The script that removes what the node leaves on the host, idempotent: every process in the node's
 /// cgroups (containers, pause), containerd's shims, the kubelet and containerd, every mount under the node's
-/// directory (container root file systems, network namespaces, volumes), the cgroups, the bridge, the node's
-/// address.
-fn cleanup_script(dir: &Path, cgroup: &str, bridge: &str, address: &str) -> String {
+/// directory (container root file systems, network namespaces, volumes), the cgroups, the pod network's
+/// rules and bridge, the node's address.
+fn cleanup_script(dir: &Path, cgroup: &str, network: &PodNetwork, address: &str) -> String {
     let dir = dir.display();
+    let network = network.cleanup_commands();
     format!(
         r#"#!/bin/sh
 # Removes what the test node in {dir} left on the host. Safe to run more than once.
@@ -415,8 +412,7 @@ done
 for hierarchy in /sys/fs/cgroup/*/"$cgroup"; do
   [ -d "$hierarchy" ] && find "$hierarchy" -depth -type d -exec rmdir {{}} \; 2>/dev/null
 done
-ip link del '{bridge}' 2>/dev/null
-ip addr del '{address}/32' dev lo 2>/dev/null
+{network}ip addr del '{address}/32' dev lo 2>/dev/null
 exit 0
 "#
     )

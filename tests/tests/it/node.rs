@@ -40,6 +40,16 @@ async fn a_pod_runs_on_the_real_node_from_an_imported_image_and_its_log_is_read_
         images.iter().any(|i| i.names.iter().flatten().any(|n| n.contains("cairn.dev/test/shell"))),
         "the node reports its images: {images:?}"
     );
+    // The pod reaches the API server as the `kubernetes` Service, and the S3 server at the gateway.
+    let s3 = env.info().s3_endpoint_for_pods(&node);
+    let (s3_host, s3_port) = s3.trim_start_matches("http://").split_once(':').unwrap();
+    let reach = format!(
+        "echo hello from the node; \
+         if echo | busybox timeout 5 busybox nc $KUBERNETES_SERVICE_HOST $KUBERNETES_SERVICE_PORT; then \
+           echo reached the API server; fi; \
+         (printf 'GET / HTTP/1.0\\r\\n\\r\\n'; sleep 1) | busybox timeout 5 busybox nc {s3_host} {s3_port} | busybox head -1; \
+         sleep 3600"
+    );
     let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
     let pod: Pod = serde_json::from_value(json!({
         "metadata": {"name": "hello"},
@@ -47,7 +57,7 @@ async fn a_pod_runs_on_the_real_node_from_an_imported_image_and_its_log_is_read_
             "nodeName": node.name,
             "containers": [{
                 "name": "shell", "image": SHELL_IMAGE, "imagePullPolicy": "Never",
-                "command": ["sh", "-c", "echo hello from the node; sleep 3600"],
+                "command": ["sh", "-c", reach],
             }],
             "terminationGracePeriodSeconds": 0,
         },
@@ -64,10 +74,12 @@ async fn a_pod_runs_on_the_real_node_from_an_imported_image_and_its_log_is_read_
     .await;
     let log = eventually(Duration::from_secs(30), "the pod's log", || {
         let pods = pods.clone();
-        async move { pods.logs("hello", &LogParams::default()).await.ok().filter(|l| l.contains("hello")) }
+        async move { pods.logs("hello", &LogParams::default()).await.ok().filter(|l| l.contains("HTTP/")) }
     })
     .await;
     assert!(log.contains("hello from the node"), "{log}");
+    assert!(log.contains("reached the API server"), "{log}");
+    assert!(log.contains("HTTP/1.0 403"), "the S3 server answers (refusing an unsigned request): {log}");
 }
 
 #[tokio::test]
@@ -166,6 +178,7 @@ fn a_stopped_node_leaves_no_process_mount_cgroup_bridge_address_or_rule_behind()
     let running = footprint.traces();
     assert!(running.processes >= 4 && running.mounts > 0 && running.cgroups > 0, "{running:?}");
     assert_eq!((running.bridges, running.addresses), (1, 1), "{running:?}");
+    assert_eq!(running.iptables_rules, rules_before + 4, "the pod network's rules: {running:?}");
     drop(node);
     let clean = cairn_tests::node::HostTraces { iptables_rules: rules_before, ..Default::default() };
     // The node's reaper notices the stop within a second and ends.
