@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use backup_core::install::{
     self, AwsConfig, DEFAULT_CPU_LIMIT, DEFAULT_CPU_REQUEST, DEFAULT_IMAGE, DEFAULT_LOCAL_DIRECTORY,
     DEFAULT_LOCAL_VOLUME_SIZE, DEFAULT_MEMORY_LIMIT, DEFAULT_MEMORY_REQUEST, DefaultLocation, InstallOptions,
-    LocationProvider, Manifest, ServerResources,
+    LocationProvider, Manifest, Scheduling, ServerResources,
 };
 use clap::ValueEnum;
 
@@ -64,6 +64,13 @@ pub(crate) struct InstallArgs {
     /// Annotations on the server's pods, KEY=VALUE,...
     #[arg(long, value_name = "KEY=VALUE,...")]
     pod_annotations: Option<String>,
+    /// Node labels the server's pods need, KEY=VALUE,... (their nodeSelector).
+    #[arg(long, value_name = "KEY=VALUE,...")]
+    node_selector: Option<String>,
+    /// Taints the server's pods tolerate, KEY[=VALUE][:EFFECT],... as `kubectl taint` writes them: with a value
+    /// the taint's must be equal, without one any value matches; without an effect every effect is tolerated.
+    #[arg(long, value_name = "KEY[=VALUE][:EFFECT],...")]
+    tolerations: Option<String>,
     /// local only: the size of the location's volume.
     #[arg(long, default_value = DEFAULT_LOCAL_VOLUME_SIZE)]
     local_volume_size: String,
@@ -89,7 +96,9 @@ pub(crate) struct InstallArgs {
     /// Without --dry-run they are applied too, and what was applied is reported on stderr.
     #[arg(short = 'o', long, value_enum)]
     output: Option<ManifestFormat>,
-    /// After applying, wait (up to 5 minutes) until the server has an available replica.
+    /// After applying, wait (up to 5 minutes) until every server pod of the installed version is available, as
+    /// `kubectl rollout status` does; fail at once, with the pod's reason and last log lines, when one cannot
+    /// start (an image that cannot be pulled, a crash loop).
     #[arg(long)]
     wait: bool,
 }
@@ -186,6 +195,7 @@ fn options(args: &InstallArgs, namespace: &str) -> anyhow::Result<InstallOptions
         restore_rbac: !args.no_rbac_restore,
         service_account_annotations: annotations("--sa-annotations", args.sa_annotations.as_deref())?,
         pod_annotations: annotations("--pod-annotations", args.pod_annotations.as_deref())?,
+        scheduling: Scheduling::parse(args.node_selector.as_deref(), args.tolerations.as_deref())?,
     })
 }
 

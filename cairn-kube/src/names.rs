@@ -27,6 +27,29 @@ pub fn is_valid_label(name: &str) -> bool {
     name.len() <= 63 && !name.contains('.') && is_valid_name(name)
 }
 
+/// Whether `key` is a Kubernetes qualified name, what label and annotation keys must be: an optional DNS-1123
+/// subdomain prefix and `/`, then at most 63 letters, digits, `-`, `_` and `.`, starting and ending with a
+/// letter or digit.
+pub fn is_qualified_name(key: &str) -> bool {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    let prefix_ok = prefix.is_none_or(is_valid_name);
+    prefix_ok && name.len() <= 63 && is_label_value(name) && !name.is_empty()
+}
+
+/// Whether `value` is a label value the API server accepts: empty, or at most 63 letters, digits, `-`, `_`
+/// and `.`, starting and ending with a letter or digit.
+pub fn is_label_value(value: &str) -> bool {
+    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    value.is_empty()
+        || (value.len() <= 63
+            && edge_ok(value.chars().next())
+            && edge_ok(value.chars().last())
+            && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+}
+
 /// A label value of at most 63 characters: longer values become their first 57 characters and 6 hex
 /// characters of their SHA-256 (Velero's rule).
 pub fn label_value(value: &str) -> String {
@@ -53,6 +76,18 @@ mod tests {
         for bad in ["", "Nightly", "-a", "a-", "a_b", "a b", &"a".repeat(254)] {
             assert!(!is_valid_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn qualified_names_and_label_values_follow_the_api_server() {
+        for good in ["app", "cairn.dev/test-node", "kubernetes.io/os", "A_b.c"] {
+            assert!(is_qualified_name(good), "{good}");
+        }
+        for bad in ["", "/x", "Cairn.dev/x", "a/b/c", "x/", "-a", &"a".repeat(64)] {
+            assert!(!is_qualified_name(bad), "{bad}");
+        }
+        assert!(is_label_value("") && is_label_value("real") && is_label_value("v1.2_3"));
+        assert!(!is_label_value("a b") && !is_label_value("-a") && !is_label_value(&"a".repeat(64)));
     }
 
     #[test]

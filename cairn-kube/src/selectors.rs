@@ -107,12 +107,7 @@ const VALUE_MAX: usize = 63;
 /// Checks a label value as the API server does: empty, or at most 63 characters that begin and end with a
 /// letter or digit and have only letters, digits, `-`, `_` and `.` between.
 fn check_value(value: &str) -> Result<(), String> {
-    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-    let valid = value.is_empty()
-        || (value.len() <= VALUE_MAX
-            && edge(value.chars().next())
-            && edge(value.chars().last())
-            && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')));
+    let valid = crate::names::is_label_value(value);
     if valid {
         return Ok(());
     }

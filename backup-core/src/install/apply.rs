@@ -1,20 +1,17 @@
 //! Sending an installation to a cluster: server-side apply of every manifest (CRDs first, waited for until
-//! Established) except the create-only ones, which are created when missing and kept when present; and
-//! waiting for the server to become available.
+//! Established) except the create-only ones, which are created when missing and kept when present.
 
 use cairn_kube::errors::ErrorKind;
 use std::{fmt, time::Duration};
 
-use k8s_openapi::{
-    api::apps::v1::Deployment, apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
     Api, Client,
     api::{DynamicObject, Patch, PatchParams, PostParams},
     runtime::wait::{await_condition, conditions},
 };
 
-use super::{InstallError, Manifest, SERVER_NAME};
+use super::{InstallError, Manifest};
 use cairn_kube::errors::describe;
 
 /// The field manager of Cairn's server-side applies: re-running an installation updates what it set.
@@ -109,22 +106,5 @@ async fn wait_established(client: &Client, name: &str) -> Result<(), InstallErro
         Ok(Ok(_)) => Ok(()),
         Ok(Err(error)) => Err(InstallError::Watch { what: format!("CRD {name}"), problem: error.to_string() }),
         Err(_) => Err(InstallError::NotEstablished(name.to_owned())),
-    }
-}
-
-/// Waits until the server's Deployment in `namespace` has an available replica (one is enough: replicas
-/// take turns through leader election), at most `timeout`.
-pub async fn wait_until_available(client: &Client, namespace: &str, timeout: Duration) -> Result<(), InstallError> {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let available = |deployment: Option<&Deployment>| {
-        deployment.and_then(|d| d.status.as_ref()).and_then(|s| s.available_replicas).unwrap_or(0) > 0
-    };
-    match tokio::time::timeout(timeout, await_condition(api, SERVER_NAME, available)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(error)) => Err(InstallError::Watch {
-            what: format!("Deployment {namespace}/{SERVER_NAME}"),
-            problem: error.to_string(),
-        }),
-        Err(_) => Err(InstallError::NotAvailable { namespace: namespace.to_owned(), seconds: timeout.as_secs() }),
     }
 }

@@ -11,6 +11,8 @@ mod apply;
 mod location;
 mod options;
 mod rbac;
+mod readiness;
+mod scheduling;
 mod server;
 
 #[cfg(test)]
@@ -25,7 +27,7 @@ use kube::{
 };
 use serde::Serialize;
 
-pub use apply::{Applied, FIELD_MANAGER, Outcome, apply, wait_until_available};
+pub use apply::{Applied, FIELD_MANAGER, Outcome, apply};
 pub use location::{CREDENTIALS_KEY, CREDENTIALS_SECRET, DEFAULT_LOCATION_NAME};
 pub use options::{
     AwsConfig, DEFAULT_CPU_LIMIT, DEFAULT_CPU_REQUEST, DEFAULT_IMAGE, DEFAULT_LOCAL_DIRECTORY,
@@ -33,6 +35,8 @@ pub use options::{
     InstallOptions, LocationProvider, ServerResources,
 };
 pub use rbac::{cluster_role_name, cluster_rules, namespace_rules, rbac_restore_rules};
+pub use readiness::wait_until_available;
+pub use scheduling::Scheduling;
 pub use server::STORAGE_CLAIM;
 
 /// The name of the server's ServiceAccount, Role, RoleBinding and Deployment.
@@ -76,6 +80,18 @@ pub enum InstallError {
         /// The key given.
         key: String,
     },
+    /// A `--node-selector` entry is not `KEY=VALUE` with a label key and value.
+    #[error(
+        "invalid --node-selector entry {0:?}: write KEY=VALUE,... with label keys and values (such as \
+         kubernetes.io/os=linux)"
+    )]
+    NodeSelector(String),
+    /// A `--tolerations` entry is not a taint the API server would accept.
+    #[error(
+        "invalid --tolerations entry {0:?}: write KEY[=VALUE][:EFFECT],... as `kubectl taint` does, KEY a label key \
+         and EFFECT NoSchedule, PreferNoSchedule or NoExecute (such as dedicated=backup:NoSchedule)"
+    )]
+    Toleration(String),
     /// An S3 bucket name is empty or holds a path.
     #[error("invalid --bucket {0:?}: give the S3 bucket's name alone, and the path inside it with --prefix")]
     Bucket(String),
@@ -128,9 +144,9 @@ pub enum InstallError {
         /// The reason.
         problem: String,
     },
-    /// The server's Deployment had no available replica in time.
+    /// The server's Deployment did not roll out in time.
     #[error(
-        "the server had no available replica within {seconds} s: see `kubectl -n {namespace} describe deployment \
+        "the server was not available within {seconds} s ({pods}): see `kubectl -n {namespace} describe deployment \
          {SERVER_NAME}` and its pods' logs"
     )]
     NotAvailable {
@@ -138,6 +154,21 @@ pub enum InstallError {
         namespace: String,
         /// How long was waited.
         seconds: u64,
+        /// What each pod of the current version waits for.
+        pods: String,
+    },
+    /// A pod of the server's current version cannot start without a change.
+    #[error(
+        "the server's pod {namespace}/{pod} cannot start: {problem}\nFix the cause (the image, the settings) and run \
+         `cairn install` again; `kubectl -n {namespace} describe pod {pod}` shows more"
+    )]
+    ServerCannotStart {
+        /// The server's namespace.
+        namespace: String,
+        /// The pod.
+        pod: String,
+        /// The container's waiting reason and message, and its last log lines.
+        problem: String,
     },
 }
 

@@ -4,7 +4,8 @@
 use cairn_api::server::ServerSettings;
 use std::collections::BTreeMap;
 
-use super::InstallError;
+use super::{InstallError, Scheduling};
+use cairn_kube::names::is_qualified_name;
 
 /// The namespace the server, its Secrets, its Lease and its `cairn.dev` objects live in by default.
 pub const DEFAULT_NAMESPACE: &str = "cairn";
@@ -47,6 +48,8 @@ pub struct InstallOptions {
     pub service_account_annotations: BTreeMap<String, String>,
     /// Annotations on the server's pods.
     pub pod_annotations: BTreeMap<String, String>,
+    /// Where the server's pods may run.
+    pub scheduling: Scheduling,
 }
 
 impl Default for InstallOptions {
@@ -61,6 +64,7 @@ impl Default for InstallOptions {
             restore_rbac: true,
             service_account_annotations: BTreeMap::new(),
             pod_annotations: BTreeMap::new(),
+            scheduling: Scheduling::default(),
         }
     }
 }
@@ -228,23 +232,6 @@ impl DefaultLocation {
     }
 }
 
-/// Whether `key` is a Kubernetes qualified name, what an annotation key must be: an optional DNS-1123
-/// subdomain prefix and `/`, then at most 63 letters, digits, `-`, `_` and `.`, starting and ending with a
-/// letter or digit.
-fn is_qualified_name(key: &str) -> bool {
-    let (prefix, name) = match key.split_once('/') {
-        Some((prefix, name)) => (Some(prefix), name),
-        None => (None, key),
-    };
-    let prefix_ok = prefix.is_none_or(cairn_kube::names::is_valid_name);
-    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-    let name_ok = name.len() <= 63
-        && edge_ok(name.chars().next())
-        && edge_ok(name.chars().last())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    prefix_ok && name_ok
-}
-
 fn check_quantity(flag: &'static str, value: &str) -> Result<(), InstallError> {
     if is_quantity(value) { Ok(()) } else { Err(InstallError::Quantity { flag, value: value.to_owned() }) }
 }
@@ -319,6 +306,7 @@ mod tests {
 
     #[test]
     fn annotation_keys_must_be_qualified_names_naming_the_flag() {
+        use cairn_kube::names::is_qualified_name;
         for good in ["eks.amazonaws.com/role-arn", "prometheus.io/scrape", "a", "iam.gke.io/gcp-service-account"] {
             assert!(is_qualified_name(good), "{good}");
         }

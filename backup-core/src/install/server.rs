@@ -167,6 +167,8 @@ pub(super) fn deployment(options: &InstallOptions) -> Deployment {
         }),
         containers: vec![container],
         volumes: Some(volumes),
+        node_selector: (!options.scheduling.node_selector.is_empty()).then(|| options.scheduling.node_selector.clone()),
+        tolerations: (!options.scheduling.tolerations.is_empty()).then(|| options.scheduling.tolerations.clone()),
         ..PodSpec::default()
     };
     let mut pod_labels = labels();
