@@ -163,6 +163,11 @@ fn bad_input_gets_one_clear_line_and_writes_nothing() {
     let unreachable = cairn(&env, "s3://cairn-test?endpoint=http://127.0.0.1:9&region=us-east-1", &["backup", "get"]);
     let stderr = text(&unreachable.stderr);
     assert_eq!(stderr.matches("Connection refused").count(), 1, "{stderr}");
+    // A machine or image without CA certificates is told so, even for an http:// endpoint.
+    let without_certificates =
+        command(&env, &storage, &["backup", "get"]).env("SSL_CERT_FILE", "/nonexistent/ca.pem").output().unwrap();
+    let stderr = text(&without_certificates.stderr);
+    assert!(stderr.contains("has no CA certificates") && stderr.contains("ca-certificates"), "{stderr}");
 }
 
 /// Runs `cairn` with its stdout a pipe whose reader is already gone.

@@ -125,6 +125,20 @@ fn retry_config() -> RetryConfig {
 }
 
 /// The HTTP client's timeouts: none on a whole request, [`STALL_TIMEOUT`] on progress.
+/// Why the S3 client could not be built, with the fix for the cause a bare image meets: no CA certificates,
+/// which the client loads even for an `http://` endpoint.
+fn client_cause(error: &object_store::Error) -> String {
+    let cause = chain_text(error);
+    if !cause.contains("No CA certificates") {
+        return cause;
+    }
+    format!(
+        "{cause}: this machine or image has no CA certificates (in /etc/ssl/certs, or the file SSL_CERT_FILE names), \
+         which the S3 client loads even for http:// endpoints; install them (Debian's ca-certificates; distroless \
+         images carry them) or point SSL_CERT_FILE at a bundle"
+    )
+}
+
 fn client_options() -> ClientOptions {
     ClientOptions::new().with_timeout_disabled().with_connect_timeout(CONNECT_TIMEOUT).with_read_timeout(STALL_TIMEOUT)
 }
@@ -177,7 +191,7 @@ impl Location {
                 let s3 = Arc::new(
                     builder
                         .build()
-                        .map_err(|e| StoreError::Open { location: self.to_string(), cause: chain_text(&e) })?,
+                        .map_err(|e| StoreError::Open { location: self.to_string(), cause: client_cause(&e) })?,
                 );
                 signer = Some(Signer { s3: s3.clone(), prefix: prefix.clone() });
                 if prefix.is_empty() { s3 } else { Arc::new(PrefixStore::new(s3, prefix.as_str())) }
