@@ -4,6 +4,7 @@
 #   kubelet                                                  (k8s.io/kubernetes, go/kubernetes/go.mod: the real node)
 #   etcd                                                     (go.etcd.io/etcd/server/v3, go/etcd/go.mod)
 #   kwok, and its stages                                     (sigs.k8s.io/kwok, go/kwok/go.mod: simulated nodes)
+#   helm                                                     (helm.sh/helm/v3, go/helm/go.mod: installs the chart)
 #   cairn-s3                                                 (tests/env/s3: s3s-fs from crates.io, an S3 server that checks SigV4)
 # into ${CAIRN_CACHE:-~/.cache/cairn}/<component>-<version>/bin. A cached component is not rebuilt.
 # Every failure prints one line that names what is missing or where the build log is, and exits 1.
@@ -84,12 +85,18 @@ if [ ! -d "$stages" ]; then
   mv "$stages.partial" "$stages"
 fi
 
+grep -q "helm.sh/helm/v3 $HELM_VERSION" "$here/go/helm/go.mod" \
+  || die "go/helm/go.mod does not pin helm.sh/helm/v3 $HELM_VERSION from versions.env; update it."
+go_build helm helm "$HELM_VERSION" "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" helm \
+  helm.sh/helm/v3/cmd/helm
+
 # The real node's runtime, from Debian's packages (the machine is root): containerd, runc, the CNI plugins,
-# and a static busybox for the test images.
+# a static busybox for the test images, and the CA certificates the server's image carries.
 missing=""
-for pair in containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins busybox:busybox-static; do
+for pair in containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins busybox:busybox-static \
+    /etc/ssl/certs/ca-certificates.crt:ca-certificates; do
   tool=${pair%%:*} package=${pair#*:}
-  if [ "${tool#/}" != "$tool" ]; then [ -x "$tool" ] || missing="$missing $package"
+  if [ "${tool#/}" != "$tool" ]; then [ -e "$tool" ] || missing="$missing $package"
   else command -v "$tool" >/dev/null || missing="$missing $package"; fi
 done
 if [ -n "$missing" ]; then

@@ -23,6 +23,8 @@ pub struct Versions {
     pub s3_revision: String,
     /// `sigs.k8s.io/kwok`, e.g. `v0.8.0`.
     pub kwok: String,
+    /// `helm.sh/helm/v3`, e.g. `v3.22.0`.
+    pub helm: String,
 }
 
 impl Versions {
@@ -42,6 +44,7 @@ impl Versions {
             s3s_fs: value("S3S_FS_VERSION"),
             s3_revision: value("CAIRN_S3_REVISION"),
             kwok: value("KWOK_VERSION"),
+            helm: value("HELM_VERSION"),
         }
     }
 }
@@ -77,6 +80,8 @@ pub struct Binaries {
     pub kwok_stages: PathBuf,
     /// cairn-s3, the S3 server (s3s-fs).
     pub s3: PathBuf,
+    /// Helm, for installing the chart.
+    pub helm: PathBuf,
 }
 
 impl Binaries {
@@ -93,10 +98,11 @@ impl Binaries {
             kwok: cache.join(format!("kwok-{}/bin/kwok", versions.kwok)),
             kwok_stages: cache.join(format!("kwok-{}/stages", versions.kwok)),
             s3: cache.join(format!("cairn-s3-{}-r{}/bin/cairn-s3", versions.s3s_fs, versions.s3_revision)),
+            helm: cache.join(format!("helm-{}/bin/helm", versions.helm)),
         }
     }
 
-    fn all(&self) -> [&Path; 8] {
+    fn all(&self) -> [&Path; 9] {
         [
             &self.apiserver,
             &self.controller_manager,
@@ -106,6 +112,7 @@ impl Binaries {
             &self.kubelet,
             &self.kwok,
             &self.kwok_stages,
+            &self.helm,
         ]
     }
 

@@ -225,6 +225,17 @@ pub fn binary_image(name: &str, binary: &Path) -> Result<ImageSpec, EnvError> {
     Ok(ImageSpec { name: name.into(), entrypoint: vec![format!("/bin/{file_name}")], files })
 }
 
+/// The CA certificates the release image (distroless) carries, from the host.
+const CA_CERTIFICATES: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// Cairn's server image as `name`: `binary` and its libraries, and the CA certificates the release image
+/// (deploy/Dockerfile, distroless) carries and the S3 client loads.
+pub fn server_image(name: &str, binary: &Path) -> Result<ImageSpec, EnvError> {
+    let mut image = binary_image(name, binary)?;
+    image.files.push(ImageFile::Copy { from: CA_CERTIFICATES.into(), path: CA_CERTIFICATES[1..].into() });
+    Ok(image)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
