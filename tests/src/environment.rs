@@ -69,6 +69,8 @@ pub struct NodeInfo {
     /// Where its pods reach the host's loopback services: a pod connects to `pod_gateway:PORT` for a
     /// service listening on `127.0.0.1:PORT` (the S3 server, for one).
     pub pod_gateway: String,
+    /// What it puts on the host, for checking that it is gone once the node stops.
+    pub footprint: crate::node::NodeFootprint,
 }
 
 impl EnvInfo {
@@ -334,6 +336,7 @@ impl Environment {
             name: node.name.clone(),
             runtime_socket: node.runtime_socket.clone(),
             pod_gateway: node.network.gateway.clone(),
+            footprint: node.footprint.clone(),
         };
         self.node = Some(node);
         self.info.node = Some(info.clone());

@@ -42,7 +42,7 @@ pub struct NodeConfig {
 
 /// What a node puts on the host, by name: its directory (containerd's and the kubelet's state, the mounts
 /// of its containers and network namespaces), its cgroup, its bridge and its address.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodeFootprint {
     /// The node's directory.
     pub dir: PathBuf,
@@ -52,6 +52,8 @@ pub struct NodeFootprint {
     pub bridge: String,
     /// Its address on the loopback interface.
     pub address: String,
+    /// Its pod network's gateway address.
+    pub pod_gateway: String,
 }
 
 /// How much of a node's footprint is on the host now.
@@ -67,7 +69,7 @@ pub struct HostTraces {
     pub bridges: usize,
     /// Its address on the loopback interface (0 or 1).
     pub addresses: usize,
-    /// iptables rules of all tables, machine-wide.
+    /// Its pod network's iptables rules (those naming its bridge or its gateway), in all tables.
     pub iptables_rules: usize,
 }
 
@@ -105,7 +107,11 @@ impl NodeFootprint {
         let bridges = usize::from(output("ip", &["-o", "link", "show"]).contains(&format!(": {}:", self.bridge)));
         let addresses =
             usize::from(output("ip", &["-o", "addr", "show", "dev", "lo"]).contains(&format!("{}/32", self.address)));
-        let iptables_rules = output("iptables-save", &[]).lines().filter(|l| l.starts_with('-')).count();
+        let gateway = format!(" {}/32 ", self.pod_gateway);
+        let iptables_rules = output("iptables-save", &[])
+            .lines()
+            .filter(|l| l.starts_with('-') && (l.contains(&format!(" {} ", self.bridge)) || l.contains(&gateway)))
+            .count();
         HostTraces { processes, mounts, cgroups, bridges, addresses, iptables_rules }
     }
 }
@@ -175,6 +181,7 @@ impl RealNode {
             cgroup: cgroup.clone(),
             bridge: bridge.clone(),
             address: address.clone(),
+            pod_gateway: network.gateway.clone(),
         };
         let mut node = RealNode {
             name: name.clone(),

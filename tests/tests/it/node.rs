@@ -145,14 +145,6 @@ spec:
 fn a_stopped_node_leaves_no_process_mount_cgroup_bridge_address_or_rule_behind() {
     let env = TestEnv::get();
     let config = env.info().node_config().unwrap();
-    let rules_before = cairn_tests::node::NodeFootprint {
-        dir: "/nonexistent".into(),
-        cgroup: "nonexistent".into(),
-        bridge: "nonexistent".into(),
-        address: "0.0.0.0".into(),
-    }
-    .traces()
-    .iptables_rules;
     let node = cairn_tests::node::RealNode::start(&config).unwrap();
     let footprint = node.footprint.clone();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -178,9 +170,9 @@ fn a_stopped_node_leaves_no_process_mount_cgroup_bridge_address_or_rule_behind()
     let running = footprint.traces();
     assert!(running.processes >= 4 && running.mounts > 0 && running.cgroups > 0, "{running:?}");
     assert_eq!((running.bridges, running.addresses), (1, 1), "{running:?}");
-    assert_eq!(running.iptables_rules, rules_before + 4, "the pod network's rules: {running:?}");
+    assert_eq!(running.iptables_rules, 4, "the pod network's rules: {running:?}");
     drop(node);
-    let clean = cairn_tests::node::HostTraces { iptables_rules: rules_before, ..Default::default() };
+    let clean = cairn_tests::node::HostTraces::default();
     // The node's reaper notices the stop within a second and ends.
     let mut after = footprint.traces();
     for _ in 0..30 {
@@ -191,4 +183,33 @@ fn a_stopped_node_leaves_no_process_mount_cgroup_bridge_address_or_rule_behind()
         after = footprint.traces();
     }
     assert_eq!(after, clean, "left behind by the stopped node");
+}
+
+#[test]
+fn a_killed_environment_process_leaves_no_node_behind() {
+    // An environment with a node in a process of its own (`cairn-testenv up --node`), then that process
+    // killed as a crashed or cancelled test run would be: no destructor runs, the node's reaper cleans up.
+    let env = TestEnv::get();
+    let state = env.info().state_dir.join(env.unique_name("killed-env"));
+    let up = std::process::Command::new(env!("CARGO_BIN_EXE_cairn-testenv"))
+        .args(["up", "--node", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    let info = cairn_tests::EnvInfo::read(&state).unwrap();
+    let footprint = info.node.expect("the environment runs a node").footprint;
+    let running = footprint.traces();
+    assert!(running.processes >= 2 && running.iptables_rules == 4 && running.bridges == 1, "{running:?}");
+    let serve = std::fs::read_to_string(state.join("serve.pid")).unwrap();
+    assert!(std::process::Command::new("kill").args(["-9", serve.trim()]).status().unwrap().success());
+    let mut after = footprint.traces();
+    for _ in 0..100 {
+        if after == cairn_tests::node::HostTraces::default() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        after = footprint.traces();
+    }
+    assert_eq!(after, cairn_tests::node::HostTraces::default(), "left behind by the killed environment's node");
 }
