@@ -164,8 +164,11 @@ fn bad_input_gets_one_clear_line_and_writes_nothing() {
     let stderr = text(&unreachable.stderr);
     assert_eq!(stderr.matches("Connection refused").count(), 1, "{stderr}");
     // A machine or image without CA certificates is told so, even for an http:// endpoint.
-    let without_certificates =
-        command(&env, &storage, &["backup", "get"]).env("SSL_CERT_FILE", "/nonexistent/ca.pem").output().unwrap();
+    let without_certificates = command(&env, &storage, &["backup", "get"])
+        .env("SSL_CERT_FILE", "/nonexistent/ca.pem")
+        .env("SSL_CERT_DIR", "/nonexistent")
+        .output()
+        .unwrap();
     let stderr = text(&without_certificates.stderr);
     assert!(stderr.contains("has no CA certificates") && stderr.contains("ca-certificates"), "{stderr}");
 }

@@ -48,7 +48,8 @@ go_build() {
   ( cd "$here/go/$dir" && go mod download ) >"$log" 2>&1 || explain_failure "$log" "$name $version"
   ( cd "$here/go/$dir" && go build -trimpath -ldflags "$ldflags" -o "$dest.partial/bin/$out" "$@" ) >>"$log" 2>&1 \
     || explain_failure "$log" "$name $version"
-  mv "$dest.partial" "$dest"
+  # The component's directory may exist already (KWOK's stages live beside its binary).
+  mkdir -p "$dest" && mv "$dest.partial/bin" "$dest/bin" && rm -rf "$dest.partial"
   say "built $name $version in $((SECONDS - start)) s"
 }
 

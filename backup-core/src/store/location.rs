@@ -133,9 +133,9 @@ fn client_cause(error: &object_store::Error) -> String {
         return cause;
     }
     format!(
-        "{cause}: this machine or image has no CA certificates (in /etc/ssl/certs, or the file SSL_CERT_FILE names), \
-         which the S3 client loads even for http:// endpoints; install them (Debian's ca-certificates; distroless \
-         images carry them) or point SSL_CERT_FILE at a bundle"
+        "{cause}: this machine or image has no CA certificates (in /etc/ssl/certs, or where SSL_CERT_FILE and \
+         SSL_CERT_DIR point), which the S3 client loads even for http:// endpoints; install them (Debian's \
+         ca-certificates; distroless images carry them) or point SSL_CERT_FILE at a bundle"
     )
 }
 
