@@ -5,10 +5,13 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::Command,
     sync::OnceLock,
     time::Duration,
 };
+
+#[allow(dead_code)] // Each test binary uses part of it.
+mod support;
 
 use cairn_tests::{NodeInfo, TestEnv, binaries::Binaries, node::REAL_NODE_TAINT, oci};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
@@ -16,18 +19,12 @@ use kube::{
     Api,
     api::{DeleteParams, ListParams, ObjectMeta, PostParams},
 };
+use support::{cairn, server_binary, succeeded};
 
 /// The server image, as the node knows it after [`server_image`].
 const SERVER_IMAGE: &str = "cairn.dev/test/cairn-server:dev";
 /// An image whose program fails at once, printing why.
 const CRASHING_IMAGE: &str = "cairn.dev/test/crashing:1";
-
-/// `backup-server`, built into the same directory as `cairn` by `cargo test --workspace` or `cargo build`.
-fn server_binary() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_BIN_EXE_cairn")).with_file_name("backup-server");
-    assert!(path.exists(), "{} is missing: run `cargo build -p backup-server`", path.display());
-    path
-}
 
 /// The real node, with the server image and the crashing image imported (once per test process).
 fn node(env: &TestEnv) -> NodeInfo {
@@ -48,23 +45,6 @@ fn node(env: &TestEnv) -> NodeInfo {
         oci::import(&crashing, &node.runtime_socket, &work).unwrap();
     });
     node
-}
-
-fn cairn(env: &TestEnv, namespace: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(args)
-        .args(["--namespace", namespace])
-        .env("KUBECONFIG", &env.info().kubeconfig)
-        .env_remove("CAIRN_STORAGE")
-        .env_remove("CAIRN_NAMESPACE")
-        .output()
-        .expect("cairn runs")
-}
-
-fn ok(output: Output) -> String {
-    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "exit {:?}\n{stdout}\n{stderr}", output.status);
-    stdout.into_owned()
 }
 
 /// An AWS credentials file for the test S3 server, written under the environment's state directory.
@@ -115,12 +95,12 @@ async fn backup_and_restore_through_the_server(env: &TestEnv, namespace: &str, a
         ..Default::default()
     };
     configmaps.create(&PostParams::default(), &settings).await.unwrap();
-    let backup = ok(cairn(env, namespace, &["backup", "create", name, "--include-namespaces", app, "--wait"]));
+    let backup = succeeded(cairn(env, namespace, &["backup", "create", name, "--include-namespaces", app, "--wait"]));
     assert!(backup.contains("Completed"), "{backup}");
-    let described = ok(cairn(env, namespace, &["backup", "describe", name, "--details"]));
+    let described = succeeded(cairn(env, namespace, &["backup", "describe", name, "--details"]));
     assert!(described.contains(&format!("{app}/settings")), "{described}");
     configmaps.delete("settings", &DeleteParams::default()).await.unwrap();
-    let restored = ok(cairn(env, namespace, &["restore", "create", "--from-backup", name, "--wait"]));
+    let restored = succeeded(cairn(env, namespace, &["restore", "create", "--from-backup", name, "--wait"]));
     assert!(restored.contains("Completed"), "{restored}");
     let back = configmaps.get("settings").await.unwrap();
     assert_eq!(back.data.unwrap()["mode"], "in-cluster");
@@ -156,10 +136,10 @@ async fn cairn_install_runs_the_server_on_the_real_node_and_a_backup_and_restore
     ];
     let placement = on_the_node(&node);
     args.extend(placement.iter().map(String::as_str));
-    let installed = ok(cairn(&env, &namespace, &args));
+    let installed = succeeded(cairn(&env, &namespace, &args));
     assert!(installed.contains(&format!("Cairn's server is running in namespace {namespace}")), "{installed}");
     assert_server_pod_on_the_node(&env, &namespace, &node).await;
-    let version = ok(cairn(&env, &namespace, &["version", "-o", "json"]));
+    let version = succeeded(cairn(&env, &namespace, &["version", "-o", "json"]));
     assert!(version.contains(backup_core::VERSION), "the server answers: {version}");
     backup_and_restore_through_the_server(&env, &namespace, &app, "through-the-pod").await;
     // The backup is in the bucket the server wrote, under the prefix given to install.
@@ -207,7 +187,7 @@ async fn the_helm_chart_runs_the_server_on_the_real_node_and_a_backup_and_restor
         .env("HELM_DATA_HOME", info.state_dir.join("helm/data"))
         .output()
         .unwrap();
-    ok(helm);
+    succeeded(helm);
     assert_server_pod_on_the_node(&env, &namespace, &node).await;
     backup_and_restore_through_the_server(&env, &namespace, &app, "through-the-chart").await;
 }

@@ -8,6 +8,9 @@ use cairn_api::{
 };
 use std::process::{Command, Output};
 
+#[allow(dead_code)] // Each test binary uses part of it.
+mod support;
+
 use cairn_api::server::SERVER_LEASE;
 use cairn_tests::{TestEnv, server::install_crds};
 use k8s_openapi::{
@@ -19,18 +22,7 @@ use kube::{
     api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
-
-/// Runs `cairn` against the server namespace `namespace`, with no storage location in the environment.
-fn cairn(env: &TestEnv, namespace: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(args)
-        .args(["--namespace", namespace])
-        .env("KUBECONFIG", &env.info().kubeconfig)
-        .env_remove("CAIRN_STORAGE")
-        .env_remove("CAIRN_NAMESPACE")
-        .output()
-        .expect("cairn runs")
-}
+use support::{cairn, succeeded};
 
 /// Runs `cairn` with `CAIRN_STORAGE` set: standalone.
 fn cairn_standalone(env: &TestEnv, namespace: &str, storage: &str, args: &[&str]) -> Output {
@@ -48,12 +40,6 @@ fn cairn_standalone(env: &TestEnv, namespace: &str, storage: &str, args: &[&str]
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Asserts the command succeeded and returns its stdout.
-fn succeeded(output: Output) -> String {
-    assert!(output.status.success(), "exit {:?}: {}{}", output.status, text(&output.stdout), text(&output.stderr));
-    text(&output.stdout)
 }
 
 /// Asserts the command failed with one line on stderr containing every one of `expected`.

@@ -1,11 +1,10 @@
 //! The `cairn` binary against a running `backup-server` (the one Cargo built beside it), the real control
 //! plane and S3 server: what a person does once a server is installed.
 
-use std::{
-    path::PathBuf,
-    process::{Command, Output},
-    time::Duration,
-};
+use std::{process::Output, time::Duration};
+
+#[allow(dead_code)] // Each test binary uses part of it.
+mod support;
 
 use cairn_tests::{
     TestEnv,
@@ -18,46 +17,11 @@ use kube::{
     api::{ObjectMeta, PostParams},
 };
 use serde_json::Value;
-
-/// `backup-server`, built into the same directory as `cairn` by `cargo test --workspace` or `cargo build`.
-fn server_binary() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_BIN_EXE_cairn")).with_file_name("backup-server");
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build -p backup-server` (or `cargo test --workspace`)",
-        path.display()
-    );
-    path
-}
-
-fn cairn(env: &TestEnv, namespace: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(args)
-        .args(["--namespace", namespace])
-        .env("KUBECONFIG", &env.info().kubeconfig)
-        .env_remove("CAIRN_STORAGE")
-        .env_remove("CAIRN_NAMESPACE")
-        .output()
-        .expect("cairn runs")
-}
+use support::{cairn, cairn_command, server_binary, succeeded};
 
 /// `cairn` run in the directory `dir` (where `backup download` writes).
 fn cairn_in(env: &TestEnv, namespace: &str, dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(args)
-        .args(["--namespace", namespace])
-        .current_dir(dir)
-        .env("KUBECONFIG", &env.info().kubeconfig)
-        .env_remove("CAIRN_STORAGE")
-        .env_remove("CAIRN_NAMESPACE")
-        .output()
-        .expect("cairn runs")
-}
-
-fn ok(output: Output) -> String {
-    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "exit {:?}\n{stdout}\n{stderr}", output.status);
-    stdout.into_owned()
+    cairn_command(env, namespace, args).current_dir(dir).output().expect("cairn runs")
 }
 
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
@@ -93,7 +57,7 @@ async fn with_a_server_the_cli_backs_up_restores_schedules_and_deletes_through_o
     Api::<Secret>::namespaced(client.clone(), &namespace).create(&PostParams::default(), &secret).await.unwrap();
     let prefix = env.bucket_prefix("cli-srv");
     let config = format!("s3Url={},region={}", info.s3_endpoint, info.s3_region);
-    ok(cairn(
+    succeeded(cairn(
         &env,
         &namespace,
         &[
@@ -122,27 +86,27 @@ async fn with_a_server_the_cli_backs_up_restores_schedules_and_deletes_through_o
     )
     .unwrap();
 
-    let version = ok(cairn(&env, &namespace, &["version", "-o", "json"]));
+    let version = succeeded(cairn(&env, &namespace, &["version", "-o", "json"]));
     let version: Value = serde_json::from_str(&version).unwrap();
     assert_eq!(version["server"]["version"], backup_core::VERSION, "{version}");
 
     let created = cairn(&env, &namespace, &["backup", "create", "first", "--include-namespaces", &workload, "--wait"]);
-    ok(created);
-    let table = ok(cairn(&env, &namespace, &["backup", "get"]));
+    succeeded(created);
+    let table = succeeded(cairn(&env, &namespace, &["backup", "get"]));
     assert!(table.starts_with("NAME") && table.contains("first") && table.contains("Completed"), "{table}");
-    let logs = ok(cairn(&env, &namespace, &["backup", "logs", "first"]));
+    let logs = succeeded(cairn(&env, &namespace, &["backup", "logs", "first"]));
     assert!(logs.contains("backup first"), "{logs}\n{}", server.tail());
-    let details = ok(cairn(&env, &namespace, &["backup", "describe", "first", "--details"]));
+    let details = succeeded(cairn(&env, &namespace, &["backup", "describe", "first", "--details"]));
     assert!(details.contains(&format!("{workload}/shop-config")), "{details}");
     let dir = info.state_dir.join(env.unique_name("cli-srv-download"));
     std::fs::create_dir_all(&dir).unwrap();
-    let downloaded = ok(cairn_in(&env, &namespace, &dir, &["backup", "download", "first"]));
+    let downloaded = succeeded(cairn_in(&env, &namespace, &dir, &["backup", "download", "first"]));
     let archive = std::fs::read(dir.join("first-data.tar.zst")).unwrap_or_else(|e| panic!("{e}: {downloaded}"));
     assert!(archive.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]), "not a zstd archive: {downloaded}");
     assert!(downloaded.contains("first-data.tar.zst"), "{downloaded}");
 
     // A location the server cannot open (its Secret is missing): the backup ends FailedValidation, exit 1.
-    ok(cairn(
+    succeeded(cairn(
         &env,
         &namespace,
         &[
@@ -166,37 +130,37 @@ async fn with_a_server_the_cli_backs_up_restores_schedules_and_deletes_through_o
 
     let target = env.unique_name("cli-srv-copy");
     let mapping = format!("{workload}:{target}");
-    ok(cairn(
+    succeeded(cairn(
         &env,
         &namespace,
         &["restore", "create", "copy", "--from-backup", "first", "--namespace-mappings", &mapping, "--wait"],
     ));
     let copied: Api<ConfigMap> = Api::namespaced(client.clone(), &target);
     assert!(copied.get_opt("shop-config").await.unwrap().is_some());
-    let restores = ok(cairn(&env, &namespace, &["restore", "get"]));
+    let restores = succeeded(cairn(&env, &namespace, &["restore", "get"]));
     assert!(restores.contains("copy") && restores.contains("Completed"), "{restores}");
-    let restore_logs = ok(cairn(&env, &namespace, &["restore", "logs", "copy"]));
+    let restore_logs = succeeded(cairn(&env, &namespace, &["restore", "logs", "copy"]));
     assert!(restore_logs.contains("restore copy Completed"), "{restore_logs}");
-    let restore_details = ok(cairn(&env, &namespace, &["restore", "describe", "copy", "--details"]));
+    let restore_details = succeeded(cairn(&env, &namespace, &["restore", "describe", "copy", "--details"]));
     assert!(
         restore_details.contains("shop-config") && restore_details.starts_with("Restore copy"),
         "{restore_details}"
     );
 
-    ok(cairn(
+    succeeded(cairn(
         &env,
         &namespace,
         &["schedule", "create", "often", "--schedule", "@every 5s", "--include-namespaces", &workload],
     ));
     eventually("a scheduled backup", || {
-        let listed = ok(cairn(&env, &namespace, &["backup", "get", "-o", "json"]));
+        let listed = succeeded(cairn(&env, &namespace, &["backup", "get", "-o", "json"]));
         listed.contains("\"often-")
     })
     .await;
-    ok(cairn(&env, &namespace, &["schedule", "pause", "often"]));
+    succeeded(cairn(&env, &namespace, &["schedule", "pause", "often"]));
     eventually("a Completed backup of the schedule", || {
         let listed: Value =
-            serde_json::from_str(&ok(cairn(&env, &namespace, &["backup", "get", "-o", "json"]))).unwrap();
+            serde_json::from_str(&succeeded(cairn(&env, &namespace, &["backup", "get", "-o", "json"]))).unwrap();
         listed.as_array().unwrap().iter().any(|b| {
             b["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("often-"))
                 && b["status"]["phase"] == "Completed"
@@ -205,7 +169,7 @@ async fn with_a_server_the_cli_backs_up_restores_schedules_and_deletes_through_o
     .await;
     let scheduled_copy = env.unique_name("cli-srv-sched");
     let mapping = format!("{workload}:{scheduled_copy}");
-    let from_schedule = ok(cairn(
+    let from_schedule = succeeded(cairn(
         &env,
         &namespace,
         &["restore", "create", "--from-schedule", "often", "--namespace-mappings", &mapping, "--wait", "-o", "json"],
@@ -219,12 +183,12 @@ async fn with_a_server_the_cli_backs_up_restores_schedules_and_deletes_through_o
     assert!(
         Api::<ConfigMap>::namespaced(client.clone(), &scheduled_copy).get_opt("shop-config").await.unwrap().is_some()
     );
-    let schedules = ok(cairn(&env, &namespace, &["schedule", "get"]));
+    let schedules = succeeded(cairn(&env, &namespace, &["schedule", "get"]));
     assert!(schedules.contains("often") && schedules.contains("@every 5s"), "{schedules}");
 
-    ok(cairn(&env, &namespace, &["backup", "delete", "first", "--confirm"]));
+    succeeded(cairn(&env, &namespace, &["backup", "delete", "first", "--confirm"]));
     eventually("the deleted backup to leave the list", || {
-        !ok(cairn(&env, &namespace, &["backup", "get"])).contains("first ")
+        !succeeded(cairn(&env, &namespace, &["backup", "get"])).contains("first ")
     })
     .await;
     let gone = env.s3_store(&prefix);
@@ -251,11 +215,11 @@ async fn a_server_without_leader_election_keeps_no_lease_and_still_takes_backups
     let dir = env.info().state_dir.join(env.unique_name("cli-no-lease-disk"));
     std::fs::create_dir_all(&dir).unwrap();
     let dir = dir.to_str().unwrap();
-    ok(cairn(&env, &namespace, &["backup-location", "create", "disk", "--provider", "local", "--bucket", dir]));
+    succeeded(cairn(&env, &namespace, &["backup-location", "create", "disk", "--provider", "local", "--bucket", dir]));
     let server = ServerProcess::start(&server_binary(), &env, &namespace, "lone", &["--leader-elect=false"]).unwrap();
 
     let created = cairn(&env, &namespace, &["backup", "create", "lone", "--include-namespaces", &workload, "--wait"]);
-    let stdout = ok(created);
+    let stdout = succeeded(created);
     assert!(stdout.contains("Backup lone Completed"), "{stdout}\n{}", server.tail());
     let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(client, &namespace);
     assert!(leases.get_opt(cairn_api::server::SERVER_LEASE).await.unwrap().is_none());
