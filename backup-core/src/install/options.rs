@@ -5,7 +5,7 @@ use cairn_api::server::ServerSettings;
 use std::collections::BTreeMap;
 
 use super::{InstallError, Scheduling};
-use cairn_kube::names::is_qualified_name;
+use cairn_kube::{names::is_qualified_name, quantity::is_quantity};
 
 /// The namespace the server, its Secrets, its Lease and its `cairn.dev` objects live in by default.
 pub const DEFAULT_NAMESPACE: &str = "cairn";
@@ -236,24 +236,6 @@ fn check_quantity(flag: &'static str, value: &str) -> Result<(), InstallError> {
     if is_quantity(value) { Ok(()) } else { Err(InstallError::Quantity { flag, value: value.to_owned() }) }
 }
 
-/// Whether `text` is a Kubernetes quantity: a decimal number, then an optional binary (`Ki`..`Ei`),
-/// decimal (`n`, `u`, `m`, `k`, `M`..`E`) or exponent (`e3`) suffix.
-fn is_quantity(text: &str) -> bool {
-    let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
-    let digits_end = unsigned.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(unsigned.len());
-    let (number, suffix) = unsigned.split_at(digits_end);
-    let number_ok = number.chars().filter(|&c| c == '.').count() <= 1 && number.chars().any(|c| c.is_ascii_digit());
-    let exponent_ok = |rest: &str| {
-        let rest = rest.strip_prefix(['+', '-']).unwrap_or(rest);
-        !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit())
-    };
-    let suffix_ok = matches!(
-        suffix,
-        "" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei" | "n" | "u" | "m" | "k" | "M" | "G" | "T" | "P" | "E"
-    ) || suffix.strip_prefix(['e', 'E']).is_some_and(exponent_ok);
-    number_ok && suffix_ok
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,7 +288,6 @@ mod tests {
 
     #[test]
     fn annotation_keys_must_be_qualified_names_naming_the_flag() {
-        use cairn_kube::names::is_qualified_name;
         for good in ["eks.amazonaws.com/role-arn", "prometheus.io/scrape", "a", "iam.gke.io/gcp-service-account"] {
             assert!(is_qualified_name(good), "{good}");
         }
