@@ -13,6 +13,7 @@ pub mod archive_read;
 pub mod binaries;
 pub mod environment;
 pub mod forge;
+pub mod identity;
 pub mod kwok;
 pub mod measure;
 pub mod node;

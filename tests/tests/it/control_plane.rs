@@ -162,23 +162,6 @@ async fn a_bootstrap_token_authenticates_and_cluster_info_is_signed_for_it() {
     })
     .await;
     // The token authenticates, as system:bootstrap:<id>.
-    let mut config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(&env.info().kubeconfig).unwrap(),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
-    config.auth_info =
-        kube::config::AuthInfo { token: Some(format!("{id}.{secret_part}").into()), ..Default::default() };
-    let bootstrap = kube::Client::try_from(config).unwrap();
-    let review = bootstrap
-        .request_text(
-            http::Request::post("/apis/authentication.k8s.io/v1/selfsubjectreviews")
-                .header("content-type", "application/json")
-                .body(br#"{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}"#.to_vec())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let review = cairn_tests::identity::review_token(env.info(), &format!("{id}.{secret_part}")).await.unwrap();
     assert!(review.contains(&format!("system:bootstrap:{id}")), "{review}");
 }
