@@ -1,4 +1,5 @@
-//! `cairn`: the command-line front end. Argument parsing and presentation only; the work is in `backup-core`.
+//! `cairn`: the command-line front end. Argument parsing and presentation only; the work is in `backup-core`
+//! and `node-maintenance`.
 
 // The doc comments of the flag structs are clap's help text, written for a terminal: `[/PREFIX]` and
 // `<server default>` there are what a person types or reads, not Markdown links or HTML.
@@ -12,6 +13,7 @@ mod fetch;
 mod follow;
 mod install;
 mod location;
+mod node;
 mod output;
 mod progress;
 mod restore;
@@ -52,6 +54,9 @@ enum Command {
     /// Add, list, change and delete the server's storage locations (needs a server).
     #[command(subcommand, name = "backup-location")]
     BackupLocation(Box<location::LocationCommand>),
+    /// List, cordon, uncordon and drain nodes, and print the command that joins a new one.
+    #[command(subcommand)]
+    Node(Box<node::NodeCommand>),
     /// Print the client's version and mode, and the server's version.
     Version(version::VersionArgs),
 }
@@ -82,6 +87,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             location::run(*command, mode.server("cairn backup-location")?).await
         }
         Command::Install(args) => install::run(*args, &cli.connection).await,
+        Command::Node(command) => node::run(*command, &cli.connection).await,
         Command::Version(args) => version::run(args, cli.connection.mode().await).await,
     }
 }

@@ -1,0 +1,372 @@
+//! `cairn node` against the real control plane, simulated nodes (KWOK) and the real node: the seed's drain,
+//! a disruption budget that holds a drain up and says so, cordon and uncordon, the node list, and the join
+//! command's token and hash.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Output, Stdio},
+    time::Duration,
+};
+
+use cairn_tests::{TestEnv, apply::apply_manifests, kwok::FakeNode, node::REAL_NODE_TAINT, oci::SHELL_IMAGE};
+use k8s_openapi::api::{
+    core::v1::{ConfigMap, Node, Pod},
+    policy::v1::PodDisruptionBudget,
+};
+use kube::{
+    Api, Client,
+    api::{ListParams, Patch, PatchParams},
+};
+use serde_json::{Value, json};
+
+/// The taint and label that keep a test's simulated nodes to its own pods.
+const GROUP: &str = "cairn.dev/test-group";
+
+fn cairn(env: &TestEnv, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .env("KUBECONFIG", &env.info().kubeconfig)
+        .env_remove("CAIRN_STORAGE")
+        .output()
+        .expect("cairn runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+async fn eventually<T, F: Future<Output = Option<T>>>(
+    timeout: Duration,
+    what: &str,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what} did not happen within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A simulated node of the test's group: only pods that tolerate the group's taint land there.
+async fn group_node(client: &Client, group: &str, suffix: &str) -> String {
+    let name = format!("{group}-{suffix}");
+    FakeNode::new(&name).label(GROUP, group).taint(GROUP, group, "NoSchedule").create(client).await;
+    name
+}
+
+/// A pod template's placement on the group's nodes.
+fn placement(group: &str) -> Value {
+    json!({"nodeSelector": {GROUP: group}, "tolerations": [{"key": GROUP, "operator": "Exists"}]})
+}
+
+/// Running pods of `namespace` whose name starts with `prefix`, with their nodes.
+async fn running(client: &Client, namespace: &str, prefix: &str) -> Vec<(String, String)> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let listed = pods.list(&ListParams::default()).await.unwrap().items;
+    listed
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .filter_map(|p| Some((p.metadata.name?, p.spec?.node_name?)))
+        .filter(|(name, _)| name.starts_with(prefix))
+        .collect()
+}
+
+/// The seed's workloads on the group's nodes: a DaemonSet, a Deployment of two, a StatefulSet of one, and the
+/// bare pod `go-http` bound to `node`.
+async fn seed_workloads(client: &Client, namespace: &str, group: &str, node: &str) {
+    let spec = |extra: Value| {
+        let mut spec = json!({"containers": [{"name": "app", "image": "registry.invalid/app:1"}]});
+        for (key, value) in placement(group).as_object().unwrap().iter().chain(extra.as_object().unwrap()) {
+            spec[key] = value.clone();
+        }
+        spec
+    };
+    let template = |app: &str| json!({"metadata": {"labels": {"app": app}}, "spec": spec(json!({}))});
+    let objects = [
+        json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent", "namespace": namespace},
+            "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": template("agent")}}),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "go-http-deploy", "namespace": namespace},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": template("web")}}),
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "stateful-nginx", "namespace": namespace},
+            "spec": {"replicas": 1, "serviceName": "stateful-nginx", "selector": {"matchLabels": {"app": "nginx"}}, "template": template("nginx")}}),
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "go-http", "namespace": namespace},
+            "spec": spec(json!({"nodeName": node}))}),
+    ];
+    let yaml: String = objects.iter().map(|o| format!("---\n{}", serde_yaml_ng::to_string(o).unwrap())).collect();
+    apply_manifests(client, &yaml).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_seeds_drain_refuses_go_http_then_with_force_moves_every_pod_but_the_daemonsets() {
+    let env = TestEnv::get();
+    env.kwok();
+    let client = env.client().await;
+    let namespace = env.namespace("seed-drain").await;
+    let group = env.unique_name("seed");
+    let node1 = group_node(&client, &group, "node1").await;
+    seed_workloads(&client, &namespace, &group, &node1).await;
+    eventually(Duration::from_secs(60), "the seed's five pods running on node1", || {
+        let (client, namespace) = (client.clone(), namespace.clone());
+        async move { (running(&client, &namespace, "").await.len() == 5).then_some(()) }
+    })
+    .await;
+    let node2 = group_node(&client, &group, "node2").await;
+
+    // The plan, before anything moves.
+    let planned = cairn(&env, &["node", "drain", &node1, "--ignore-daemonsets", "--dry-run", "-o", "json"]);
+    assert_eq!(planned.status.code(), Some(1), "the plan is refused: {}", text(&planned.stderr));
+    let plan: Value = serde_json::from_slice(&planned.stdout).unwrap();
+    let steps = plan[0]["pods"].as_array().unwrap();
+    let step = |name: &str| steps.iter().find(|s| s["pod"]["name"] == name).unwrap().clone();
+    assert_eq!(step("go-http")["refusedBy"], json!(["noController"]));
+    assert_eq!(steps.iter().filter(|s| s["action"] == json!({"skip": "daemonSet"})).count(), 1, "{plan}");
+
+    // Refused in kubectl's words, and the node is left as it was.
+    let refused = cairn(&env, &["node", "drain", &node1, "--ignore-daemonsets"]);
+    let stderr = text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot delete Pods declare no controller (use --force to override): {namespace}/go-http"
+        )),
+        "{stderr}"
+    );
+    let nodes: Api<Node> = Api::all(client.clone());
+    assert_ne!(nodes.get(&node1).await.unwrap().spec.unwrap().unschedulable, Some(true), "a refused drain cordoned");
+
+    let forced = cairn(&env, &["node", "drain", &node1, "--ignore-daemonsets", "--force", "--timeout", "2m"]);
+    let stdout = text(&forced.stdout);
+    assert!(forced.status.success(), "{stdout}\n{}", text(&forced.stderr));
+    assert!(text(&forced.stderr).contains("Warning: ignoring DaemonSet-managed Pods"), "{}", text(&forced.stderr));
+    for line in [
+        format!("node/{node1} cordoned"),
+        format!("evicting pod {namespace}/go-http"),
+        "pod/go-http evicted".into(),
+        format!("node/{node1} drained"),
+    ] {
+        assert!(stdout.contains(&line), "{line:?} missing from\n{stdout}");
+    }
+    // The Deployment's and the StatefulSet's pods run on node2 now; go-http is gone; the DaemonSet's stays.
+    eventually(Duration::from_secs(60), "the moved pods running on node2", || {
+        let (client, namespace, node2) = (client.clone(), namespace.clone(), node2.clone());
+        async move {
+            let pods = running(&client, &namespace, "").await;
+            let on =
+                |prefix: &str, node: &str| pods.iter().filter(|(n, at)| n.starts_with(prefix) && at == node).count();
+            (on("go-http-deploy", &node2) == 2 && on("stateful-nginx-0", &node2) == 1).then_some(())
+        }
+    })
+    .await;
+    let pods = running(&client, &namespace, "").await;
+    assert!(!pods.iter().any(|(name, _)| name == "go-http"), "{pods:?}");
+    assert!(pods.iter().any(|(name, node)| name.starts_with("agent") && node == &node1), "{pods:?}");
+    let listed = text(&cairn(&env, &["node", "list", "-l", &format!("{GROUP}={group}")]).stdout);
+    assert!(listed.lines().any(|l| l.starts_with(&node1) && l.contains("Ready,SchedulingDisabled")), "{listed}");
+}
+
+#[tokio::test]
+async fn a_budget_that_allows_no_disruption_holds_the_drain_and_says_so_until_it_allows() {
+    let env = TestEnv::get();
+    env.kwok();
+    let client = env.client().await;
+    let namespace = env.namespace("budget-drain").await;
+    let group = env.unique_name("budget");
+    let node1 = group_node(&client, &group, "node1").await;
+    let template = json!({"metadata": {"labels": {"app": "web"}}, "spec": {
+        "containers": [{"name": "app", "image": "registry.invalid/app:1"}],
+        "nodeSelector": {GROUP: group}, "tolerations": [{"key": GROUP, "operator": "Exists"}],
+    }});
+    let objects = [
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": namespace},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": template}}),
+        json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web", "namespace": namespace},
+            "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}}),
+    ];
+    let yaml: String = objects.iter().map(|o| format!("---\n{}", serde_yaml_ng::to_string(o).unwrap())).collect();
+    apply_manifests(&client, &yaml).await.unwrap();
+    let budgets: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &namespace);
+    eventually(Duration::from_secs(60), "two web pods running and the budget counting them", || {
+        let budgets = budgets.clone();
+        async move { (budgets.get("web").await.ok()?.status?.current_healthy == Some(2)).then_some(()) }
+    })
+    .await;
+    group_node(&client, &group, "node2").await;
+
+    let planned = text(&cairn(&env, &["node", "drain", &node1, "--dry-run"]).stdout);
+    assert!(
+        planned.contains(&format!(
+            "waits: PodDisruptionBudget {namespace}/web allows no disruption now (2 healthy, 2 needed)"
+        )),
+        "{planned}"
+    );
+    let mut drain = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["node", "drain", &node1, "--timeout", "3m"])
+        .env("KUBECONFIG", &env.info().kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(drain.stdout.take().unwrap()).lines();
+    let held = format!("PodDisruptionBudget {namespace}/web allows 0 disruptions now (2 of 2 pods healthy, 2 needed)");
+    let mut seen = Vec::new();
+    loop {
+        let line = lines.next().expect("the drain says why it waits before it ends").unwrap();
+        seen.push(line.clone());
+        if line.contains("cannot be evicted yet") {
+            assert!(line.contains(&held), "{line}");
+            break;
+        }
+    }
+    // The budget relents: one pod at a time may go, and the drain finishes.
+    let patch = json!({"spec": {"minAvailable": 1}});
+    budgets.patch("web", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    seen.extend(lines.map_while(Result::ok));
+    let status = drain.wait().unwrap();
+    let seen = seen.join("\n");
+    assert!(status.success(), "{seen}");
+    assert!(seen.contains(&format!("node/{node1} drained")), "{seen}");
+}
+
+#[tokio::test]
+async fn cordon_and_uncordon_by_selector_and_the_list_shows_requests_against_allocatable() {
+    let env = TestEnv::get();
+    env.kwok();
+    let client = env.client().await;
+    let namespace = env.namespace("node-list").await;
+    let group = env.unique_name("list");
+    let node1 = group_node(&client, &group, "node1").await;
+    let node2 = group_node(&client, &group, "node2").await;
+    let mut spec = placement(&group);
+    spec["nodeName"] = json!(node1);
+    spec["containers"] = json!([{"name": "app", "image": "registry.invalid/app:1", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]);
+    let pod =
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sized", "namespace": namespace}, "spec": spec});
+    apply_manifests(&client, &format!("---\n{}", serde_yaml_ng::to_string(&pod).unwrap())).await.unwrap();
+
+    let selector = format!("{GROUP}={group}");
+    let cordoned = text(&cairn(&env, &["node", "cordon", "-l", &selector]).stdout);
+    assert_eq!(cordoned, format!("node/{node1} cordoned\nnode/{node2} cordoned\n"));
+    let again = text(&cairn(&env, &["node", "cordon", &node1]).stdout);
+    assert_eq!(again, format!("node/{node1} already cordoned\n"));
+    let listed: Value =
+        serde_json::from_slice(&cairn(&env, &["node", "list", "-l", &selector, "-o", "json"]).stdout).unwrap();
+    let first = listed.as_array().unwrap().iter().find(|n| n["name"] == node1.as_str()).unwrap().clone();
+    assert_eq!(first["status"], "Ready,SchedulingDisabled");
+    assert_eq!(first["pods"], 1);
+    assert_eq!(first["cpu"], json!({"requested": 1.0, "allocatable": 4.0}));
+    assert_eq!(first["memory"]["requested"], 1024.0 * 1024.0 * 1024.0);
+    assert!(
+        first["taints"].as_array().unwrap().contains(&json!("node.kubernetes.io/unschedulable:NoSchedule")),
+        "{first}"
+    );
+    let wide = text(&cairn(&env, &["node", "list", "-l", &selector, "-o", "wide"]).stdout);
+    assert!(wide.starts_with("NAME") && wide.contains("1/4 (25%)") && wide.contains("TAINTS"), "{wide}");
+    let uncordoned = text(&cairn(&env, &["node", "uncordon", &node1, &node2]).stdout);
+    assert_eq!(uncordoned, format!("node/{node1} uncordoned\nnode/{node2} uncordoned\n"));
+    let missing = cairn(&env, &["node", "cordon", "no-such-node"]);
+    assert!(text(&missing.stderr).contains("node \"no-such-node\" does not exist"), "{}", text(&missing.stderr));
+    let neither = cairn(&env, &["node", "cordon"]);
+    assert!(text(&neither.stderr).contains("name the nodes"), "{}", text(&neither.stderr));
+}
+
+/// `sha256:` of the CA's public key, as kubeadm's documentation computes it, with openssl.
+fn openssl_ca_hash(ca: &std::path::Path) -> String {
+    let script = format!(
+        "openssl x509 -pubkey -in '{}' | openssl pkey -pubin -outform der | openssl dgst -sha256 -hex",
+        ca.display()
+    );
+    let output = Command::new("sh").args(["-c", &script]).output().expect("openssl runs");
+    let out = text(&output.stdout);
+    format!("sha256:{}", out.trim().rsplit(' ').next().unwrap())
+}
+
+#[tokio::test]
+async fn the_join_command_carries_a_token_that_authenticates_and_the_cas_hash() {
+    let env = TestEnv::get();
+    let client = env.client().await;
+    let output = cairn(&env, &["node", "join-command", "--ttl", "1h", "-o", "json"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let join: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let token = join["token"].as_str().unwrap();
+    let id = join["tokenId"].as_str().unwrap();
+    assert_eq!(join["caCertHashes"], json!([openssl_ca_hash(&env.info().state_dir.join("pki/ca.crt"))]));
+    let port = env.info().apiserver_url.rsplit(':').next().unwrap();
+    assert!(join["apiServer"].as_str().unwrap().ends_with(&format!(":{port}")), "{join}");
+    assert_eq!(
+        join["command"].as_str().unwrap(),
+        format!(
+            "kubeadm join {} --token {token} --discovery-token-ca-cert-hash {}",
+            join["apiServer"].as_str().unwrap(),
+            join["caCertHashes"][0].as_str().unwrap()
+        )
+    );
+    let review = cairn_tests::identity::review_token(env.info(), token).await.unwrap();
+    assert!(review.contains(&format!("system:bootstrap:{id}")), "{review}");
+    assert!(review.contains("system:bootstrappers:kubeadm:default-node-token"), "{review}");
+    // The bootstrap signer signs cluster-info for it: kubeadm's discovery will find its signature.
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-public");
+    let key = format!("jws-kubeconfig-{id}");
+    eventually(Duration::from_secs(30), "cluster-info signed for the token", || {
+        let (configmaps, key) = (configmaps.clone(), key.clone());
+        async move { configmaps.get("cluster-info").await.ok()?.data?.contains_key(&key).then_some(()) }
+    })
+    .await;
+
+    let line = text(&cairn(&env, &["node", "join-command", "--print-only"]).stdout);
+    assert!(line.starts_with("kubeadm join ") && line.lines().count() == 1, "{line}");
+    let refused = cairn(&env, &["node", "join-command", "--ttl", "10000h"]);
+    assert!(text(&refused.stderr).contains("invalid --ttl"), "{}", text(&refused.stderr));
+    assert!(cairn_tests::identity::review_token(env.info(), "abcdef.0123456789abcdef").await.is_err());
+}
+
+#[tokio::test]
+async fn draining_the_real_node_really_stops_its_pods() {
+    let env = TestEnv::get();
+    let node = env.node();
+    let client = env.client().await;
+    let namespace = env.namespace("real-drain").await;
+    // A sleep no other process runs: its absence from /proc shows the container stopped.
+    let marker = format!("31{}", std::process::id());
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "sleeper", "namespace": namespace},
+    "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "sleeper"}}, "template": {
+        "metadata": {"labels": {"app": "sleeper"}},
+        "spec": {
+            "nodeSelector": {"kubernetes.io/hostname": node.name},
+            "tolerations": [{"key": REAL_NODE_TAINT, "operator": "Exists"}],
+            "terminationGracePeriodSeconds": 2,
+            "containers": [{"name": "sleep", "image": SHELL_IMAGE, "imagePullPolicy": "Never", "command": ["sleep", marker]}],
+        }}}});
+    apply_manifests(&client, &format!("---\n{}", serde_yaml_ng::to_string(&deployment).unwrap())).await.unwrap();
+    eventually(Duration::from_secs(90), "two sleepers running on the real node", || {
+        let (client, namespace) = (client.clone(), namespace.clone());
+        async move { (running(&client, &namespace, "sleeper").await.len() == 2).then_some(()) }
+    })
+    .await;
+    let sleeping = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
+            })
+            .count()
+    };
+    assert_eq!(sleeping(), 2);
+
+    let selector = "app=sleeper";
+    let drained = cairn(
+        &env,
+        &["node", "drain", &node.name, "--ignore-daemonsets", "--pod-selector", selector, "--timeout", "2m"],
+    );
+    // Counted before the node takes pods again: the Deployment's replacements would start new sleepers.
+    let still_sleeping = sleeping();
+    let uncordon = cairn(&env, &["node", "uncordon", &node.name]);
+    assert!(drained.status.success(), "{}\n{}", text(&drained.stdout), text(&drained.stderr));
+    assert!(uncordon.status.success());
+    assert_eq!(text(&drained.stdout).matches("evicted").count(), 2, "{}", text(&drained.stdout));
+    assert_eq!(still_sleeping, 0, "a drained pod's container still runs");
+}
