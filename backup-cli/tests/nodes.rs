@@ -358,9 +358,24 @@ async fn draining_the_real_node_really_stops_its_pods() {
     assert_eq!(sleeping(), 2);
 
     let selector = "app=sleeper";
+    // No other node can take them (their selector names the real node): the drain is refused first.
+    let refused = cairn(&env, &["node", "drain", &node.name, "--pod-selector", selector]);
+    let stderr = text(&refused.stderr);
+    assert!(stderr.contains("the nodes that stay have no room for 2 pod(s) (use --ignore-capacity"), "{stderr}");
+    assert!(stderr.contains("other node(s) do not match its node selector or affinity"), "{stderr}");
     let drained = cairn(
         &env,
-        &["node", "drain", &node.name, "--ignore-daemonsets", "--pod-selector", selector, "--timeout", "2m"],
+        &[
+            "node",
+            "drain",
+            &node.name,
+            "--ignore-daemonsets",
+            "--ignore-capacity",
+            "--pod-selector",
+            selector,
+            "--timeout",
+            "2m",
+        ],
     );
     // Counted before the node takes pods again: the Deployment's replacements would start new sleepers.
     let still_sleeping = sleeping();
@@ -369,4 +384,65 @@ async fn draining_the_real_node_really_stops_its_pods() {
     assert!(uncordon.status.success());
     assert_eq!(text(&drained.stdout).matches("evicted").count(), 2, "{}", text(&drained.stdout));
     assert_eq!(still_sleeping, 0, "a drained pod's container still runs");
+}
+
+#[tokio::test]
+async fn a_drain_the_other_nodes_have_no_room_for_is_refused_naming_the_pods_and_the_numbers() {
+    let env = TestEnv::get();
+    env.kwok();
+    let client = env.client().await;
+    let namespace = env.namespace("capacity").await;
+    let group = env.unique_name("capacity");
+    let node1 = group_node(&client, &group, "node1").await;
+    let mut spec = placement(&group);
+    spec["containers"] =
+        json!([{"name": "app", "image": "registry.invalid/app:1", "resources": {"requests": {"cpu": "1500m"}}}]);
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "heavy", "namespace": namespace},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "heavy"}}, "template": {"metadata": {"labels": {"app": "heavy"}}, "spec": spec}}});
+    apply_manifests(&client, &format!("---\n{}", serde_yaml_ng::to_string(&deployment).unwrap())).await.unwrap();
+    eventually(Duration::from_secs(60), "two heavy pods running on node1", || {
+        let (client, namespace) = (client.clone(), namespace.clone());
+        async move { (running(&client, &namespace, "heavy").await.len() == 2).then_some(()) }
+    })
+    .await;
+    // node2 has 2 CPUs: room for one heavy pod, not two.
+    let node2 = format!("{group}-node2");
+    let mut small = FakeNode::new(&node2).label(GROUP, &group).taint(GROUP, &group, "NoSchedule");
+    small.cpu = "2".into();
+    small.create(&client).await;
+
+    let refused = cairn(&env, &["node", "drain", &node1]);
+    let stderr = text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the nodes that stay have no room for 1 pod(s) (use --ignore-capacity to drain anyway)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "it requests 1.5 CPU and 0 MiB; the most free on the nodes that would take it ({node2}) is 0.50 CPU"
+        )),
+        "{stderr}"
+    );
+    let nodes: Api<Node> = Api::all(client.clone());
+    assert_ne!(nodes.get(&node1).await.unwrap().spec.unwrap().unschedulable, Some(true), "a refused drain cordoned");
+    let planned = text(&cairn(&env, &["node", "drain", &node1, "--dry-run"]).stdout);
+    assert!(planned.contains("no room: it requests 1.5 CPU"), "{planned}");
+
+    let forced = cairn(&env, &["node", "drain", &node1, "--ignore-capacity", "--timeout", "2m"]);
+    assert!(forced.status.success(), "{}", text(&forced.stderr));
+    eventually(Duration::from_secs(60), "one heavy pod running on node2 and one pending", || {
+        let (client, namespace, node2) = (client.clone(), namespace.clone(), node2.clone());
+        async move {
+            let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+            let listed = pods.list(&ListParams::default().labels("app=heavy")).await.ok()?.items;
+            let phase = |p: &Pod| p.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+            let on = |p: &Pod| p.spec.as_ref().and_then(|s| s.node_name.clone());
+            let on_node2 =
+                listed.iter().filter(|p| phase(p) == "Running" && on(p).as_deref() == Some(node2.as_str())).count();
+            let pending = listed.iter().filter(|p| phase(p) == "Pending").count();
+            (on_node2 == 1 && pending == 1).then_some(())
+        }
+    })
+    .await;
 }

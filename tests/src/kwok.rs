@@ -113,7 +113,8 @@ impl FakeNode {
         .expect("a node object")
     }
 
-    /// Creates the node and waits until KWOK reports it Ready.
+    /// Creates the node and waits until KWOK reports it Ready and the node controller has lifted its not-ready
+    /// taint.
     pub async fn create(&self, client: &kube::Client) -> Node {
         let nodes: Api<Node> = Api::all(client.clone());
         let created = nodes
@@ -124,20 +125,26 @@ impl FakeNode {
         let status = json!({"status": serde_json::to_value(&self.object().status).expect("a status")});
         let _ =
             nodes.patch_status(&self.name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(status)).await;
-        for _ in 0..100 {
+        // Ready, and rid of the not-ready taint the node controller puts on new nodes: the scheduler takes it.
+        for _ in 0..300 {
             if let Ok(node) = nodes.get(&self.name).await
                 && node
                     .status
                     .as_ref()
                     .and_then(|s| s.conditions.as_ref())
                     .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                && !node
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.taints.as_ref())
+                    .is_some_and(|t| t.iter().any(|t| t.key == "node.kubernetes.io/not-ready"))
             {
                 return node;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!(
-            "simulated node {} was not Ready within 10 s: is KWOK running (TestEnv::kwok)?",
+            "simulated node {} was not Ready and untainted within 30 s: is KWOK running (TestEnv::kwok)?",
             created.metadata.name.unwrap_or_default()
         );
     }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use kube::Client;
 use node_maintenance::drain::{self, Action, DrainEvent, DrainOptions, DrainPlan, SkipReason};
 
@@ -39,6 +39,9 @@ pub(crate) struct DrainArgs {
     /// Skip pods whose deletion began more than this many seconds ago (0: never skip).
     #[arg(long, default_value_t = 0)]
     skip_wait_for_delete_timeout: u64,
+    /// Drain even when the nodes that stay have no room for some of the moved pods (they would stay Pending).
+    #[arg(long)]
+    ignore_capacity: bool,
     /// Print what the drain would do to every pod, and change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -69,6 +72,7 @@ impl DrainArgs {
             pod_selector: self.pod_selector.clone(),
             skip_wait_for_delete_timeout: (self.skip_wait_for_delete_timeout > 0)
                 .then(|| Duration::from_secs(self.skip_wait_for_delete_timeout)),
+            ignore_capacity: self.ignore_capacity,
         })
     }
 }
@@ -92,6 +96,8 @@ fn plan_table(plans: &[DrainPlan]) -> String {
             let mut blockers: Vec<String> =
                 step.refused_by.iter().map(|g| format!("refused: {}", g.refusal())).collect();
             blockers.extend(step.holds.iter().map(|h| format!("waits: {h}")));
+            let pod = step.pod.to_string();
+            blockers.extend(plan.no_room.iter().filter(|s| s.pod == pod).map(|s| format!("no room: {}", s.reason)));
             let action = if step.refused_by.is_empty() { action_text(step.action) } else { "refused" };
             rows.push(vec![plan.node.clone(), step.pod.to_string(), action.to_owned(), blockers.join("; ")]);
         }
@@ -122,32 +128,36 @@ fn event_line(node: &str, event: &DrainEvent) -> Option<String> {
     })
 }
 
-/// Drains (or with --dry-run plans) each node in turn.
+/// Plans the drain of every node together; with --dry-run prints the plans, otherwise refuses them all
+/// before any change when one is refused, or drains each node in turn.
 pub(super) async fn run(args: DrainArgs, client: &Client) -> anyhow::Result<bool> {
     let options = args.options()?;
     let nodes = args.targets.resolve(client).await?;
-    let mut plans = Vec::new();
+    let plans = drain::read_plans(client, &nodes, &options).await?;
     if args.dry_run {
-        for node in &nodes {
-            plans.push(drain::read_plan(client, node, &options).await?);
-        }
         args.output.print(&plans, |plans| plan_table(plans))?;
         return Ok(plans.iter().all(|p| p.refusal().is_none()));
     }
+    let refusals: Vec<String> =
+        plans.iter().filter_map(|p| p.refusal().map(|reasons| format!("node {}:\n{reasons}", p.node))).collect();
+    if !refusals.is_empty() {
+        bail!("cannot drain, and nothing was changed:\n{}", refusals.join("\n"));
+    }
     // With -o json|yaml, stdout holds the report: progress goes to stderr.
     let to_stderr = args.output != OutputFormat::Table;
-    for node in &nodes {
+    let mut drained = Vec::new();
+    for plan in &plans {
+        let node = &plan.node;
         let report = |event: DrainEvent| {
             if let Some(line) = event_line(node, &event) {
                 report_line(to_stderr, &line);
             }
         };
-        let plan = drain::drain(client, node, &options, &report).await?;
+        drained.push(drain::drain(client, plan, &options, &report).await?);
         report_line(to_stderr, &format!("node/{node} drained"));
-        plans.push(plan);
     }
     if to_stderr {
-        args.output.print(&plans, |_| String::new())?;
+        args.output.print(&drained, |_| String::new())?;
     }
     Ok(true)
 }

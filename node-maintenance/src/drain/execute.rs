@@ -1,5 +1,6 @@
-//! Carrying a drain out: the plan read from the cluster, refused before anything changes when a guard says
-//! so, then the node cordoned and every moving pod evicted (or deleted) at once. An eviction a disruption
+//! Carrying a drain out: the plans of every node to drain read from the cluster together (so the capacity
+//! check counts them all out), refused before anything changes when a guard or the capacity check says so,
+//! then each node cordoned and every moving pod evicted (or deleted) at once. An eviction a disruption
 //! budget refuses (429) is retried every 5 s and reported each time with the budget and why it allows nothing;
 //! the drain succeeds only once every moved pod is really gone, not when its eviction was accepted.
 
@@ -15,7 +16,10 @@ use kube::{
     api::{DeleteParams, EvictParams, ListParams, Preconditions},
 };
 
-use super::plan::{Action, DrainOptions, DrainPlan, PodStep, budgets_of, plan};
+use super::{
+    capacity,
+    plan::{Action, DrainOptions, DrainPlan, PodStep, budgets_of, plan},
+};
 use crate::{
     NodeError, PodRef,
     cordon::{self, Cordon, CordonOutcome},
@@ -46,8 +50,8 @@ pub enum DrainEvent {
 /// Why a drain stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum DrainError {
-    /// A guard refused: nothing was changed.
-    #[error("cannot drain node {node}, nothing was changed:\n{reasons}")]
+    /// A guard or the capacity check refused: nothing was changed (unless the reasons say otherwise).
+    #[error("cannot drain node {node}:\n{reasons}")]
     Refused {
         /// The node.
         node: String,
@@ -82,39 +86,104 @@ pub enum DrainError {
     },
 }
 
-/// Reads the node's pods and the disruption budgets, and plans the drain at the current time.
-pub async fn read_plan(client: &Client, node: &str, options: &DrainOptions) -> Result<DrainPlan, DrainError> {
+/// What a plan is made from: the nodes, every bound pod, the disruption budgets.
+struct Snapshot {
+    nodes: Vec<Node>,
+    pods: Vec<Pod>,
+    budgets: Vec<PodDisruptionBudget>,
+}
+
+async fn snapshot(client: &Client, pod_selector: Option<&str>, node: Option<&str>) -> Result<Snapshot, NodeError> {
     let nodes: Api<Node> = Api::all(client.clone());
-    match nodes.get_opt(node).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return Err(NodeError::NotFound(node.to_owned()).into()),
-        Err(error) => return Err(NodeError::kube(format!("reading node {node}"), error).into()),
-    }
-    let mut params = ListParams::default().fields(&format!("spec.nodeName={node}"));
-    if let Some(selector) = &options.pod_selector {
+    let nodes = nodes.list(&ListParams::default()).await.map_err(|e| NodeError::kube("listing nodes", e))?.items;
+    let fields = match node {
+        Some(node) => format!("spec.nodeName={node}"),
+        None => "spec.nodeName!=".to_owned(),
+    };
+    let mut params = ListParams::default().fields(&fields);
+    if let Some(selector) = pod_selector {
         params = params.labels(selector);
     }
     let pods: Api<Pod> = Api::all(client.clone());
-    let pods = pods.list(&params).await.map_err(|e| NodeError::kube(format!("listing the pods of node {node}"), e))?;
+    let pods = pods.list(&params).await.map_err(|e| NodeError::kube("listing pods", e))?.items;
     let budgets: Api<PodDisruptionBudget> = Api::all(client.clone());
-    let budgets =
-        budgets.list(&ListParams::default()).await.map_err(|e| NodeError::kube("listing PodDisruptionBudgets", e))?;
-    Ok(plan(node, &pods.items, &budgets.items, options, jiff::Timestamp::now()))
+    let budgets = budgets
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| NodeError::kube("listing PodDisruptionBudgets", e))?
+        .items;
+    Ok(Snapshot { nodes, pods, budgets })
 }
 
-/// Drains `node`: plans, refuses or cordons, moves every pod the plan moves, and returns once they are all
-/// gone. `report` hears each step as it happens.
+/// Plans the drain of `nodes` together, as they stand now: each node's plan, with the pods the nodes that
+/// stay have no room for (the capacity check counts every drained node out).
+pub async fn read_plans(
+    client: &Client,
+    nodes: &[String],
+    options: &DrainOptions,
+) -> Result<Vec<DrainPlan>, DrainError> {
+    // Capacity counts every pod, whatever --pod-selector moves.
+    let state = snapshot(client, None, None).await?;
+    let known: BTreeSet<&str> = state.nodes.iter().filter_map(|n| n.metadata.name.as_deref()).collect();
+    if let Some(missing) = nodes.iter().find(|n| !known.contains(n.as_str())) {
+        return Err(NodeError::NotFound(missing.clone()).into());
+    }
+    let selected: Vec<Pod> = match &options.pod_selector {
+        Some(selector) => {
+            let matcher = cairn_kube::selectors::parse_label_selector(selector)
+                .and_then(|s| cairn_kube::selectors::LabelMatcher::new(&s))
+                .map_err(|e| DrainError::Refused { node: nodes.join(", "), reasons: e.to_string() })?;
+            state
+                .pods
+                .iter()
+                .filter(|p| matcher.matches(&p.metadata.labels.clone().unwrap_or_default()))
+                .cloned()
+                .collect()
+        }
+        None => state.pods.clone(),
+    };
+    let now = jiff::Timestamp::now();
+    let mut plans: Vec<DrainPlan> =
+        nodes.iter().map(|node| plan(node, &selected, &state.budgets, options, now)).collect();
+    let moving: BTreeSet<(String, String)> =
+        plans.iter().flat_map(|p| p.moving().map(|s| (s.pod.namespace.clone(), s.pod.name.clone()))).collect();
+    let moving_pods: Vec<&Pod> = selected
+        .iter()
+        .filter(|p| {
+            let key = (p.metadata.namespace.clone().unwrap_or_default(), p.metadata.name.clone().unwrap_or_default());
+            moving.contains(&key)
+        })
+        .collect();
+    let draining: BTreeSet<String> = nodes.iter().cloned().collect();
+    for shortfall in capacity::check(&moving_pods, &state.nodes, &state.pods, &draining) {
+        let owner = plans.iter_mut().find(|p| p.pods.iter().any(|s| s.pod.to_string() == shortfall.pod));
+        if let Some(plan) = owner {
+            plan.no_room.push(shortfall);
+        }
+    }
+    Ok(plans)
+}
+
+/// Drains the node `planned` was made for: refuses when the plan does (nothing changed), else cordons, plans
+/// again from what is on the node now (pods may have come before the cordon), moves every pod that plan
+/// moves and returns once they are all gone. `report` hears each step as it happens.
 pub async fn drain(
     client: &Client,
-    node: &str,
+    planned: &DrainPlan,
     options: &DrainOptions,
     report: &(dyn Fn(DrainEvent) + Sync),
 ) -> Result<DrainPlan, DrainError> {
-    let plan = read_plan(client, node, options).await?;
-    if let Some(reasons) = plan.refusal() {
+    let node = planned.node.as_str();
+    if let Some(reasons) = planned.refusal() {
         return Err(DrainError::Refused { node: node.to_owned(), reasons });
     }
     report(DrainEvent::Cordoned(cordon::set(client, node, Cordon::Cordon).await?));
+    let state = snapshot(client, options.pod_selector.as_deref(), Some(node)).await?;
+    let plan = plan(node, &state.pods, &state.budgets, options, jiff::Timestamp::now());
+    if let Some(reasons) = plan.refusal() {
+        let reasons = format!("{reasons}\n(pods that arrived before the cordon; node {node} stays cordoned)");
+        return Err(DrainError::Refused { node: node.to_owned(), reasons });
+    }
     if let Some(warning) = plan.warning() {
         report(DrainEvent::Warning(warning));
     }

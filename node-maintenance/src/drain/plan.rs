@@ -11,6 +11,7 @@ use cairn_kube::selectors::LabelMatcher;
 use k8s_openapi::api::{core::v1::Pod, policy::v1::PodDisruptionBudget};
 use serde::Serialize;
 
+use super::capacity::Shortfall;
 use crate::PodRef;
 
 /// The annotation the kubelet puts on mirror pods (the API's view of static pods).
@@ -37,6 +38,8 @@ pub struct DrainOptions {
     pub pod_selector: Option<String>,
     /// Skip pods whose deletion began more than this long ago (a node that is gone never finishes them).
     pub skip_wait_for_delete_timeout: Option<Duration>,
+    /// Drain even when the nodes that stay have no room for some of the moved pods.
+    pub ignore_capacity: bool,
 }
 
 /// What the drain does with a pod.
@@ -149,6 +152,11 @@ pub struct DrainPlan {
     pub node: String,
     /// Its pods, by namespace and name.
     pub pods: Vec<PodStep>,
+    /// Moved pods the nodes that stay have no room for (see [`super::capacity`]), once checked.
+    pub no_room: Vec<Shortfall>,
+    /// Whether pods without room refuse the drain (no `--ignore-capacity`).
+    #[serde(skip)]
+    pub enforce_capacity: bool,
 }
 
 impl DrainPlan {
@@ -167,8 +175,17 @@ impl DrainPlan {
     /// Why the drain is refused, in kubectl's words, one line per guard (`cannot delete Pods declare no
     /// controller (use --force to override): default/go-http`); `None` when it may go ahead.
     pub fn refusal(&self) -> Option<String> {
-        let lines = self.grouped(|s| &s.refused_by, Guard::refusal);
-        (!lines.is_empty()).then(|| lines.iter().map(|l| format!("cannot delete {l}")).collect::<Vec<_>>().join("\n"))
+        let mut lines: Vec<String> =
+            self.grouped(|s| &s.refused_by, Guard::refusal).iter().map(|l| format!("cannot delete {l}")).collect();
+        if self.enforce_capacity && !self.no_room.is_empty() {
+            let pods: Vec<String> = self.no_room.iter().map(|s| format!("{} ({})", s.pod, s.reason)).collect();
+            lines.push(format!(
+                "the nodes that stay have no room for {} pod(s) (use --ignore-capacity to drain anyway): {}",
+                pods.len(),
+                pods.join("; ")
+            ));
+        }
+        (!lines.is_empty()).then(|| lines.join("\n"))
     }
 
     /// What the flags allowed, kubectl's warning line (`ignoring DaemonSet-managed Pods: ...; deleting Pods
@@ -296,7 +313,7 @@ pub fn plan(
         })
         .collect();
     steps.sort_by(|a, b| a.pod.cmp(&b.pod));
-    DrainPlan { node: node.to_owned(), pods: steps }
+    DrainPlan { node: node.to_owned(), pods: steps, no_room: Vec::new(), enforce_capacity: !options.ignore_capacity }
 }
 
 #[cfg(test)]
