@@ -446,3 +446,51 @@ async fn a_drain_the_other_nodes_have_no_room_for_is_refused_naming_the_pods_and
     })
     .await;
 }
+
+#[tokio::test]
+async fn remove_drains_deletes_the_node_and_prints_the_machines_cleanup_script() {
+    let env = TestEnv::get();
+    env.kwok();
+    let client = env.client().await;
+    let namespace = env.namespace("remove").await;
+    let group = env.unique_name("remove");
+    let node1 = group_node(&client, &group, "node1").await;
+    let template = json!({"metadata": {"labels": {"app": "web"}}, "spec": placement(&group)});
+    let mut deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": namespace},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "template": template}});
+    deployment["spec"]["template"]["spec"]["containers"] = json!([{"name": "app", "image": "registry.invalid/app:1"}]);
+    apply_manifests(&client, &format!("---\n{}", serde_yaml_ng::to_string(&deployment).unwrap())).await.unwrap();
+    eventually(Duration::from_secs(60), "the web pod running on node1", || {
+        let (client, namespace) = (client.clone(), namespace.clone());
+        async move { (running(&client, &namespace, "web").await.len() == 1).then_some(()) }
+    })
+    .await;
+    let node2 = group_node(&client, &group, "node2").await;
+
+    let removed = cairn(&env, &["node", "remove", &node1, "--ignore-daemonsets", "--timeout", "2m"]);
+    let (stdout, stderr) = (text(&removed.stdout), text(&removed.stderr));
+    assert!(removed.status.success(), "{stderr}");
+    assert!(
+        stdout.starts_with(&format!("#!/bin/sh\n# Cleans the machine that was Kubernetes node {node1}")),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!("node/{node1} drained")) && stderr.contains(&format!("node/{node1} deleted")),
+        "{stderr}"
+    );
+    let nodes: Api<Node> = Api::all(client.clone());
+    assert!(nodes.get_opt(&node1).await.unwrap().is_none(), "the Node is still there");
+    eventually(Duration::from_secs(60), "the web pod running on node2", || {
+        let (client, namespace, node2) = (client.clone(), namespace.clone(), node2.clone());
+        async move { running(&client, &namespace, "web").await.iter().any(|(_, at)| at == &node2).then_some(()) }
+    })
+    .await;
+    // The script alone needs no cluster.
+    let script = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["node", "remove", &node1, "--cleanup-script"])
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .output()
+        .unwrap();
+    assert!(script.status.success(), "{}", text(&script.stderr));
+    assert_eq!(text(&script.stdout), stdout);
+}

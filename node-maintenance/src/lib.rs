@@ -1,11 +1,13 @@
 //! Cairn's node maintenance, on the shared Kubernetes plumbing (`cairn-kube`) and nothing of backups: what
 //! each node is and holds ([`inventory`]), cordoning ([`cordon`]), draining as a plan computed before anything
-//! moves and then carried out ([`drain`]), and the command that joins a new node ([`join`]).
+//! moves and then carried out ([`drain`]), removal and the machine's cleanup script ([`remove`]), and the
+//! command that joins a new node ([`join`]).
 
 pub mod cordon;
 pub mod drain;
 pub mod inventory;
 pub mod join;
+pub mod remove;
 
 /// A pod named for people and for requests: `namespace/name`, with its uid (a pod recreated under the same
 /// name, as a StatefulSet's are, is another pod).

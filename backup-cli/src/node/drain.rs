@@ -10,11 +10,24 @@ use node_maintenance::drain::{self, Action, DrainEvent, DrainOptions, DrainPlan,
 use super::Targets;
 use crate::output::{OutputFormat, table, write_out};
 
-/// Flags of `cairn node drain` (kubectl drain's, with its meanings).
+/// Flags of `cairn node drain`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct DrainArgs {
     #[command(flatten)]
     targets: Targets,
+    #[command(flatten)]
+    flags: DrainFlags,
+    /// Print what the drain would do to every pod, and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// With --dry-run, the plan; otherwise the drained plans, printed when done: table, json or yaml.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
+    output: OutputFormat,
+}
+
+/// kubectl drain's flags, with its meanings (shared by `drain` and `remove`).
+#[derive(Debug, clap::Args)]
+pub(crate) struct DrainFlags {
     /// Leave DaemonSet-managed pods in place (without it, they refuse the drain).
     #[arg(long)]
     ignore_daemonsets: bool,
@@ -42,16 +55,11 @@ pub(crate) struct DrainArgs {
     /// Drain even when the nodes that stay have no room for some of the moved pods (they would stay Pending).
     #[arg(long)]
     ignore_capacity: bool,
-    /// Print what the drain would do to every pod, and change nothing.
-    #[arg(long)]
-    dry_run: bool,
-    /// With --dry-run, the plan; otherwise the drained plans, printed when done: table, json or yaml.
-    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
-    output: OutputFormat,
 }
 
-impl DrainArgs {
-    fn options(&self) -> anyhow::Result<DrainOptions> {
+impl DrainFlags {
+    /// The drain options the flags give, or why they are invalid.
+    pub(super) fn options(&self) -> anyhow::Result<DrainOptions> {
         if let Some(selector) = &self.pod_selector {
             cairn_kube::selectors::parse_label_selector(selector).context("invalid --pod-selector")?;
         }
@@ -88,7 +96,7 @@ fn action_text(action: Action) -> &'static str {
 }
 
 /// The plans as a table: every pod, what happens to it, and what refuses or holds it up.
-fn plan_table(plans: &[DrainPlan]) -> String {
+pub(super) fn plan_table(plans: &[DrainPlan]) -> String {
     let mut rows = vec![["NODE", "POD", "ACTION", "BLOCKED BY"].map(String::from).to_vec()];
     let mut verdicts = Vec::new();
     for plan in plans {
@@ -128,38 +136,49 @@ fn event_line(node: &str, event: &DrainEvent) -> Option<String> {
     })
 }
 
-/// Plans the drain of every node together; with --dry-run prints the plans, otherwise refuses them all
-/// before any change when one is refused, or drains each node in turn.
+/// Plans the drain of every node together; with --dry-run prints the plans, otherwise drains them
+/// ([`drain_all`]).
 pub(super) async fn run(args: DrainArgs, client: &Client) -> anyhow::Result<bool> {
-    let options = args.options()?;
+    let options = args.flags.options()?;
     let nodes = args.targets.resolve(client).await?;
     let plans = drain::read_plans(client, &nodes, &options).await?;
     if args.dry_run {
         args.output.print(&plans, |plans| plan_table(plans))?;
         return Ok(plans.iter().all(|p| p.refusal().is_none()));
     }
+    // With -o json|yaml, stdout holds the report: progress goes to stderr.
+    let drained = drain_all(client, &plans, &options, args.output != OutputFormat::Table).await?;
+    if args.output != OutputFormat::Table {
+        args.output.print(&drained, |_| String::new())?;
+    }
+    Ok(true)
+}
+
+/// Refuses every plan before any change when one is refused; otherwise drains each node in turn, progress
+/// on stdout (or stderr), and returns what each drain moved.
+pub(super) async fn drain_all(
+    client: &Client,
+    plans: &[DrainPlan],
+    options: &DrainOptions,
+    to_stderr: bool,
+) -> anyhow::Result<Vec<DrainPlan>> {
     let refusals: Vec<String> =
         plans.iter().filter_map(|p| p.refusal().map(|reasons| format!("node {}:\n{reasons}", p.node))).collect();
     if !refusals.is_empty() {
         bail!("cannot drain, and nothing was changed:\n{}", refusals.join("\n"));
     }
-    // With -o json|yaml, stdout holds the report: progress goes to stderr.
-    let to_stderr = args.output != OutputFormat::Table;
     let mut drained = Vec::new();
-    for plan in &plans {
+    for plan in plans {
         let node = &plan.node;
         let report = |event: DrainEvent| {
             if let Some(line) = event_line(node, &event) {
                 report_line(to_stderr, &line);
             }
         };
-        drained.push(drain::drain(client, plan, &options, &report).await?);
+        drained.push(drain::drain(client, plan, options, &report).await?);
         report_line(to_stderr, &format!("node/{node} drained"));
     }
-    if to_stderr {
-        args.output.print(&drained, |_| String::new())?;
-    }
-    Ok(true)
+    Ok(drained)
 }
 
 /// A progress line, on stdout or (when stdout holds a JSON or YAML report) stderr. A reader that went away

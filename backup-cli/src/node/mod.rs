@@ -1,9 +1,10 @@
 //! `cairn node`: the cluster's nodes at a glance, cordon and uncordon, drains planned before anything moves,
-//! and the command that joins a new node. Flags and presentation only; the work is in `node-maintenance`.
+//! removal with the machine's cleanup script, and the command that joins a new node. Flags and presentation only; the work is in `node-maintenance`.
 
 mod drain;
 mod join;
 mod list;
+mod remove;
 
 use anyhow::bail;
 use k8s_openapi::api::core::v1::Node;
@@ -25,6 +26,8 @@ pub(crate) enum NodeCommand {
     /// Cordon nodes and move their pods away, as kubectl drain does, after showing (--dry-run) or checking
     /// the plan.
     Drain(Box<drain::DrainArgs>),
+    /// Drain a node, delete it from the cluster, and print the script that cleans its machine.
+    Remove(Box<remove::RemoveArgs>),
     /// Create a bootstrap token and print the `kubeadm join` command that adds a node with it.
     JoinCommand(join::JoinArgs),
 }
@@ -65,12 +68,19 @@ impl Targets {
 
 /// Runs a `cairn node` subcommand.
 pub(crate) async fn run(command: NodeCommand, connection: &Connection) -> anyhow::Result<bool> {
+    // The cleanup script needs no cluster.
+    if let NodeCommand::Remove(args) = &command
+        && args.cleanup_script_only()
+    {
+        return remove::print_cleanup_script(args);
+    }
     let client = connection.client().await?;
     match command {
         NodeCommand::List(args) => list::run(args, &client).await,
         NodeCommand::Cordon(targets) => turn(&client, &targets, Cordon::Cordon).await,
         NodeCommand::Uncordon(targets) => turn(&client, &targets, Cordon::Uncordon).await,
         NodeCommand::Drain(args) => drain::run(*args, &client).await,
+        NodeCommand::Remove(args) => remove::run(*args, &client).await,
         NodeCommand::JoinCommand(args) => join::run(args, &client).await,
     }
 }

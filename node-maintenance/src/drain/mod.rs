@@ -1,4 +1,4 @@
-//! Draining nodes: [`plan`] decides, without I/O, what happens to every pod on a node and what stands in the
+//! Draining nodes: [`mod@plan`] decides, without I/O, what happens to every pod on a node and what stands in the
 //! way, and [`capacity`] whether the nodes that stay can take the moved pods; [`execute`] reads the cluster,
 //! refuses or cordons, moves the pods and waits until they are gone. The same plans are what `--dry-run`
 //! prints.
