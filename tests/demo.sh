@@ -36,6 +36,8 @@ echo "== loading the sample workloads into namespace shop"
 "$testenv" --state "$state" apply -f tests/fixtures/node-workload.yaml --namespace shop
 echo "== the shop-worker Deployment's pods run on the real node"
 "$testenv" --state "$state" wait-running shop --count 2
+echo "== cairn node list"
+"$cairn" node list
 
 name="demo-$(date -u +%Y%m%d%H%M%S)"
 echo "== cairn backup create $name --include-namespaces shop"

@@ -14,14 +14,25 @@ use std::{
 
 use crate::EnvError;
 
-/// A free TCP port on 127.0.0.1 (the kernel picks one; it is released for the component to bind).
+/// Ports components listen on are drawn from here: below the kernel's ephemeral range (32768-60999 by
+/// default), from which outgoing connections take their local ports. A port the kernel handed out as free
+/// could otherwise be taken by a connection (the API server's to etcd, say) before the component binds it.
+const LISTEN_PORTS: std::ops::Range<u16> = 20000..32000;
+
+/// A free TCP port on 127.0.0.1 for a component to listen on: one of [`LISTEN_PORTS`] that nothing holds now,
+/// released for the component to bind.
 pub fn free_port() -> Result<u16, EnvError> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .map_err(|error| EnvError::Io { what: "finding a free loopback port".into(), error })?;
-    Ok(listener
-        .local_addr()
-        .map_err(|error| EnvError::Io { what: "finding a free loopback port".into(), error })?
-        .port())
+    for _ in 0..200 {
+        let seed = u16::from_str_radix(&crate::environment::random_hex(2), 16).unwrap_or_default();
+        let port = LISTEN_PORTS.start + seed % (LISTEN_PORTS.end - LISTEN_PORTS.start);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(EnvError::Io {
+        what: format!("finding a free loopback port in {}-{}", LISTEN_PORTS.start, LISTEN_PORTS.end),
+        error: std::io::ErrorKind::AddrInUse.into(),
+    })
 }
 
 /// True when something accepts TCP connections on 127.0.0.1:`port`.
