@@ -19,7 +19,7 @@ use crate::EnvError;
 /// could otherwise be taken by a connection (the API server's to etcd, say) before the component binds it.
 const LISTEN_PORTS: std::ops::Range<u16> = 20000..32000;
 
-/// A free TCP port on 127.0.0.1 for a component to listen on: one of [`LISTEN_PORTS`] that nothing holds now,
+/// A free TCP port on 127.0.0.1 for a component to listen on: one of 20000-31999 that nothing holds now,
 /// released for the component to bind.
 pub fn free_port() -> Result<u16, EnvError> {
     for _ in 0..200 {
