@@ -494,3 +494,112 @@ async fn remove_drains_deletes_the_node_and_prints_the_machines_cleanup_script()
     assert!(script.status.success(), "{}", text(&script.stderr));
     assert_eq!(text(&script.stdout), stdout);
 }
+
+#[tokio::test]
+async fn three_nodes_drained_two_at_a_time_never_take_a_budget_below_its_minimum() {
+    use futures::StreamExt;
+    use kube::runtime::watcher;
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+    let env = TestEnv::get();
+    env.kwok();
+    let client = env.client().await;
+    let namespace = env.namespace("concurrent").await;
+    let group = env.unique_name("concurrent");
+    let mut drained = Vec::new();
+    for suffix in ["node1", "node2", "node3"] {
+        drained.push(group_node(&client, &group, suffix).await);
+    }
+    let template = json!({"metadata": {"labels": {"app": "web"}}, "spec": placement(&group)});
+    let mut deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": namespace},
+        "spec": {"replicas": 6, "selector": {"matchLabels": {"app": "web"}}, "template": template}});
+    deployment["spec"]["template"]["spec"]["containers"] = json!([{"name": "app", "image": "registry.invalid/app:1"}]);
+    let budget = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web", "namespace": namespace},
+        "spec": {"minAvailable": 4, "selector": {"matchLabels": {"app": "web"}}}});
+    let yaml: String =
+        [deployment, budget].iter().map(|o| format!("---\n{}", serde_yaml_ng::to_string(o).unwrap())).collect();
+    apply_manifests(&client, &yaml).await.unwrap();
+    let budgets: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &namespace);
+    eventually(Duration::from_secs(60), "six web pods healthy under the budget", || {
+        let budgets = budgets.clone();
+        async move { (budgets.get("web").await.ok()?.status?.current_healthy == Some(6)).then_some(()) }
+    })
+    .await;
+    let on_drained = running(&client, &namespace, "web").await;
+    assert!(on_drained.iter().all(|(_, node)| drained.contains(node)), "{on_drained:?}");
+    group_node(&client, &group, "spare").await;
+
+    // A watch of the pods counts the healthy ones (Ready, not being deleted) once listed, then after every
+    // change; the drain runs on a blocking thread so that the watch goes on meanwhile.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    let lowest = Arc::new(AtomicUsize::new(usize::MAX));
+    let changes = Arc::new(AtomicUsize::new(0));
+    let recorder = {
+        let (lowest, changes) = (lowest.clone(), changes.clone());
+        tokio::spawn(async move {
+            let mut seen: std::collections::BTreeMap<String, Pod> = Default::default();
+            let mut listed = false;
+            let events = watcher(pods, watcher::Config::default().labels("app=web"));
+            futures::pin_mut!(events);
+            while let Some(event) = events.next().await {
+                let Ok(event) = event else { continue };
+                match event {
+                    watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => {
+                        seen.insert(pod.metadata.name.clone().unwrap_or_default(), pod);
+                    }
+                    watcher::Event::Delete(pod) => {
+                        seen.remove(pod.metadata.name.as_deref().unwrap_or_default());
+                    }
+                    watcher::Event::Init => seen.clear(),
+                    watcher::Event::InitDone => listed = true,
+                }
+                if !listed {
+                    continue;
+                }
+                let healthy = seen
+                    .values()
+                    .filter(|p| p.metadata.deletion_timestamp.is_none())
+                    .filter(|p| {
+                        let conditions = p.status.as_ref().and_then(|s| s.conditions.as_ref());
+                        conditions.is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                    })
+                    .count();
+                lowest.fetch_min(healthy, Ordering::SeqCst);
+                changes.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    eventually(Duration::from_secs(30), "the watch to list the pods", || {
+        let lowest = lowest.clone();
+        async move { (lowest.load(Ordering::SeqCst) == 6).then_some(()) }
+    })
+    .await;
+    let mut args: Vec<String> = ["node", "drain", "--concurrency", "2", "--timeout", "3m"].map(String::from).to_vec();
+    args.extend(drained.iter().cloned());
+    let drain_env = env;
+    let output = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cairn(&drain_env, &args)
+    })
+    .await
+    .unwrap();
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", text(&output.stderr));
+    for node in &drained {
+        assert!(stdout.contains(&format!("[{node}] node/{node} drained")), "{stdout}");
+    }
+    eventually(Duration::from_secs(60), "six web pods running on the spare node", || {
+        let (client, namespace, spare) = (client.clone(), namespace.clone(), format!("{group}-spare"));
+        async move {
+            (running(&client, &namespace, "web").await.iter().filter(|(_, at)| at == &spare).count() == 6).then_some(())
+        }
+    })
+    .await;
+    recorder.abort();
+    // Every pod was evicted and replaced: the watch saw at least the 6 deletions and 6 new pods.
+    assert!(changes.load(Ordering::SeqCst) >= 12, "the watch saw {} changes", changes.load(Ordering::SeqCst));
+    let lowest = lowest.load(Ordering::SeqCst);
+    assert!((4..=6).contains(&lowest), "the budget's minimum of 4 healthy pods was broken: {lowest} seen");
+}

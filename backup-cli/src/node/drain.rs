@@ -4,11 +4,12 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use futures::StreamExt;
 use kube::Client;
-use node_maintenance::drain::{self, Action, DrainEvent, DrainOptions, DrainPlan, SkipReason};
+use node_maintenance::drain::{self, Action, DrainOptions, DrainPlan, SkipReason};
 
-use super::Targets;
-use crate::output::{OutputFormat, table, write_out};
+use super::{Targets, display::DrainDisplay};
+use crate::output::{OutputFormat, table};
 
 /// Flags of `cairn node drain`.
 #[derive(Debug, clap::Args)]
@@ -17,6 +18,10 @@ pub(crate) struct DrainArgs {
     targets: Targets,
     #[command(flatten)]
     flags: DrainFlags,
+    /// How many nodes drain at once. Budgets hold across them: the API server grants each eviction against a
+    /// budget's allowance at that moment.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
+    concurrency: u16,
     /// Print what the drain would do to every pod, and change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -118,24 +123,6 @@ pub(super) fn plan_table(plans: &[DrainPlan]) -> String {
     format!("{}\n{}\n", table(&rows).trim_end(), verdicts.join("\n"))
 }
 
-/// kubectl's line for each event (warnings on stderr).
-fn event_line(node: &str, event: &DrainEvent) -> Option<String> {
-    Some(match event {
-        DrainEvent::Cordoned(node_maintenance::cordon::CordonOutcome::Changed) => format!("node/{node} cordoned"),
-        DrainEvent::Cordoned(_) => format!("node/{node} already cordoned"),
-        DrainEvent::Warning(text) => {
-            eprintln!("Warning: {text}");
-            return None;
-        }
-        DrainEvent::Moving(pod, Action::Delete) => format!("deleting pod {pod}"),
-        DrainEvent::Moving(pod, _) => format!("evicting pod {pod}"),
-        DrainEvent::HeldUp(pod, reason) => format!("pod {pod} cannot be evicted yet: {reason}; trying again in 5 s"),
-        DrainEvent::Accepted(_) => return None,
-        DrainEvent::Gone(pod, Action::Delete) => format!("pod/{} deleted", pod.name),
-        DrainEvent::Gone(pod, _) => format!("pod/{} evicted", pod.name),
-    })
-}
-
 /// Plans the drain of every node together; with --dry-run prints the plans, otherwise drains them
 /// ([`drain_all`]).
 pub(super) async fn run(args: DrainArgs, client: &Client) -> anyhow::Result<bool> {
@@ -147,46 +134,44 @@ pub(super) async fn run(args: DrainArgs, client: &Client) -> anyhow::Result<bool
         return Ok(plans.iter().all(|p| p.refusal().is_none()));
     }
     // With -o json|yaml, stdout holds the report: progress goes to stderr.
-    let drained = drain_all(client, &plans, &options, args.output != OutputFormat::Table).await?;
+    let display = DrainDisplay::new(usize::from(args.concurrency), args.output != OutputFormat::Table);
+    let drained = drain_all(client, &plans, &options, &display, usize::from(args.concurrency)).await?;
     if args.output != OutputFormat::Table {
         args.output.print(&drained, |_| String::new())?;
     }
     Ok(true)
 }
 
-/// Refuses every plan before any change when one is refused; otherwise drains each node in turn, progress
-/// on stdout (or stderr), and returns what each drain moved.
+/// Refuses every plan before any change when one is refused; otherwise drains `concurrency` nodes at a time,
+/// each shown on `display`, and returns what each drain moved. A node that fails does not stop the others;
+/// the failures are reported together at the end.
 pub(super) async fn drain_all(
     client: &Client,
     plans: &[DrainPlan],
     options: &DrainOptions,
-    to_stderr: bool,
+    display: &DrainDisplay,
+    concurrency: usize,
 ) -> anyhow::Result<Vec<DrainPlan>> {
     let refusals: Vec<String> =
         plans.iter().filter_map(|p| p.refusal().map(|reasons| format!("node {}:\n{reasons}", p.node))).collect();
     if !refusals.is_empty() {
         bail!("cannot drain, and nothing was changed:\n{}", refusals.join("\n"));
     }
-    let mut drained = Vec::new();
-    for plan in plans {
-        let node = &plan.node;
-        let report = |event: DrainEvent| {
-            if let Some(line) = event_line(node, &event) {
-                report_line(to_stderr, &line);
-            }
-        };
-        drained.push(drain::drain(client, plan, options, &report).await?);
-        report_line(to_stderr, &format!("node/{node} drained"));
+    let results: Vec<Result<DrainPlan, String>> = futures::stream::iter(plans)
+        .map(|plan| async move {
+            let line = display.node(&plan.node, plan.moving().count());
+            let result = drain::drain(client, plan, options, &|event| line.event(event)).await;
+            let result = result.map_err(|e| cairn_kube::cause::chain_text(&e));
+            line.finish(result.as_ref().map(drop).map_err(Clone::clone));
+            result
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let (drained, failed): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
+    if !failed.is_empty() {
+        let reasons: Vec<String> = failed.into_iter().filter_map(Result::err).collect();
+        bail!("{} of {} node(s) not drained:\n{}", reasons.len(), plans.len(), reasons.join("\n"));
     }
-    Ok(drained)
-}
-
-/// A progress line, on stdout or (when stdout holds a JSON or YAML report) stderr. A reader that went away
-/// does not stop a drain halfway: the line is then dropped.
-fn report_line(to_stderr: bool, line: &str) {
-    if to_stderr {
-        eprintln!("{line}");
-    } else {
-        let _ = write_out(&format!("{line}\n"));
-    }
+    Ok(drained.into_iter().filter_map(Result::ok).collect())
 }

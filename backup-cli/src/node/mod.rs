@@ -1,6 +1,7 @@
 //! `cairn node`: the cluster's nodes at a glance, cordon and uncordon, drains planned before anything moves,
 //! removal with the machine's cleanup script, and the command that joins a new node. Flags and presentation only; the work is in `node-maintenance`.
 
+mod display;
 mod drain;
 mod join;
 mod list;

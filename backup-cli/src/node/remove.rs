@@ -5,7 +5,10 @@
 use kube::Client;
 use node_maintenance::{drain, remove};
 
-use super::drain::{DrainFlags, drain_all, plan_table};
+use super::{
+    display::DrainDisplay,
+    drain::{DrainFlags, drain_all, plan_table},
+};
 use crate::output::write_out;
 
 /// Flags of `cairn node remove`.
@@ -44,7 +47,7 @@ pub(super) async fn run(args: RemoveArgs, client: &Client) -> anyhow::Result<boo
         write_out(&plan_table(&plans))?;
         return Ok(plans.iter().all(|p| p.refusal().is_none()));
     }
-    drain_all(client, &plans, &options, true).await?;
+    drain_all(client, &plans, &options, &DrainDisplay::new(1, true), 1).await?;
     remove::delete_node(client, &args.node).await?;
     eprintln!(
         "node/{node} deleted. Run the script below on that machine, as root, to clean it (kubeadm reset and what \
