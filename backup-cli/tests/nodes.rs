@@ -8,6 +8,9 @@ use std::{
     time::Duration,
 };
 
+#[allow(dead_code)] // Each test binary uses part of it.
+mod support;
+
 use cairn_tests::{TestEnv, apply::apply_manifests, kwok::FakeNode, node::REAL_NODE_TAINT, oci::SHELL_IMAGE};
 use k8s_openapi::api::{
     core::v1::{ConfigMap, Node, Pod},
@@ -18,9 +21,7 @@ use kube::{
     api::{ListParams, Patch, PatchParams},
 };
 use serde_json::{Value, json};
-
-/// The taint and label that keep a test's simulated nodes to its own pods.
-const GROUP: &str = "cairn.dev/test-group";
+use support::nodes::{GROUP, eventually, group_node, placement, running};
 
 fn cairn(env: &TestEnv, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cairn"))
@@ -33,46 +34,6 @@ fn cairn(env: &TestEnv, args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-async fn eventually<T, F: Future<Output = Option<T>>>(
-    timeout: Duration,
-    what: &str,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{what} did not happen within {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// A simulated node of the test's group: only pods that tolerate the group's taint land there.
-async fn group_node(client: &Client, group: &str, suffix: &str) -> String {
-    let name = format!("{group}-{suffix}");
-    FakeNode::new(&name).label(GROUP, group).taint(GROUP, group, "NoSchedule").create(client).await;
-    name
-}
-
-/// A pod template's placement on the group's nodes.
-fn placement(group: &str) -> Value {
-    json!({"nodeSelector": {GROUP: group}, "tolerations": [{"key": GROUP, "operator": "Exists"}]})
-}
-
-/// Running pods of `namespace` whose name starts with `prefix`, with their nodes.
-async fn running(client: &Client, namespace: &str, prefix: &str) -> Vec<(String, String)> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let listed = pods.list(&ListParams::default()).await.unwrap().items;
-    listed
-        .into_iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-        .filter_map(|p| Some((p.metadata.name?, p.spec?.node_name?)))
-        .filter(|(name, _)| name.starts_with(prefix))
-        .collect()
 }
 
 /// The seed's workloads on the group's nodes: a DaemonSet, a Deployment of two, a StatefulSet of one, and the

@@ -1,8 +1,8 @@
 //! What every reconciler shares: the client, the server's namespace and settings, metrics, the backup slot,
-//! and the names of the backups and restores this process is running.
+//! the names of the backups and restores this process is running, and the drains it carries out.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -55,6 +55,8 @@ pub(crate) struct Context {
     /// Backups and restores this process is running: an InProgress object not in here was left by a
     /// server that stopped, and is marked Failed.
     pub running: Mutex<HashSet<String>>,
+    /// The drains this process carries out, by NodeMaintenance uid: deleting the object stops its drain.
+    pub drains: Mutex<HashMap<String, tokio::task::AbortHandle>>,
 }
 
 impl Context {

@@ -116,6 +116,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         metrics,
         backup_slot: Semaphore::new(1),
         running: Default::default(),
+        drains: Default::default(),
     });
     let mut controllers = controllers::spawn_all(&context, &stopping);
     ready_tx.send_replace(true);

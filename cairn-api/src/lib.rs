@@ -2,11 +2,12 @@
 //! CustomResourceDefinitions in `deploy/crds/` are generated, the labels Cairn sets, what stored records
 //! share with them, and the contract between the CLI and the server (the server's Lease and flags). Field
 //! names follow Velero's `velero.io/v1` where the meaning is the same, so a Velero manifest ports by
-//! changing its group. No I/O.
+//! changing its group. NodeMaintenance has no Velero counterpart. No I/O.
 
 mod backup;
 mod compression;
 mod location;
+mod maintenance;
 mod record;
 mod requests;
 mod restore;
@@ -22,6 +23,10 @@ pub use compression::Compression;
 pub use location::{
     AccessMode, BackupStorageLocation, BackupStorageLocationSpec, BackupStorageLocationStatus, LocationPhase,
     ObjectStorage, SecretKeySelector,
+};
+pub use maintenance::{
+    DeadlineAction, DrainSpec, MaintenancePhase, NodeDrainStatus, NodeMaintenance, NodeMaintenanceSpec,
+    NodeMaintenanceStatus, PodDrainStatus, UNCORDON_FINALIZER,
 };
 pub use record::{API_VERSION, RecordMeta};
 pub use requests::{
@@ -79,6 +84,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         DeleteBackupRequest::crd(),
         ServerStatusRequest::crd(),
         DownloadRequest::crd(),
+        NodeMaintenance::crd(),
     ]
 }
 

@@ -8,7 +8,7 @@ use std::{io::IsTerminal, sync::Mutex, time::Duration};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use node_maintenance::{
     cordon::CordonOutcome,
-    drain::{Action, DrainEvent},
+    drain::{Action, DrainError, DrainEvent, DrainPlan, NodeObserver},
 };
 
 use crate::output::write_out;
@@ -102,12 +102,18 @@ impl NodeLine<'_> {
         };
         self.display.line(node, &line);
     }
+}
+
+impl NodeObserver for NodeLine<'_> {
+    fn event(&self, event: DrainEvent) {
+        NodeLine::event(self, event);
+    }
 
     /// Ends the line: `node/NAME drained`, or the reason it was not.
-    pub(super) fn finish(&self, outcome: Result<(), String>) {
-        let line = match &outcome {
-            Ok(()) => format!("node/{} drained", self.node),
-            Err(reason) => format!("node/{} not drained: {reason}", self.node),
+    fn finished(&self, outcome: &Result<DrainPlan, DrainError>) {
+        let line = match outcome {
+            Ok(_) => format!("node/{} drained", self.node),
+            Err(error) => format!("node/{} not drained: {}", self.node, cairn_kube::cause::chain_text(error)),
         };
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();

@@ -4,11 +4,15 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use futures::StreamExt;
+use cairn_api::DrainSpec;
 use kube::Client;
 use node_maintenance::drain::{self, Action, DrainOptions, DrainPlan, SkipReason};
 
-use super::{Targets, display::DrainDisplay};
+use super::{
+    Targets,
+    display::DrainDisplay,
+    on_server::{self, ServerFlags},
+};
 use crate::output::{OutputFormat, table};
 
 /// Flags of `cairn node drain`.
@@ -25,9 +29,12 @@ pub(crate) struct DrainArgs {
     /// Print what the drain would do to every pod, and change nothing.
     #[arg(long)]
     dry_run: bool,
-    /// With --dry-run, the plan; otherwise the drained plans, printed when done: table, json or yaml.
+    /// With --dry-run, the plan; otherwise the drained plans (with --server, the NodeMaintenance), printed
+    /// when done: table, json or yaml.
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
     output: OutputFormat,
+    #[command(flatten)]
+    on_server: ServerFlags,
 }
 
 /// kubectl drain's flags, with its meanings (shared by `drain` and `remove`).
@@ -63,6 +70,24 @@ pub(crate) struct DrainFlags {
 }
 
 impl DrainFlags {
+    /// The flags as a NodeMaintenance carries them; --timeout has no place there (--deadline has).
+    fn spec(&self) -> anyhow::Result<DrainSpec> {
+        let options = self.options()?;
+        if options.timeout.is_some() {
+            bail!("--timeout does not apply to --server: give --deadline (and --deadline-action) instead");
+        }
+        Ok(DrainSpec {
+            ignore_daemon_sets: options.ignore_daemonsets,
+            delete_empty_dir_data: options.delete_emptydir_data,
+            force: options.force,
+            disable_eviction: options.disable_eviction,
+            grace_period_seconds: options.grace_period,
+            pod_selector: options.pod_selector,
+            skip_wait_for_delete_timeout_seconds: options.skip_wait_for_delete_timeout.map(|d| d.as_secs()),
+            ignore_capacity: options.ignore_capacity,
+        })
+    }
+
     /// The drain options the flags give, or why they are invalid.
     pub(super) fn options(&self) -> anyhow::Result<DrainOptions> {
         if let Some(selector) = &self.pod_selector {
@@ -123,11 +148,15 @@ pub(super) fn plan_table(plans: &[DrainPlan]) -> String {
     format!("{}\n{}\n", table(&rows).trim_end(), verdicts.join("\n"))
 }
 
-/// Plans the drain of every node together; with --dry-run prints the plans, otherwise drains them
-/// ([`drain_all`]).
-pub(super) async fn run(args: DrainArgs, client: &Client) -> anyhow::Result<bool> {
+/// Plans the drain of every node together; with --dry-run prints the plans, with --server hands the drain to
+/// the server, otherwise drains them ([`drain_all`]).
+pub(super) async fn run(args: DrainArgs, client: &Client, namespace: &str) -> anyhow::Result<bool> {
     let options = args.flags.options()?;
     let nodes = args.targets.resolve(client).await?;
+    if args.on_server.wanted() && !args.dry_run {
+        let spec = args.flags.spec()?;
+        return on_server::drain(client, namespace, nodes, spec, args.concurrency, &args.on_server, args.output).await;
+    }
     let plans = drain::read_plans(client, &nodes, &options).await?;
     if args.dry_run {
         args.output.print(&plans, |plans| plan_table(plans))?;
@@ -152,26 +181,22 @@ pub(super) async fn drain_all(
     display: &DrainDisplay,
     concurrency: usize,
 ) -> anyhow::Result<Vec<DrainPlan>> {
-    let refusals: Vec<String> =
-        plans.iter().filter_map(|p| p.refusal().map(|reasons| format!("node {}:\n{reasons}", p.node))).collect();
-    if !refusals.is_empty() {
-        bail!("cannot drain, and nothing was changed:\n{}", refusals.join("\n"));
+    if let Some(refused) = drain::refusals(plans) {
+        bail!("{refused}");
     }
-    let results: Vec<Result<DrainPlan, String>> = futures::stream::iter(plans)
-        .map(|plan| async move {
-            let line = display.node(&plan.node, plan.moving().count());
-            let result = drain::drain(client, plan, options, &|event| line.event(event)).await;
-            let result = result.map_err(|e| cairn_kube::cause::chain_text(&e));
-            line.finish(result.as_ref().map(drop).map_err(Clone::clone));
-            result
-        })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    let (drained, failed): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
+    let outcomes =
+        drain::drain_many(client, plans, options, concurrency, |plan| display.node(&plan.node, plan.moving().count()))
+            .await;
+    let mut drained = Vec::new();
+    let mut failed = Vec::new();
+    for (_, outcome) in outcomes {
+        match outcome {
+            Ok(plan) => drained.push(plan),
+            Err(error) => failed.push(cairn_kube::cause::chain_text(&error)),
+        }
+    }
     if !failed.is_empty() {
-        let reasons: Vec<String> = failed.into_iter().filter_map(Result::err).collect();
-        bail!("{} of {} node(s) not drained:\n{}", reasons.len(), plans.len(), reasons.join("\n"));
+        bail!("{} of {} node(s) not drained:\n{}", failed.len(), plans.len(), failed.join("\n"));
     }
-    Ok(drained.into_iter().filter_map(Result::ok).collect())
+    Ok(drained)
 }

@@ -5,6 +5,7 @@ mod display;
 mod drain;
 mod join;
 mod list;
+mod on_server;
 mod remove;
 
 use anyhow::bail;
@@ -80,7 +81,7 @@ pub(crate) async fn run(command: NodeCommand, connection: &Connection) -> anyhow
         NodeCommand::List(args) => list::run(args, &client).await,
         NodeCommand::Cordon(targets) => turn(&client, &targets, Cordon::Cordon).await,
         NodeCommand::Uncordon(targets) => turn(&client, &targets, Cordon::Uncordon).await,
-        NodeCommand::Drain(args) => drain::run(*args, &client).await,
+        NodeCommand::Drain(args) => drain::run(*args, &client, &connection.namespace).await,
         NodeCommand::Remove(args) => remove::run(*args, &client).await,
         NodeCommand::JoinCommand(args) => join::run(args, &client).await,
     }

@@ -1,5 +1,7 @@
 //! What the `cairn` binary's integration tests share: `cairn` run against a server's namespace, its output
-//! checked, and `backup-server` found beside it.
+//! checked, `backup-server` found beside it, and what the node tests share ([`nodes`]).
+
+pub(crate) mod nodes;
 
 use std::{
     path::PathBuf,

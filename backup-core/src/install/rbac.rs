@@ -13,7 +13,8 @@
 //! still reach other accounts' permissions: guard it like a cluster administrator's.
 //!
 //! What the rules do limit: no rule grants `delete` or `deletecollection` outside `cairn.dev` (restores never
-//! delete), none grants `impersonate`, and none has a wildcard verb.
+//! delete) but `delete` on pods, which node maintenance needs; none grants `impersonate`, and none has a
+//! wildcard verb.
 
 use std::collections::BTreeMap;
 
@@ -45,7 +46,7 @@ fn rule(api_groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
 /// resource except subresources", so the wildcards also reach subresources (`pods/exec`,
 /// `serviceaccounts/token`): that is the price of restoring custom resources of any type. With
 /// `restore_rbac` the account is cluster-admin-equivalent (see the module documentation); either way it
-/// may not delete anything outside `cairn.dev` nor impersonate anyone.
+/// may not delete anything outside `cairn.dev` but pods (for drains) nor impersonate anyone.
 pub fn cluster_rules(restore_rbac: bool) -> Vec<PolicyRule> {
     let mut rules = vec![
         // Backups read every type the API server serves, in every namespace, at its preferred version.
@@ -53,6 +54,10 @@ pub fn cluster_rules(restore_rbac: bool) -> Vec<PolicyRule> {
         // Restores create missing objects and merge-patch (or update) existing ones, of any type. They never
         // delete, so no rule here carries `delete` or `deletecollection`.
         rule(&["*"], &["*"], &["create", "update", "patch"]),
+        // Node maintenance (NodeMaintenance objects): draining cordons nodes (patch, above) and evicts pods
+        // (create on pods/eviction, above); with `drain.disableEviction`, `deadlineAction: Delete` or a pod
+        // already terminating it deletes pods. The one deletion the server may do outside cairn.dev.
+        rule(&[""], &["pods"], &["delete"]),
     ];
     if restore_rbac {
         rules.extend(rbac_restore_rules());
@@ -167,10 +172,14 @@ mod tests {
     }
 
     #[test]
-    fn rbac_never_grants_delete_outside_cairn_dev() {
+    fn rbac_never_grants_delete_outside_cairn_dev_but_pods_for_drains() {
         let plurals: Vec<String> = cairn_api::crds().into_iter().map(|c| c.spec.names.plural).collect();
+        let pod_deletion = rule(&[""], &["pods"], &["delete"]);
         for rule in all_rules() {
             assert!(!rule.verbs.iter().any(|v| v == "*"), "wildcard verb in {rule:?}");
+            if rule == pod_deletion {
+                continue;
+            }
             if rule.verbs.iter().any(|v| v == "delete" || v == "deletecollection") {
                 assert_eq!(rule.api_groups.as_deref(), Some(&[GROUP.to_owned()][..]), "{rule:?}");
                 for resource in rule.resources.as_deref().unwrap_or_default() {

@@ -1,12 +1,13 @@
 //! One reconciler per `cairn.dev/v1` resource, plus the periodic loops (location checks and bucket sync,
 //! garbage collection). Each reconciler is thin: it decides from the object's phase, calls into
-//! `backup-core`, and writes the outcome to the object's status.
+//! `backup-core` (or `node-maintenance`), and writes the outcome to the object's status.
 
 pub(crate) mod backup;
 pub(crate) mod deletion;
 pub(crate) mod download;
 pub(crate) mod gc;
 pub(crate) mod locations;
+pub(crate) mod maintenance;
 pub(crate) mod restore;
 pub(crate) mod schedule;
 pub(crate) mod server_status;
@@ -214,6 +215,7 @@ pub(crate) fn spawn_all(
         stop(),
     ));
     set.spawn(run_controller::<cairn_api::DownloadRequest, _, _>(context.clone(), download::reconcile, stop()));
+    set.spawn(run_controller::<cairn_api::NodeMaintenance, _, _>(context.clone(), maintenance::reconcile, stop()));
     set.spawn(locations::run(context.clone(), stop()));
     set.spawn(gc::run(context.clone(), stop()));
     set.spawn(totals::run(context.clone(), stop()));
