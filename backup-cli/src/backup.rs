@@ -289,6 +289,27 @@ pub(crate) fn spec_text(spec: &BackupSpec, storage_location: &str) -> String {
     )
 }
 
+/// Backs up `namespaces` as `cairn backup create NAME --include-namespaces ... --labels ... --wait` does,
+/// standalone or through the server as `connection` leads; true only when the backup Completed.
+pub(crate) async fn create_of_namespaces(
+    name: &str,
+    namespaces: &[String],
+    labels: &str,
+    connection: &Connection,
+) -> anyhow::Result<bool> {
+    /// `backup create`'s flags, parsed from the words a person would type.
+    #[derive(clap::Parser)]
+    struct Create {
+        #[command(flatten)]
+        args: CreateArgs,
+    }
+    let words = ["create", name, "--include-namespaces", &namespaces.join(","), "--labels", labels, "--wait"];
+    let create = <Create as clap::Parser>::try_parse_from(words)?;
+    let mode = connection.mode().await?;
+    mode.note();
+    run(BackupCommand::Create(Box::new(create.args)), connection, &mode).await
+}
+
 /// Runs a `cairn backup` subcommand in `mode`. Ok(false) means the command ran but its subject is not sound
 /// (a backup that did not complete, a failed verification): exit non-zero.
 pub(crate) async fn run(command: BackupCommand, connection: &Connection, mode: &Mode) -> anyhow::Result<bool> {

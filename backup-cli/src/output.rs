@@ -28,9 +28,29 @@ impl OutputFormat {
     }
 }
 
-/// Writes `text` to stdout. A reader that went away (`cairn ... | head`) gives an error that `main` turns
-/// into a quiet exit 0, as ripgrep does; `print!` would panic instead.
+/// Set when stdout is kept for one document (`cairn node remove` prints a shell script there): reports of
+/// the commands it runs on the way (a backup's) then go to stderr.
+static STDOUT_RESERVED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on, [`write_out`] writes to stderr; [`write_reserved`] alone writes to stdout.
+pub(crate) fn reserve_stdout() {
+    STDOUT_RESERVED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Writes `text` to stdout (to stderr once [`reserve_stdout`] was called). A reader that went away
+/// (`cairn ... | head`) gives an error that `main` turns into a quiet exit 0, as ripgrep does; `print!`
+/// would panic instead.
 pub(crate) fn write_out(text: &str) -> anyhow::Result<()> {
+    if STDOUT_RESERVED.load(std::sync::atomic::Ordering::SeqCst) {
+        let mut stderr = std::io::stderr().lock();
+        stderr.write_all(text.as_bytes())?;
+        return Ok(stderr.flush()?);
+    }
+    write_reserved(text)
+}
+
+/// Writes `text` to stdout, reserved or not.
+pub(crate) fn write_reserved(text: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;

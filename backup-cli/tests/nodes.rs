@@ -428,9 +428,35 @@ async fn remove_drains_deletes_the_node_and_prints_the_machines_cleanup_script()
     .await;
     let node2 = group_node(&client, &group, "node2").await;
 
-    let removed = cairn(&env, &["node", "remove", &node1, "--ignore-daemonsets", "--timeout", "2m"]);
+    // The namespaces of the node's pods are backed up first (standalone here, into a directory of the test's).
+    let storage_dir = env.info().state_dir.join(format!("remove-backups-{group}"));
+    let storage = format!("file://{}", storage_dir.display());
+    let removed = cairn(
+        &env,
+        &[
+            "node",
+            "remove",
+            &node1,
+            "--ignore-daemonsets",
+            "--timeout",
+            "2m",
+            "--backup",
+            "--backup-name",
+            "before-removal",
+        ]
+        .into_iter()
+        .chain(["--storage", &storage])
+        .collect::<Vec<_>>(),
+    );
     let (stdout, stderr) = (text(&removed.stdout), text(&removed.stderr));
     assert!(removed.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("backing up namespace(s) {namespace} of the pods on node/{node1}")), "{stderr}");
+    let described =
+        cairn(&env, &["backup", "describe", "before-removal", "--details", "-o", "json", "--storage", &storage]);
+    let described: Value = serde_json::from_slice(&described.stdout).unwrap();
+    assert_eq!(described["backup"]["status"]["phase"], "Completed", "{described}");
+    assert_eq!(described["backup"]["metadata"]["labels"]["cairn.dev/removed-node"], node1.as_str(), "{described}");
+    assert!(described["resourceList"].to_string().contains(&format!("{namespace}/web")), "{described}");
     assert!(
         stdout.starts_with(&format!("#!/bin/sh\n# Cleans the machine that was Kubernetes node {node1}")),
         "{stdout}"

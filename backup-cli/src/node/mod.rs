@@ -82,7 +82,7 @@ pub(crate) async fn run(command: NodeCommand, connection: &Connection) -> anyhow
         NodeCommand::Cordon(targets) => turn(&client, &targets, Cordon::Cordon).await,
         NodeCommand::Uncordon(targets) => turn(&client, &targets, Cordon::Uncordon).await,
         NodeCommand::Drain(args) => drain::run(*args, &client, &connection.namespace).await,
-        NodeCommand::Remove(args) => remove::run(*args, &client).await,
+        NodeCommand::Remove(args) => remove::run(*args, &client, connection).await,
         NodeCommand::JoinCommand(args) => join::run(args, &client).await,
     }
 }
