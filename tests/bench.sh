@@ -4,8 +4,10 @@
 #   bash tests/bench.sh backup [--sizes 5000,20000]
 #   bash tests/bench.sh restore [--objects 20000]
 #   bash tests/bench.sh server [--objects 20000]
+#   bash tests/bench.sh drain [--nodes 20 --pods-per-node 30 --concurrency 1,4,10]   (builds kubectl too)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = drain ]; then export CAIRN_BUILD_KUBECTL=1; fi
 bash tests/env/build-deps.sh
 cargo build --release --quiet -p backup-cli -p backup-server -p cairn-tests --bin cairn --bin backup-server --bin cairn-bench
 exec target/release/cairn-bench "$@" --cairn target/release/cairn

@@ -5,6 +5,7 @@
 #   etcd                                                     (go.etcd.io/etcd/server/v3, go/etcd/go.mod)
 #   kwok, and its stages                                     (sigs.k8s.io/kwok, go/kwok/go.mod: simulated nodes)
 #   helm                                                     (helm.sh/helm/v3, go/helm/go.mod: installs the chart)
+#   kubectl, with CAIRN_BUILD_KUBECTL=1                      (k8s.io/kubernetes: the drain benchmark's baseline)
 #   cairn-s3                                                 (tests/env/s3: s3s-fs from crates.io, an S3 server that checks SigV4)
 # into ${CAIRN_CACHE:-~/.cache/cairn}/<component>-<version>/bin. A cached component is not rebuilt.
 # Every failure prints one line that names what is missing or where the build log is, and exits 1.
@@ -62,6 +63,11 @@ grep -q "k8s.io/kubernetes $KUBERNETES_VERSION" "$here/go/kubernetes/go.mod" \
   || die "go/kubernetes/go.mod does not pin k8s.io/kubernetes $KUBERNETES_VERSION from versions.env; run tests/env/regen-kubernetes.sh."
 go_build kubernetes kubernetes "$KUBERNETES_VERSION" "$k8s_ldflags" "" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler
+
+# kubectl only for the drain benchmark (tests/bench.sh drain sets CAIRN_BUILD_KUBECTL=1): tests never run it.
+if [ "${CAIRN_BUILD_KUBECTL:-}" = 1 ]; then
+  go_build kubernetes kubectl "$KUBERNETES_VERSION" "$k8s_ldflags" kubectl k8s.io/kubernetes/cmd/kubectl
+fi
 
 # The kubelet is cached apart, so that an environment without nodes never waits for it.
 go_build kubernetes kubelet "$KUBERNETES_VERSION" "$k8s_ldflags" kubelet k8s.io/kubernetes/cmd/kubelet

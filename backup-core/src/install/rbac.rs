@@ -55,8 +55,8 @@ pub fn cluster_rules(restore_rbac: bool) -> Vec<PolicyRule> {
         // delete, so no rule here carries `delete` or `deletecollection`.
         rule(&["*"], &["*"], &["create", "update", "patch"]),
         // Node maintenance (NodeMaintenance objects): draining cordons nodes (patch, above) and evicts pods
-        // (create on pods/eviction, above); with `drain.disableEviction`, `deadlineAction: Delete` or a pod
-        // already terminating it deletes pods. The one deletion the server may do outside cairn.dev.
+        // (create on pods/eviction, above); with `drain.disableEviction` or `deadlineAction: Delete` it
+        // deletes pods. The one deletion the server may do outside cairn.dev.
         rule(&[""], &["pods"], &["delete"]),
     ];
     if restore_rbac {

@@ -10,6 +10,12 @@
 //! `cairn-bench server --objects 20000 --server target/release/backup-server` backs the same objects up twice:
 //! with `cairn backup create` standalone (the baseline) and as a Backup object run by `backup-server`, and
 //! prints both times and the server's resident memory idle, at its peak, and after the backup.
+//!
+//! `cairn-bench drain --nodes 20 --pods-per-node 30 --concurrency 1,4,10` drains simulated nodes with
+//! `kubectl drain` one after the other (the baseline) and with `cairn node drain` at each concurrency.
+
+#[path = "cairn-bench/drain.rs"]
+mod drain;
 
 use std::{
     collections::BTreeMap,
@@ -69,6 +75,25 @@ enum Bench {
         /// The backup-server binary to measure (build it with --release).
         #[arg(long, default_value = "target/release/backup-server")]
         server: PathBuf,
+    },
+    /// Draining simulated nodes: `cairn node drain` at several concurrencies against `kubectl drain` run one
+    /// node after the other.
+    Drain {
+        /// Nodes to drain per variant.
+        #[arg(long, default_value_t = 20)]
+        nodes: usize,
+        /// Pods on each drained node.
+        #[arg(long, default_value_t = 30)]
+        pods_per_node: usize,
+        /// The concurrencies to measure cairn at.
+        #[arg(long, value_delimiter = ',', default_value = "1,4,10")]
+        concurrency: Vec<usize>,
+        /// The cairn binary to measure (build it with --release).
+        #[arg(long, default_value = "target/release/cairn")]
+        cairn: PathBuf,
+        /// kubectl (tests/bench.sh drain builds it into the cache); default: the cached one.
+        #[arg(long)]
+        kubectl: Option<PathBuf>,
     },
     /// Restore throughput and memory against objects created one by one with one client.
     Restore {
@@ -542,5 +567,12 @@ async fn main() -> anyhow::Result<()> {
         Bench::Backup { sizes, cairn } => backup_bench(sizes, cairn).await,
         Bench::Server { objects, cairn, server } => server_bench(objects, cairn, server).await,
         Bench::Restore { objects, cairn } => restore_bench(objects, cairn).await,
+        Bench::Drain { nodes, pods_per_node, concurrency, cairn, kubectl } => {
+            let kubectl = kubectl.unwrap_or_else(|| {
+                let version = cairn_tests::binaries::Versions::pinned().kubernetes;
+                cairn_tests::binaries::cache_dir().join(format!("kubectl-{version}/bin/kubectl"))
+            });
+            drain::drain_bench(nodes, pods_per_node, concurrency, &cairn, &kubectl).await
+        }
     }
 }
