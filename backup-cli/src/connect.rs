@@ -35,8 +35,12 @@ pub(crate) struct Connection {
     #[arg(long, global = true)]
     pub kubeconfig: Option<PathBuf>,
     /// The namespace the Cairn server runs in (and keeps its objects in).
+    /// For `cairn image`, the workloads' namespace when given on the command line (default: the kubeconfig's).
     #[arg(short = 'n', long, global = true, env = "CAIRN_NAMESPACE", default_value = DEFAULT_NAMESPACE)]
     pub namespace: String,
+    /// Whether `--namespace` was given on the command line (not by default or the environment).
+    #[arg(skip)]
+    pub namespace_on_command_line: bool,
 }
 
 impl Connection {

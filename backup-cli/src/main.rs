@@ -1,5 +1,5 @@
 //! `cairn`: the command-line front end. Argument parsing and presentation only; the work is in `backup-core`
-//! and `node-maintenance`.
+//! `node-maintenance` and `image-maintenance`.
 
 // The doc comments of the flag structs are clap's help text, written for a terminal: `[/PREFIX]` and
 // `<server default>` there are what a person types or reads, not Markdown links or HTML.
@@ -11,6 +11,7 @@ mod confirm;
 mod connect;
 mod fetch;
 mod follow;
+mod image;
 mod install;
 mod location;
 mod node;
@@ -57,6 +58,9 @@ enum Command {
     /// List, cordon, uncordon and drain nodes, and print the command that joins a new one.
     #[command(subcommand)]
     Node(Box<node::NodeCommand>),
+    /// List the cluster's images, lint them, and update and roll back workloads' images with a recorded cause.
+    #[command(subcommand)]
+    Image(Box<image::ImageCommand>),
     /// Print the client's version and mode, and the server's version.
     Version(version::VersionArgs),
 }
@@ -88,8 +92,19 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         }
         Command::Install(args) => install::run(*args, &cli.connection).await,
         Command::Node(command) => node::run(*command, &cli.connection).await,
+        Command::Image(command) => image::run(*command, &cli.connection).await,
         Command::Version(args) => version::run(args, cli.connection.mode().await).await,
     }
+}
+
+/// The command line, noting whether `--namespace` was given on it (image commands then use it for workloads).
+fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    cli.connection.namespace_on_command_line =
+        matches!(matches.value_source("namespace"), Some(clap::parser::ValueSource::CommandLine));
+    cli
 }
 
 #[tokio::main]
@@ -98,7 +113,7 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG").unwrap_or_else(|_| "off".into()))
         .init();
-    match run(Cli::parse()).await {
+    match run(parse()).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(error) if output::is_broken_pipe(&error) => ExitCode::SUCCESS,

@@ -1,0 +1,44 @@
+//! `cairn image`: the cluster's images at a glance, lint of the images workloads name, and image updates with
+//! a recorded cause, their history and rollback. Flags and presentation only; the work is in
+//! `image-maintenance`. Workloads are looked for in `-n NAMESPACE` when given on the command line, else in
+//! the kubeconfig's namespace, as kubectl does (the `CAIRN_NAMESPACE` default names the server's namespace and
+//! does not apply here).
+
+mod lint;
+mod list;
+mod rollout;
+
+use crate::connect::Connection;
+
+/// `cairn image` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum ImageCommand {
+    /// List every image on every node, with its size, nodes and pods, and what a prune could free per node.
+    #[command(alias = "get")]
+    List(list::ListArgs),
+    /// Flag images that make rollbacks and rebuilds unreliable (`:latest`, no tag, no digest, no version in
+    /// the tag, Always pulled digests); exit 1 when anything is flagged.
+    Lint(lint::LintArgs),
+    /// Set container images of a Deployment, DaemonSet or StatefulSet, recording the cause.
+    Set(rollout::SetArgs),
+    /// List a workload's revisions with their images, cause and time.
+    History(rollout::HistoryArgs),
+    /// Return a workload to a previous revision and wait for the rollout.
+    Rollback(rollout::RollbackArgs),
+}
+
+/// Runs a `cairn image` subcommand.
+pub(crate) async fn run(command: ImageCommand, connection: &Connection) -> anyhow::Result<bool> {
+    let client = connection.client().await?;
+    let namespace = match connection.namespace_on_command_line {
+        true => connection.namespace.clone(),
+        false => client.default_namespace().to_owned(),
+    };
+    match command {
+        ImageCommand::List(args) => list::run(args, &client).await,
+        ImageCommand::Lint(args) => lint::run(args, &client, &namespace).await,
+        ImageCommand::Set(args) => rollout::set(args, &client, &namespace).await,
+        ImageCommand::History(args) => rollout::history(args, &client, &namespace).await,
+        ImageCommand::Rollback(args) => rollout::rollback(args, &client, &namespace).await,
+    }
+}
