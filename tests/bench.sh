@@ -5,6 +5,7 @@
 #   bash tests/bench.sh restore [--objects 20000]
 #   bash tests/bench.sh server [--objects 20000]
 #   bash tests/bench.sh drain [--nodes 20 --pods-per-node 30 --concurrency 1,4,10]   (builds kubectl too)
+#   bash tests/bench.sh images [--nodes 500 --images 200]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = drain ]; then export CAIRN_BUILD_KUBECTL=1; fi

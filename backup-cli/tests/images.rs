@@ -248,3 +248,134 @@ async fn set_records_the_cause_history_shows_it_and_rollback_restores_each_workl
     let wrong = cairn(&env, &["image", "set", "deploy/web", "sidecar=app:v1", "-n", &namespace]);
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("has no container \"sidecar\"; its containers: app"));
 }
+
+/// An image named `name` whose content is its own (a link naming it), so that the runtime gives it an ID of
+/// its own rather than another tag of the shell image.
+fn distinct_image(name: &str) -> cairn_tests::oci::ImageSpec {
+    let mut image = cairn_tests::oci::shell_image();
+    image.name = name.to_owned();
+    image.files.push(cairn_tests::oci::ImageFile::Link { path: "etc/image-name".into(), target: name.into() });
+    image
+}
+
+#[tokio::test]
+async fn prune_on_the_real_node_removes_only_what_nothing_needs_and_the_rollback_then_runs_without_a_pull() {
+    let env = TestEnv::get();
+    let node = env.node();
+    let client = env.client().await;
+    let namespace = env.namespace("img-prune").await;
+    let work = env.info().state_dir.join(format!("prune-images-{namespace}"));
+    std::fs::create_dir_all(&work).unwrap();
+    let names = [
+        "cairn.test/prune-app:v1",
+        "cairn.test/prune-app:v2",
+        "cairn.test/prune-unused:v1",
+        "cairn.test/prune-kept:v1",
+    ];
+    for name in names {
+        cairn_tests::oci::import(&distinct_image(name), &node.runtime_socket, &work).unwrap();
+    }
+    let spec = |image: &str| {
+        json!({"nodeSelector": {"kubernetes.io/hostname": node.name},
+            "tolerations": [{"key": cairn_tests::node::REAL_NODE_TAINT, "operator": "Exists"}],
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "app", "image": image, "imagePullPolicy": "Never", "command": ["sleep", "3600"]}]})
+    };
+    apply(
+        &client,
+        &[json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "app", "namespace": namespace},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "prune"}},
+                "template": {"metadata": {"labels": {"app": "prune"}}, "spec": spec(names[0])}}})],
+    )
+    .await;
+    let rollout = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["-n", namespace.as_str(), "--timeout", "2m", "-o", "json"]);
+        all.iter().map(|s| (*s).to_owned()).collect::<Vec<String>>()
+    };
+    // v1 runs, then v2 replaces it: v1 is left only in the old ReplicaSet (the rollback history).
+    eventually(Duration::from_secs(90), "the app running v1", || {
+        let (client, namespace) = (client.clone(), namespace.clone());
+        async move { (running(&client, &namespace, "app").await.len() == 1).then_some(()) }
+    })
+    .await;
+    let change = format!("app={}", names[1]);
+    let set = cairn(&env, &["image", "set", "deploy/app", &change, "-n", &namespace]);
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    eventually(Duration::from_secs(90), "only the v2 pod running", || {
+        let (client, namespace) = (client.clone(), namespace.clone());
+        async move {
+            let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(client.clone(), &namespace);
+            let all = pods.list(&Default::default()).await.ok()?.items;
+            let images: Vec<String> = all
+                .iter()
+                .filter(|p| {
+                    p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                        && p.metadata.deletion_timestamp.is_none()
+                })
+                .filter_map(|p| p.spec.as_ref()?.containers[0].image.clone())
+                .collect();
+            (all.len() == 1 && images == [names[1]]).then_some(())
+        }
+    })
+    .await;
+
+    let endpoint = format!("unix://{}", node.runtime_socket.display());
+    let prune = |dry_run: bool| {
+        let mut args = vec![
+            "image",
+            "prune",
+            "--runtime-endpoint",
+            endpoint.as_str(),
+            "--keep",
+            "cairn.test/prune-kept:*",
+            "--keep",
+            "cairn.dev/test/*",
+            "-o",
+            "json",
+        ];
+        if dry_run {
+            args.push("--dry-run");
+        }
+        json_of(&cairn(&env, &args))
+    };
+    let verdict = |report: &Value, name: &str| -> Option<(String, String)> {
+        report["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["names"].as_array().unwrap().iter().any(|n| n == name))
+            .map(|i| (i["verdict"].as_str().unwrap().to_owned(), i["reason"].as_str().unwrap().to_owned()))
+    };
+    let planned = prune(true);
+    let reason = |name: &str| verdict(&planned, name).unwrap_or_else(|| panic!("{name} missing from {planned}"));
+    assert_eq!(reason(names[1]).0, "keep");
+    assert!(reason(names[1]).1.starts_with("in use by container(s) app"), "{planned}");
+    assert!(
+        reason(names[0]).1.contains("is named by ReplicaSet") && reason(names[0]).1.contains("(rollback history)"),
+        "{planned}"
+    );
+    assert_eq!(
+        reason(names[2]),
+        ("remove".to_owned(), "no container uses it and nothing in the cluster names it".to_owned())
+    );
+    assert!(reason(names[3]).1.contains("matches the keep-list pattern"), "{planned}");
+    assert_eq!(reason(cairn_tests::oci::PAUSE_IMAGE).1, "the runtime's sandbox (pause) image", "{planned}");
+    assert_eq!(planned["removed"], 1, "{planned}");
+    assert!(verdict(&prune(true), names[2]).is_some(), "a dry run removed something");
+
+    let pruned = prune(false);
+    assert_eq!((pruned["removed"].as_u64(), pruned["dryRun"].as_bool()), (Some(1), Some(false)), "{pruned}");
+    assert!(pruned["bytesFreed"].as_u64().unwrap() > 0);
+    let after = prune(true);
+    assert!(verdict(&after, names[2]).is_none(), "the unused image is still there: {after}");
+    for kept in [names[0], names[1], names[3], cairn_tests::oci::PAUSE_IMAGE] {
+        assert!(verdict(&after, kept).is_some(), "{kept} was removed: {after}");
+    }
+
+    // The rollback to v1 runs with imagePullPolicy Never: it can only start because the prune kept v1.
+    let back =
+        cairn(&env, &rollout(&["image", "rollback", "deploy/app"]).iter().map(String::as_str).collect::<Vec<_>>());
+    let back = json_of(&back);
+    assert_eq!((back["to"].as_i64(), back["rolledOut"].as_bool()), (Some(1), Some(true)), "{back}");
+}

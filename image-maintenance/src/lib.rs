@@ -1,10 +1,14 @@
 //! Cairn's image maintenance, on the shared Kubernetes plumbing (`cairn-kube`) and nothing of backups or
 //! nodes: image references ([`mod@reference`]), the workloads' pod templates ([`workloads`]), the cluster's
 //! image inventory from the nodes' reports ([`inventory`]), lint of the images workloads name ([`lint`]), and
-//! image updates with a recorded cause, their history and rollback ([`rollout`]).
+//! image updates with a recorded cause, their history and rollback ([`rollout`]), and prunes that keep what is
+//! still needed ([`prune`]) of a container runtime reached over CRI (`cri`, with the feature of that name).
 
+#[cfg(feature = "cri")]
+pub mod cri;
 pub mod inventory;
 pub mod lint;
+pub mod prune;
 pub mod reference;
 pub mod rollout;
 pub mod workloads;

@@ -98,10 +98,11 @@ go_build helm helm "$HELM_VERSION" "-s -w -X helm.sh/helm/v3/internal/version.ve
   helm.sh/helm/v3/cmd/helm
 
 # The real node's runtime, from Debian's packages (the machine is root): containerd, runc, the CNI plugins,
-# a static busybox for the test images, and the CA certificates the server's image carries.
+# a static busybox for the test images, and the CA certificates the server's image carries; and protoc, which
+# building the CRI client (crate k8s-cri) needs.
 missing=""
 for pair in containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins busybox:busybox-static \
-    /etc/ssl/certs/ca-certificates.crt:ca-certificates; do
+    /etc/ssl/certs/ca-certificates.crt:ca-certificates protoc:protobuf-compiler; do
   tool=${pair%%:*} package=${pair#*:}
   if [ "${tool#/}" != "$tool" ]; then [ -e "$tool" ] || missing="$missing $package"
   else command -v "$tool" >/dev/null || missing="$missing $package"; fi

@@ -6,6 +6,7 @@
 
 mod lint;
 mod list;
+mod prune;
 mod rollout;
 
 use crate::connect::Connection;
@@ -16,6 +17,9 @@ pub(crate) enum ImageCommand {
     /// List every image on every node, with its size, nodes and pods, and what a prune could free per node.
     #[command(alias = "get")]
     List(list::ListArgs),
+    /// On a node: remove the runtime's images that nothing needs (no container uses them, the cluster names
+    /// them nowhere, not the pause image, not pinned, not on the keep-list); --dry-run shows each verdict.
+    Prune(prune::PruneArgs),
     /// Flag images that make rollbacks and rebuilds unreliable (`:latest`, no tag, no digest, no version in
     /// the tag, Always pulled digests); exit 1 when anything is flagged.
     Lint(lint::LintArgs),
@@ -37,6 +41,7 @@ pub(crate) async fn run(command: ImageCommand, connection: &Connection) -> anyho
     match command {
         ImageCommand::List(args) => list::run(args, &client).await,
         ImageCommand::Lint(args) => lint::run(args, &client, &namespace).await,
+        ImageCommand::Prune(args) => prune::run(args, &client).await,
         ImageCommand::Set(args) => rollout::set(args, &client, &namespace).await,
         ImageCommand::History(args) => rollout::history(args, &client, &namespace).await,
         ImageCommand::Rollback(args) => rollout::rollback(args, &client, &namespace).await,

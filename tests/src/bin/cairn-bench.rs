@@ -13,9 +13,14 @@
 //!
 //! `cairn-bench drain --nodes 20 --pods-per-node 30 --concurrency 1,4,10` drains simulated nodes with
 //! `kubectl drain` one after the other (the baseline) and with `cairn node drain` at each concurrency.
+//!
+//! `cairn-bench images --nodes 500 --images 200` inventories nodes that report that many images each with
+//! `cairn image list`, against the floor of listing the same nodes and pods.
 
 #[path = "cairn-bench/drain.rs"]
 mod drain;
+#[path = "cairn-bench/images.rs"]
+mod images;
 
 use std::{
     collections::BTreeMap,
@@ -94,6 +99,18 @@ enum Bench {
         /// kubectl (tests/bench.sh drain builds it into the cache); default: the cached one.
         #[arg(long)]
         kubectl: Option<PathBuf>,
+    },
+    /// The image inventory of many nodes with many images against listing them.
+    Images {
+        /// Nodes to create.
+        #[arg(long, default_value_t = 500)]
+        nodes: usize,
+        /// Images each node reports.
+        #[arg(long, default_value_t = 200)]
+        images: usize,
+        /// The cairn binary to measure (build it with --release).
+        #[arg(long, default_value = "target/release/cairn")]
+        cairn: PathBuf,
     },
     /// Restore throughput and memory against objects created one by one with one client.
     Restore {
@@ -567,6 +584,7 @@ async fn main() -> anyhow::Result<()> {
         Bench::Backup { sizes, cairn } => backup_bench(sizes, cairn).await,
         Bench::Server { objects, cairn, server } => server_bench(objects, cairn, server).await,
         Bench::Restore { objects, cairn } => restore_bench(objects, cairn).await,
+        Bench::Images { nodes, images, cairn } => images::image_bench(nodes, images, &cairn).await,
         Bench::Drain { nodes, pods_per_node, concurrency, cairn, kubectl } => {
             let kubectl = kubectl.unwrap_or_else(|| {
                 let version = cairn_tests::binaries::Versions::pinned().kubernetes;

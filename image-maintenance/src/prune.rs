@@ -1,0 +1,258 @@
+//! Pruning a node's images so that nothing still needed goes: [`decide`] (pure) gives every image the
+//! runtime holds a verdict with its reason. An image is kept when a container uses it (running or exited),
+//! when it is the runtime's sandbox (pause) image or pinned, when any Pod, ReplicaSet (a Deployment's
+//! rollback history), ControllerRevision, Deployment, DaemonSet, StatefulSet, Job or CronJob in the cluster
+//! names it by tag or digest, or when it matches the keep-list. Removal is by image ID, which takes every
+//! tag with it: an image is removed only when none of its names is kept. [`named_images`] reads what the
+//! cluster names.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::{
+    apps::v1::{ControllerRevision, ReplicaSet},
+    core::v1::PodTemplateSpec,
+};
+use kube::{Api, Client, api::ListParams};
+use serde::Serialize;
+
+use crate::{
+    ImageError,
+    reference::ImageRef,
+    workloads::{self, containers},
+};
+
+/// An image as the runtime holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeImage {
+    /// Its ID (`sha256:...`).
+    pub id: String,
+    /// Its tags (`docker.io/library/nginx:1.25`).
+    pub tags: Vec<String>,
+    /// Its digests (`docker.io/library/nginx@sha256:...`).
+    pub digests: Vec<String>,
+    /// Its size.
+    pub size_bytes: u64,
+    /// Whether the runtime recommends keeping it.
+    pub pinned: bool,
+}
+
+/// What the prune does with an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Verdict {
+    /// Removed (or, in a dry run, would be).
+    Remove,
+    /// Kept; the reason says why.
+    Keep,
+}
+
+/// One image's verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Decision {
+    /// The image ID.
+    pub id: String,
+    /// Its tags and digests.
+    pub names: Vec<String>,
+    /// Its size.
+    pub size_bytes: u64,
+    /// Removed or kept.
+    pub verdict: Verdict,
+    /// Why.
+    pub reason: String,
+}
+
+/// What protects images beyond the runtime's own view.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Protections {
+    /// The runtime's sandbox (pause) image, as its configuration names it.
+    pub sandbox: Option<String>,
+    /// Names (as the runtime spells them) the cluster's objects give, each with who names it.
+    pub named: BTreeMap<String, String>,
+    /// Patterns of names never to remove (`*` matches any run of characters).
+    pub keep: Vec<String>,
+}
+
+/// Whether `name` matches `pattern`, where `*` matches any run of characters.
+pub fn matches_pattern(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first) || !name[first.len()..].ends_with(last) || name.len() < first.len() + last.len() {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(at) => rest = &rest[at + middle.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// The names a runtime may use for `reference` (normalized), or the reference itself when it does not parse.
+fn normalized(reference: &str) -> Vec<String> {
+    ImageRef::parse(reference).map(|r| r.runtime_names()).unwrap_or_else(|_| vec![reference.to_owned()])
+}
+
+/// Every image's verdict: kept with the first reason that applies, else removed.
+pub fn decide(
+    images: &[RuntimeImage],
+    in_use: &BTreeMap<String, Vec<String>>,
+    protections: &Protections,
+) -> Vec<Decision> {
+    let sandbox: Vec<String> = protections.sandbox.as_deref().map(normalized).unwrap_or_default();
+    images
+        .iter()
+        .map(|image| {
+            let names: Vec<String> = image.tags.iter().chain(&image.digests).cloned().collect();
+            let keep = |reason: String| Some(reason);
+            let used_by = std::iter::once(&image.id).chain(&names).find_map(|key| in_use.get(key));
+            let reason = if let Some(containers) = used_by {
+                keep(format!("in use by container(s) {}", containers.join(", ")))
+            } else if names.iter().any(|n| sandbox.contains(n)) || sandbox.contains(&image.id) {
+                keep("the runtime's sandbox (pause) image".to_owned())
+            } else if image.pinned {
+                keep("pinned by the runtime".to_owned())
+            } else if let Some((name, who)) = names.iter().find_map(|n| protections.named.get(n).map(|who| (n, who))) {
+                keep(format!("{name} is named by {who}"))
+            } else if let Some((name, pattern)) =
+                names.iter().find_map(|n| protections.keep.iter().find(|p| matches_pattern(p, n)).map(|p| (n, p)))
+            {
+                keep(format!("{name} matches the keep-list pattern {pattern:?}"))
+            } else {
+                None
+            };
+            let (verdict, reason) = match reason {
+                Some(reason) => (Verdict::Keep, reason),
+                None => (Verdict::Remove, "no container uses it and nothing in the cluster names it".to_owned()),
+            };
+            Decision { id: image.id.clone(), names, size_bytes: image.size_bytes, verdict, reason }
+        })
+        .collect()
+}
+
+fn name_template(named: &mut BTreeMap<String, String>, template: Option<&PodTemplateSpec>, who: &str) {
+    if let Some(spec) = template.and_then(|t| t.spec.as_ref()) {
+        for (_, image, _) in containers(spec) {
+            for name in normalized(image) {
+                named.entry(name).or_insert_with(|| who.to_owned());
+            }
+        }
+    }
+}
+
+/// Every image name the cluster's objects give (pods, workload templates, ReplicaSets and ControllerRevisions
+/// kept for rollbacks), each with the first object that names it.
+pub async fn named_images(client: &Client) -> Result<BTreeMap<String, String>, ImageError> {
+    let mut named = BTreeMap::new();
+    for workload in workloads::read(client, None).await? {
+        let who = format!("{} {}/{}", workload.kind, workload.namespace, workload.name);
+        let template = PodTemplateSpec { spec: Some(workload.spec), ..PodTemplateSpec::default() };
+        name_template(&mut named, Some(&template), &who);
+    }
+    // Pods a controller manages are named by their controller, but the pod itself may run an older image.
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::all(client.clone());
+    for pod in pods.list(&ListParams::default()).await.map_err(|e| ImageError::kube("listing pods", e))?.items {
+        let who =
+            format!("Pod {}/{}", pod.metadata.namespace.unwrap_or_default(), pod.metadata.name.unwrap_or_default());
+        let template = PodTemplateSpec { spec: pod.spec, ..PodTemplateSpec::default() };
+        name_template(&mut named, Some(&template), &who);
+    }
+    let sets: Api<ReplicaSet> = Api::all(client.clone());
+    for rs in sets.list(&ListParams::default()).await.map_err(|e| ImageError::kube("listing ReplicaSets", e))?.items {
+        let who = format!(
+            "ReplicaSet {}/{} (rollback history)",
+            rs.metadata.namespace.unwrap_or_default(),
+            rs.metadata.name.unwrap_or_default()
+        );
+        name_template(&mut named, rs.spec.template.as_ref(), &who);
+    }
+    let revisions: Api<ControllerRevision> = Api::all(client.clone());
+    for cr in revisions
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| ImageError::kube("listing ControllerRevisions", e))?
+        .items
+    {
+        let who = format!(
+            "ControllerRevision {}/{} (rollback history)",
+            cr.metadata.namespace.unwrap_or_default(),
+            cr.metadata.name.unwrap_or_default()
+        );
+        let template: Option<PodTemplateSpec> = serde_json::from_value(cr.data.0["spec"]["template"].clone()).ok();
+        name_template(&mut named, template.as_ref(), &who);
+    }
+    Ok(named)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(id: &str, tags: &[&str], pinned: bool) -> RuntimeImage {
+        RuntimeImage {
+            id: id.into(),
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+            digests: Vec::new(),
+            size_bytes: 1000,
+            pinned,
+        }
+    }
+
+    #[test]
+    fn every_protection_keeps_its_image_with_its_reason_and_the_rest_goes() {
+        let images = [
+            image("sha256:used", &["cairn.test/app:v2"], false),
+            image("sha256:pause", &["cairn.test/pause:1"], false),
+            image("sha256:pinned", &["cairn.test/pinned:1"], true),
+            image("sha256:history", &["cairn.test/app:v1"], false),
+            image("sha256:keep", &["cairn.test/tools:v9"], false),
+            image("sha256:shared", &["cairn.test/lib:v1", "cairn.test/lib:old"], false),
+            image("sha256:unused", &["cairn.test/unused:v1"], false),
+        ];
+        let in_use = BTreeMap::from([("sha256:used".to_owned(), vec!["app".to_owned()])]);
+        let protections = Protections {
+            sandbox: Some("cairn.test/pause:1".into()),
+            named: BTreeMap::from([
+                ("cairn.test/app:v1".to_owned(), "ReplicaSet shop/web-1 (rollback history)".to_owned()),
+                ("cairn.test/lib:v1".to_owned(), "Job shop/migrate".to_owned()),
+            ]),
+            keep: vec!["cairn.test/tools:*".into()],
+        };
+        let decided = decide(&images, &in_use, &protections);
+        let reasons: Vec<(&str, Verdict, &str)> =
+            decided.iter().map(|d| (d.id.as_str(), d.verdict, d.reason.as_str())).collect();
+        assert_eq!(
+            reasons,
+            [
+                ("sha256:used", Verdict::Keep, "in use by container(s) app"),
+                ("sha256:pause", Verdict::Keep, "the runtime's sandbox (pause) image"),
+                ("sha256:pinned", Verdict::Keep, "pinned by the runtime"),
+                (
+                    "sha256:history",
+                    Verdict::Keep,
+                    "cairn.test/app:v1 is named by ReplicaSet shop/web-1 (rollback history)"
+                ),
+                (
+                    "sha256:keep",
+                    Verdict::Keep,
+                    "cairn.test/tools:v9 matches the keep-list pattern \"cairn.test/tools:*\""
+                ),
+                ("sha256:shared", Verdict::Keep, "cairn.test/lib:v1 is named by Job shop/migrate"),
+                ("sha256:unused", Verdict::Remove, "no container uses it and nothing in the cluster names it"),
+            ]
+        );
+    }
+
+    #[test]
+    fn keep_patterns_match_with_stars() {
+        assert!(matches_pattern("a*", "abc") && matches_pattern("*c", "abc") && matches_pattern("a*c", "abc"));
+        assert!(matches_pattern("a*b*c", "axxbyyc") && matches_pattern("abc", "abc"));
+        assert!(!matches_pattern("a*d", "abc") && !matches_pattern("ab*bc", "abc") && !matches_pattern("x", "abc"));
+    }
+}
