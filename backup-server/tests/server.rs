@@ -7,7 +7,8 @@ use cairn_api::{
     RestoreObjectPhase, RestoreSpec, Schedule, ScheduleSpec, SelectionSpec, ServerStatusRequest,
     ServerStatusRequestSpec, labels,
 };
-use std::{collections::BTreeMap, future::Future, time::Duration};
+use cairn_tests::wait::eventually;
+use std::{collections::BTreeMap, time::Duration};
 
 use backup_core::{
     backup::{list_backup_names, read_backup, verify_backup},
@@ -24,22 +25,6 @@ use kube::{
 };
 
 const SERVER: &str = env!("CARGO_BIN_EXE_backup-server");
-
-/// Polls `check` every 200 ms until it returns `Some`, or panics after `timeout` with `what`.
-async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 /// A server namespace with the CRDs, an S3 location `main` under a fresh prefix, and a workload namespace
 /// with a few ConfigMaps.

@@ -25,6 +25,7 @@ pub mod proxy;
 pub mod s3;
 pub mod server;
 pub mod shared;
+pub mod wait;
 
 pub use environment::{EnvInfo, Environment, NodeInfo};
 pub use shared::TestEnv;

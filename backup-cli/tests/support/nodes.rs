@@ -1,30 +1,15 @@
 //! What the node tests share: simulated nodes kept to one test's pods, pod placement on them, the running
-//! pods and their nodes, and waiting for a condition.
-
-use std::time::Duration;
+//! pods and their nodes, and waiting for a condition (`cairn_tests::wait::eventually`, re-exported).
 
 use cairn_tests::kwok::FakeNode;
+#[allow(unused_imports)] // Each test binary uses part of it.
+pub(crate) use cairn_tests::wait::eventually;
 use k8s_openapi::api::core::v1::Pod;
 use kube::{Api, Client, api::ListParams};
 use serde_json::{Value, json};
 
 /// The taint and label that keep a test's simulated nodes to its own pods.
 pub(crate) const GROUP: &str = "cairn.dev/test-group";
-
-pub(crate) async fn eventually<T, F: Future<Output = Option<T>>>(
-    timeout: Duration,
-    what: &str,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{what} did not happen within {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
 
 /// A simulated node of the test's group: only pods that tolerate the group's taint land there.
 pub(crate) async fn group_node(client: &Client, group: &str, suffix: &str) -> String {

@@ -1,6 +1,7 @@
 //! The control plane works: the API server stores and serves objects, the controller manager runs its
 //! controllers (namespace deletion, Deployment -> ReplicaSet -> Pod).
 
+use cairn_tests::wait::eventually;
 use std::{collections::BTreeMap, time::Duration};
 
 use cairn_tests::TestEnv;
@@ -12,22 +13,6 @@ use kube::{
     Api,
     api::{DeleteParams, ListParams, ObjectMeta, PostParams},
 };
-
-/// Polls `check` every 200 ms until it returns `Some`, or panics after `timeout` naming `what`.
-async fn eventually<T, F: Future<Output = Option<T>>>(
-    timeout: Duration,
-    what: &str,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{what} did not happen within {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 #[tokio::test]
 async fn apiserver_reports_the_pinned_kubernetes_version() {

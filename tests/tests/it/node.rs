@@ -1,6 +1,7 @@
 //! The real node: a kubelet on containerd registers, runs pods from images imported without a registry, and
 //! leaves nothing behind when it stops.
 
+use cairn_tests::wait::eventually;
 use std::time::Duration;
 
 use cairn_tests::{TestEnv, kwok::FakeNode, oci::SHELL_IMAGE};
@@ -10,22 +11,6 @@ use kube::{
     api::{LogParams, PostParams},
 };
 use serde_json::json;
-
-/// Polls `check` every 250 ms until it returns `Some`, or panics after `timeout` naming `what`.
-async fn eventually<T, F: Future<Output = Option<T>>>(
-    timeout: Duration,
-    what: &str,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{what} did not happen within {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
 
 #[tokio::test]
 async fn a_pod_runs_on_the_real_node_from_an_imported_image_and_its_log_is_read_through_the_api_server() {
