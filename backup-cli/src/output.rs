@@ -16,6 +16,19 @@ pub(crate) enum OutputFormat {
     Yaml,
 }
 
+/// How list commands with a wide table print (`-o table|wide|json|yaml`), as kubectl's `get`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ListFormat {
+    /// The table.
+    Table,
+    /// The table with more columns.
+    Wide,
+    /// JSON, one document.
+    Json,
+    /// YAML, one document.
+    Yaml,
+}
+
 impl OutputFormat {
     /// Prints `report` to stdout: as JSON or YAML, or as the text `table` renders.
     pub(crate) fn print<T: Serialize>(self, report: &T, table: impl FnOnce(&T) -> String) -> anyhow::Result<()> {

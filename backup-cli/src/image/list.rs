@@ -4,7 +4,7 @@
 use image_maintenance::inventory::{self, Inventory};
 use kube::Client;
 
-use crate::output::{human_bytes, table, write_out};
+use crate::output::{ListFormat, human_bytes, table, write_out};
 
 /// Flags of `cairn image list`.
 #[derive(Debug, clap::Args)]
@@ -21,15 +21,6 @@ pub(crate) struct ListArgs {
     /// How to print: table, wide (every name of each image), json or yaml.
     #[arg(short = 'o', long, value_enum, default_value_t = ListFormat::Table)]
     output: ListFormat,
-}
-
-/// How `cairn image list` prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum ListFormat {
-    Table,
-    Wide,
-    Json,
-    Yaml,
 }
 
 fn text(inventory: &Inventory, wide: bool) -> String {

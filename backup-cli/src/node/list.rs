@@ -3,7 +3,7 @@
 use kube::Client;
 use node_maintenance::inventory::{self, NodeSummary};
 
-use crate::output::{table, write_out};
+use crate::output::{ListFormat, table, write_out};
 
 /// Flags of `cairn node list`.
 #[derive(Debug, clap::Args)]
@@ -14,15 +14,6 @@ pub(crate) struct ListArgs {
     /// How to print: table, wide (adds the address and taints), json or yaml.
     #[arg(short = 'o', long, value_enum, default_value_t = ListFormat::Table)]
     output: ListFormat,
-}
-
-/// How `cairn node list` prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum ListFormat {
-    Table,
-    Wide,
-    Json,
-    Yaml,
 }
 
 /// CPU as kubectl writes it: whole cores bare (`4`), anything else in millicores (`250m`).
