@@ -84,36 +84,46 @@ fn pod_image_names(pod: &Pod) -> BTreeSet<String> {
     names
 }
 
-/// The inventory of `nodes` with `pods` (those bound to a node count for it).
-pub fn summarize(nodes: &[Node], pods: &[Pod]) -> Inventory {
-    let mut by_node: BTreeMap<&str, Vec<(&Pod, BTreeSet<String>)>> = BTreeMap::new();
-    for pod in pods {
-        if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
-            by_node.entry(node).or_default().push((pod, pod_image_names(pod)));
+/// An inventory being built one node at a time, so that a large cluster's nodes need not all be held at
+/// once.
+pub struct Builder {
+    pods_by_node: BTreeMap<String, Vec<(String, BTreeSet<String>)>>,
+    images: BTreeMap<String, ImageSummary>,
+    nodes: Vec<NodeImages>,
+}
+
+impl Builder {
+    /// A builder that matches images to `pods` (those bound to a node count for it).
+    pub fn new(pods: &[Pod]) -> Builder {
+        let mut pods_by_node: BTreeMap<String, Vec<(String, BTreeSet<String>)>> = BTreeMap::new();
+        for pod in pods {
+            if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
+                let name = format!(
+                    "{}/{}",
+                    pod.metadata.namespace.as_deref().unwrap_or_default(),
+                    pod.metadata.name.as_deref().unwrap_or_default()
+                );
+                pods_by_node.entry(node.to_owned()).or_default().push((name, pod_image_names(pod)));
+            }
         }
+        Builder { pods_by_node, images: BTreeMap::new(), nodes: Vec::new() }
     }
-    let mut images: BTreeMap<String, ImageSummary> = BTreeMap::new();
-    let mut node_rows = Vec::new();
-    for node in nodes {
-        let name = node.metadata.name.clone().unwrap_or_default();
-        let reported = node.status.as_ref().and_then(|s| s.images.clone()).unwrap_or_default();
+
+    /// Adds `node`'s images.
+    pub fn add_node(&mut self, node: Node) {
+        let name = node.metadata.name.unwrap_or_default();
+        let reported = node.status.and_then(|s| s.images).unwrap_or_default();
         let mut row = NodeImages { node: name.clone(), images: 0, bytes: 0, unused: Vec::new(), unused_bytes: 0 };
+        let pods = self.pods_by_node.get(&name);
         for image in reported {
             let names = image.names.unwrap_or_default();
             let Some(key) = names.iter().find(|n| n.contains('@')).or(names.first()).cloned() else { continue };
             let size = u64::try_from(image.size_bytes.unwrap_or(0)).unwrap_or(0);
-            let users: Vec<String> = by_node
-                .get(name.as_str())
+            let users: Vec<String> = pods
                 .into_iter()
                 .flatten()
                 .filter(|(_, used)| names.iter().any(|n| used.contains(n)))
-                .map(|(pod, _)| {
-                    format!(
-                        "{}/{}",
-                        pod.metadata.namespace.as_deref().unwrap_or_default(),
-                        pod.metadata.name.as_deref().unwrap_or_default()
-                    )
-                })
+                .map(|(pod, _)| pod.clone())
                 .collect();
             row.images += 1;
             row.bytes += size;
@@ -121,7 +131,7 @@ pub fn summarize(nodes: &[Node], pods: &[Pod]) -> Inventory {
                 row.unused.push(key.clone());
                 row.unused_bytes += size;
             }
-            let entry = images.entry(key.clone()).or_insert_with(|| ImageSummary {
+            let entry = self.images.entry(key.clone()).or_insert_with(|| ImageSummary {
                 image: key,
                 names: Vec::new(),
                 size_bytes: size,
@@ -137,17 +147,30 @@ pub fn summarize(nodes: &[Node], pods: &[Pod]) -> Inventory {
             entry.pods.extend(users);
         }
         if row.images > 0 {
-            node_rows.push(row);
+            self.nodes.push(row);
         }
     }
-    let images: Vec<ImageSummary> = images.into_values().collect();
-    Inventory {
-        total_images: images.len(),
-        total_bytes: node_rows.iter().map(|n| n.bytes).sum(),
-        unused_bytes: node_rows.iter().map(|n| n.unused_bytes).sum(),
-        images,
-        nodes: node_rows,
+
+    /// The inventory, with its totals.
+    pub fn finish(self) -> Inventory {
+        let images: Vec<ImageSummary> = self.images.into_values().collect();
+        Inventory {
+            total_images: images.len(),
+            total_bytes: self.nodes.iter().map(|n| n.bytes).sum(),
+            unused_bytes: self.nodes.iter().map(|n| n.unused_bytes).sum(),
+            images,
+            nodes: self.nodes,
+        }
     }
+}
+
+/// The inventory of `nodes` with `pods` (those bound to a node count for it).
+pub fn summarize(nodes: &[Node], pods: &[Pod]) -> Inventory {
+    let mut builder = Builder::new(pods);
+    for node in nodes {
+        builder.add_node(node.clone());
+    }
+    builder.finish()
 }
 
 impl Inventory {
@@ -164,28 +187,47 @@ impl Inventory {
     }
 }
 
-/// Reads the nodes (all, those `node_selector` selects, or the one named `node`) and every pod, and
-/// summarizes them.
+/// Nodes read per request: a page of nodes that report many images each is still a few megabytes.
+const NODES_PER_PAGE: u32 = 50;
+
+/// Reads the nodes (all, those `node_selector` selects, or the one named `node`) a page at a time, and every
+/// pod bound to a node, and summarizes them.
 pub async fn read(client: &Client, node_selector: Option<&str>, node: Option<&str>) -> Result<Inventory, ImageError> {
-    let mut params = ListParams::default();
-    if let Some(selector) = node_selector {
-        params = params.labels(selector);
-    }
-    let nodes: Api<Node> = Api::all(client.clone());
-    let mut nodes = nodes.list(&params).await.map_err(|e| ImageError::kube("listing nodes", e))?.items;
-    if let Some(node) = node {
-        nodes.retain(|n| n.metadata.name.as_deref() == Some(node));
-        if nodes.is_empty() {
-            return Err(ImageError::Invalid(format!("node {node:?} does not exist: see `cairn node list`")));
-        }
-    }
     let pods: Api<Pod> = Api::all(client.clone());
     let pods = pods
         .list(&ListParams::default().fields("spec.nodeName!="))
         .await
         .map_err(|e| ImageError::kube("listing pods", e))?
         .items;
-    Ok(summarize(&nodes, &pods))
+    let mut builder = Builder::new(&pods);
+    drop(pods);
+    let api: Api<Node> = Api::all(client.clone());
+    let mut params = ListParams::default().limit(NODES_PER_PAGE);
+    if let Some(selector) = node_selector {
+        params = params.labels(selector);
+    }
+    if let Some(node) = node {
+        params = params.fields(&format!("metadata.name={node}"));
+    }
+    let mut found = false;
+    loop {
+        let page = api.list(&params).await.map_err(|e| ImageError::kube("listing nodes", e))?;
+        let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
+        for listed in page.items {
+            found = true;
+            builder.add_node(listed);
+        }
+        match next {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
+        }
+    }
+    if let Some(node) = node
+        && !found
+    {
+        return Err(ImageError::Invalid(format!("node {node:?} does not exist: see `cairn node list`")));
+    }
+    Ok(builder.finish())
 }
 
 #[cfg(test)]
