@@ -29,15 +29,26 @@ pub(crate) enum ListFormat {
     Yaml,
 }
 
+impl ListFormat {
+    /// Prints `report`: as JSON or YAML, or as the text `table` renders (told whether to be wide).
+    pub(crate) fn print<T: Serialize>(self, report: &T, table: impl FnOnce(&T, bool) -> String) -> anyhow::Result<()> {
+        match self {
+            ListFormat::Table => write_out(&table(report, false)),
+            ListFormat::Wide => write_out(&table(report, true)),
+            ListFormat::Json => write_document(report, Document::Json),
+            ListFormat::Yaml => write_document(report, Document::Yaml),
+        }
+    }
+}
+
 impl OutputFormat {
     /// Prints `report` to stdout: as JSON or YAML, or as the text `table` renders.
     pub(crate) fn print<T: Serialize>(self, report: &T, table: impl FnOnce(&T) -> String) -> anyhow::Result<()> {
-        let text = match self {
-            OutputFormat::Table => table(report),
-            OutputFormat::Json => serde_json::to_string_pretty(report)? + "\n",
-            OutputFormat::Yaml => serde_yaml_ng::to_string(report)?,
-        };
-        write_out(&text)
+        match self {
+            OutputFormat::Table => write_out(&table(report)),
+            OutputFormat::Json => write_document(report, Document::Json),
+            OutputFormat::Yaml => write_document(report, Document::Yaml),
+        }
     }
 }
 
@@ -48,6 +59,39 @@ static STDOUT_RESERVED: std::sync::atomic::AtomicBool = std::sync::atomic::Atomi
 /// From now on, [`write_out`] writes to stderr; [`write_reserved`] alone writes to stdout.
 pub(crate) fn reserve_stdout() {
     STDOUT_RESERVED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// The document forms of a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Document {
+    /// JSON, indented, with a final newline.
+    Json,
+    /// YAML.
+    Yaml,
+}
+
+/// Writes `report` as a JSON or YAML document where [`write_out`] writes, serialized straight into the
+/// stream: a large report (an inventory of thousands of images) is never held as text as well.
+pub(crate) fn write_document<T: Serialize>(report: &T, form: Document) -> anyhow::Result<()> {
+    let reserved = STDOUT_RESERVED.load(std::sync::atomic::Ordering::SeqCst);
+    let sink: Box<dyn Write> =
+        if reserved { Box::new(std::io::stderr().lock()) } else { Box::new(std::io::stdout().lock()) };
+    let mut sink = std::io::BufWriter::new(sink);
+    // A closed pipe must stay an io::Error in the chain (`is_broken_pipe`): serde's own errors hide it.
+    let io = |kind: Option<std::io::ErrorKind>| kind.map(|k| anyhow::Error::from(std::io::Error::from(k)));
+    match form {
+        Document::Json => {
+            serde_json::to_writer_pretty(&mut sink, report)
+                .map_err(|e| io(e.io_error_kind()).unwrap_or_else(|| e.into()))?;
+            sink.write_all(b"\n")?;
+        }
+        Document::Yaml => serde_yaml_ng::to_writer(&mut sink, report).map_err(|e| {
+            let kind = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<std::io::Error>()).map(|e| e.kind());
+            io(kind).unwrap_or_else(|| e.into())
+        })?,
+    }
+    sink.flush()?;
+    Ok(())
 }
 
 /// Writes `text` to stdout (to stderr once [`reserve_stdout`] was called). A reader that went away

@@ -4,7 +4,7 @@
 use image_maintenance::inventory::{self, Inventory};
 use kube::Client;
 
-use crate::output::{ListFormat, human_bytes, table, write_out};
+use crate::output::{ListFormat, human_bytes, table};
 
 /// Flags of `cairn image list`.
 #[derive(Debug, clap::Args)]
@@ -73,12 +73,6 @@ pub(super) async fn run(args: ListArgs, client: &Client) -> anyhow::Result<bool>
     if args.unused {
         inventory = inventory.only_unused();
     }
-    let out = match args.output {
-        ListFormat::Table => text(&inventory, false),
-        ListFormat::Wide => text(&inventory, true),
-        ListFormat::Json => serde_json::to_string_pretty(&inventory)? + "\n",
-        ListFormat::Yaml => serde_yaml_ng::to_string(&inventory)?,
-    };
-    write_out(&out)?;
+    args.output.print(&inventory, text)?;
     Ok(true)
 }

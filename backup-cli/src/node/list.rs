@@ -3,7 +3,7 @@
 use kube::Client;
 use node_maintenance::inventory::{self, NodeSummary};
 
-use crate::output::{ListFormat, table, write_out};
+use crate::output::{ListFormat, table};
 
 /// Flags of `cairn node list`.
 #[derive(Debug, clap::Args)]
@@ -63,12 +63,6 @@ pub(super) async fn run(args: ListArgs, client: &Client) -> anyhow::Result<bool>
         cairn_kube::selectors::parse_label_selector(selector)?;
     }
     let nodes = inventory::list(client, args.selector.as_deref()).await?;
-    let text = match args.output {
-        ListFormat::Table => table(&rows(&nodes, false)),
-        ListFormat::Wide => table(&rows(&nodes, true)),
-        ListFormat::Json => serde_json::to_string_pretty(&nodes)? + "\n",
-        ListFormat::Yaml => serde_yaml_ng::to_string(&nodes)?,
-    };
-    write_out(&text)?;
+    args.output.print(&nodes, |nodes, wide| table(&rows(nodes, wide)))?;
     Ok(true)
 }
