@@ -42,7 +42,12 @@ impl Runtime {
         let channel = Endpoint::from_static("http://[::]")
             .connect_with_connector(connector)
             .await
-            .map_err(|e| ImageError::Invalid(format!("cannot reach the container runtime at {endpoint}: {e}; is it running, and may this user open its socket?")))?;
+            .map_err(|e| {
+                let cause = cairn_kube::cause::chain_text(&e);
+                ImageError::Invalid(format!(
+                    "cannot reach the container runtime at {endpoint}: {cause}; is it running, and may this user open its socket?"
+                ))
+            })?;
         Ok(Runtime {
             endpoint: endpoint.to_owned(),
             images: ImageServiceClient::new(channel.clone()),

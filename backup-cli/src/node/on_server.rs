@@ -67,6 +67,15 @@ pub(super) async fn drain(
             "this cluster has no Cairn server (it does not serve cairn.dev): install one with `cairn install`, or drain without --server"
         );
     }
+    // A server installed before NodeMaintenance existed serves cairn.dev without it.
+    let maintenances: kube::Api<NodeMaintenance> = kube::Api::namespaced(client.clone(), namespace);
+    if let Err(error) = maintenances.list(&kube::api::ListParams::default().limit(1)).await
+        && cairn_kube::errors::is_not_found(&error)
+    {
+        bail!(
+            "the Cairn server's CRDs predate NodeMaintenance (the cluster does not serve nodemaintenances.cairn.dev): upgrade it with `cairn install`, or drain without --server"
+        );
+    }
     let first = nodes.first().cloned().unwrap_or_default();
     let object = NodeMaintenance {
         metadata: ObjectMeta {
