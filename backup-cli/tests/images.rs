@@ -271,6 +271,7 @@ async fn prune_on_the_real_node_removes_only_what_nothing_needs_and_the_rollback
         "cairn.test/prune-app:v2",
         "cairn.test/prune-unused:v1",
         "cairn.test/prune-kept:v1",
+        "cairn.test/prune-backup:v1",
     ];
     for name in names {
         cairn_tests::oci::import(&distinct_image(name), &node.runtime_socket, &work).unwrap();
@@ -320,6 +321,33 @@ async fn prune_on_the_real_node_removes_only_what_nothing_needs_and_the_rollback
     })
     .await;
 
+    // A workload that exists only in a retained backup once deleted: a restore of it needs its image.
+    apply(
+        &client,
+        &[json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "archived", "namespace": namespace},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "archived"}},
+                "template": {"metadata": {"labels": {"app": "archived"}}, "spec": spec(names[4])}}})],
+    )
+    .await;
+    let storage = format!("file://{}", work.join("backups").display());
+    let backed_up =
+        cairn(&env, &["backup", "create", "before-prune", "--include-namespaces", &namespace, "--storage", &storage]);
+    assert!(backed_up.status.success(), "{}", String::from_utf8_lossy(&backed_up.stderr));
+    let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+        kube::Api::namespaced(client.clone(), &namespace);
+    deployments.delete("archived", &kube::api::DeleteParams::foreground()).await.unwrap();
+    eventually(Duration::from_secs(60), "the archived Deployment and its ReplicaSet gone", || {
+        let client = client.clone();
+        let namespace = namespace.clone();
+        async move {
+            let sets: kube::Api<k8s_openapi::api::apps::v1::ReplicaSet> = kube::Api::namespaced(client, &namespace);
+            let left = sets.list(&Default::default()).await.ok()?.items;
+            (!left.iter().any(|rs| rs.metadata.name.as_deref().is_some_and(|n| n.starts_with("archived"))))
+                .then_some(())
+        }
+    })
+    .await;
+
     let endpoint = format!("unix://{}", node.runtime_socket.display());
     let prune = |dry_run: bool| {
         let mut args = vec![
@@ -333,6 +361,8 @@ async fn prune_on_the_real_node_removes_only_what_nothing_needs_and_the_rollback
             "cairn.dev/test/*",
             "-o",
             "json",
+            "--storage",
+            storage.as_str(),
         ];
         if dry_run {
             args.push("--dry-run");
@@ -360,6 +390,7 @@ async fn prune_on_the_real_node_removes_only_what_nothing_needs_and_the_rollback
         ("remove".to_owned(), "no container uses it and nothing in the cluster names it".to_owned())
     );
     assert!(reason(names[3]).1.contains("matches the keep-list pattern"), "{planned}");
+    assert!(reason(names[4]).1.contains("is named by backup before-prune (kept until"), "{planned}");
     assert_eq!(reason(cairn_tests::oci::PAUSE_IMAGE).1, "the runtime's sandbox (pause) image", "{planned}");
     assert_eq!(planned["removed"], 1, "{planned}");
     assert!(verdict(&prune(true), names[2]).is_some(), "a dry run removed something");
@@ -369,7 +400,7 @@ async fn prune_on_the_real_node_removes_only_what_nothing_needs_and_the_rollback
     assert!(pruned["bytesFreed"].as_u64().unwrap() > 0);
     let after = prune(true);
     assert!(verdict(&after, names[2]).is_none(), "the unused image is still there: {after}");
-    for kept in [names[0], names[1], names[3], cairn_tests::oci::PAUSE_IMAGE] {
+    for kept in [names[0], names[1], names[3], names[4], cairn_tests::oci::PAUSE_IMAGE] {
         assert!(verdict(&after, kept).is_some(), "{kept} was removed: {after}");
     }
 

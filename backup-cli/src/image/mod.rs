@@ -41,7 +41,7 @@ pub(crate) async fn run(command: ImageCommand, connection: &Connection) -> anyho
     match command {
         ImageCommand::List(args) => list::run(args, &client).await,
         ImageCommand::Lint(args) => lint::run(args, &client, &namespace).await,
-        ImageCommand::Prune(args) => prune::run(args, &client).await,
+        ImageCommand::Prune(args) => prune::run(args, &client, connection).await,
         ImageCommand::Set(args) => rollout::set(args, &client, &namespace).await,
         ImageCommand::History(args) => rollout::history(args, &client, &namespace).await,
         ImageCommand::Rollback(args) => rollout::rollback(args, &client, &namespace).await,

@@ -1,18 +1,24 @@
 //! `cairn image prune`: on a node, the images of its container runtime removed when nothing needs them, and
 //! each image's verdict with its reason (`--dry-run` shows them and removes nothing). Run where the runtime's
-//! socket is (on the node, as crictl is); the cluster says what it still names.
+//! socket is (on the node, as crictl is); the cluster says what it still names, and the retained backups of
+//! the storage location (standalone: `--storage`, else the embedded default) what a restore would need.
 
 use std::collections::BTreeMap;
 
 use anyhow::bail;
+use backup_core::backup;
 use image_maintenance::{
     cri::Runtime,
     prune::{Decision, Protections, Verdict, decide, named_images},
+    reference::ImageRef,
 };
 use kube::Client;
 use serde::Serialize;
 
-use crate::output::{OutputFormat, human_bytes, table, write_out};
+use crate::{
+    connect::{Connection, Mode},
+    output::{OutputFormat, human_bytes, table, write_out},
+};
 
 /// Flags of `cairn image prune`.
 #[derive(Debug, clap::Args)]
@@ -65,9 +71,49 @@ fn report_text(report: &Report) -> String {
     )
 }
 
+/// The images retained backups name (Completed or PartiallyFailed, not expired), as the runtime spells them,
+/// each with the backup; standalone, from the storage location. With a server the backups live in its
+/// locations, which are not read here: that is said, and nothing is added.
+async fn backup_images(connection: &Connection) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut named = BTreeMap::new();
+    if let Mode::Server(_) = connection.mode().await? {
+        eprintln!(
+            "note: images named only by backups in the server's storage locations are not checked; pass --storage URL to check a location's backups"
+        );
+        return Ok(named);
+    }
+    let store = connection.existing_store()?;
+    let now = jiff::Timestamp::now();
+    let mut unrecorded = Vec::new();
+    for record in backup::list_backups(&store).await?.records {
+        let retained = matches!(record.status.phase, backup::Phase::Completed | backup::Phase::PartiallyFailed)
+            && record.status.expiration > now;
+        if !retained {
+            continue;
+        }
+        let results = backup::read_results(&store, &record).await?;
+        if results.images.is_empty() && results.counts.keys().any(|k| k == "pods" || k.ends_with(".apps")) {
+            unrecorded.push(record.name().to_owned());
+        }
+        for image in &results.images {
+            let who = format!("backup {} (kept until {})", record.name(), record.status.expiration);
+            for name in ImageRef::parse(image).map(|r| r.runtime_names()).unwrap_or_else(|_| vec![image.clone()]) {
+                named.entry(name).or_insert_with(|| who.clone());
+            }
+        }
+    }
+    if !unrecorded.is_empty() {
+        eprintln!(
+            "note: backup(s) {} were made before Cairn recorded images: the images they name are not known",
+            unrecorded.join(", ")
+        );
+    }
+    Ok(named)
+}
+
 /// Decides every image's verdict, then (unless --dry-run) removes those nothing needs, checking again
 /// just before each removal that no container has started using it meanwhile.
-pub(super) async fn run(args: PruneArgs, client: &Client) -> anyhow::Result<bool> {
+pub(super) async fn run(args: PruneArgs, client: &Client, connection: &Connection) -> anyhow::Result<bool> {
     for pattern in &args.keep {
         if pattern.is_empty() {
             bail!("--keep needs a pattern such as 'registry.example/base/*'");
@@ -76,11 +122,11 @@ pub(super) async fn run(args: PruneArgs, client: &Client) -> anyhow::Result<bool
     let mut runtime = Runtime::connect(&args.runtime_endpoint).await?;
     let images = runtime.images().await?;
     let in_use = runtime.images_in_use().await?;
-    let protections = Protections {
-        sandbox: runtime.sandbox_image().await?,
-        named: named_images(client).await?,
-        keep: args.keep.clone(),
-    };
+    let mut named = named_images(client).await?;
+    for (name, who) in backup_images(connection).await? {
+        named.entry(name).or_insert(who);
+    }
+    let protections = Protections { sandbox: runtime.sandbox_image().await?, named, keep: args.keep.clone() };
     let mut decisions = decide(&images, &in_use, &protections);
     if !args.dry_run {
         for decision in decisions.iter_mut().filter(|d| d.verdict == Verdict::Remove) {

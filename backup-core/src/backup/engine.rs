@@ -189,6 +189,7 @@ async fn commit(
     let Collected { mut results, mut log, .. } = collected;
     let total: u64 = output.counts.values().sum();
     results.counts = output.counts;
+    results.images = output.images;
     let status = &mut record.status;
     status.progress = Progress { total_items: total, items_backed_up: total };
     status.warnings = results.warnings.len() as u64;

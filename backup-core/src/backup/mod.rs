@@ -5,6 +5,7 @@ mod catalog;
 mod collect;
 pub mod deletion;
 mod engine;
+mod images;
 mod inspect;
 mod lists;
 pub mod placement;

@@ -1,7 +1,7 @@
 //! The backup record (`cairn-backup.json`): a Backup object in the shape of `cairn.dev/v1`, field names as in
 //! Velero's `velero.io/v1` Backup, plus what Cairn adds (the archive's checksums, the run id).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -125,6 +125,10 @@ pub struct BackupResults {
     pub warnings: Vec<Problem>,
     /// Errors: something selected could not be saved.
     pub errors: Vec<Problem>,
+    /// The container images the backed-up workloads name, as written in them (absent in backups made before
+    /// Cairn recorded them).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub images: BTreeSet<String>,
 }
 
 impl From<Phase> for BackupPhase {

@@ -3,7 +3,7 @@
 
 use cairn_api::Compression;
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     io,
     sync::{
         Arc,
@@ -44,6 +44,8 @@ pub(super) struct SinkOutput {
     pub counts: BTreeMap<String, u64>,
     /// `{"<apiVersion>/<Kind>": ["ns/name", ...]}`, sorted.
     pub resource_list: BTreeMap<String, Vec<String>>,
+    /// The container images the archived workloads name.
+    pub images: BTreeSet<String>,
 }
 
 /// Starts the sink. Pages arrive on `pages`; the sink ends when every sender is dropped, completing both
@@ -62,11 +64,13 @@ pub(super) fn spawn_sink(
         let mut writer = ArchiveWriter::new(archive, manifest, compression, mtime)?;
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         let mut resource_list: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut images = BTreeSet::new();
         while let Some(page) = pages.blocking_recv() {
             for object in page {
                 let namespace = object.namespace.as_deref();
                 writer.add_object(&object.group_resource, &object.version, namespace, &object.name, &object.json)?;
                 *counts.entry(object.group_resource.to_string()).or_default() += 1;
+                super::images::collect(&object.group_resource, &object.json, &mut images);
                 let entry = match namespace {
                     Some(ns) => format!("{ns}/{}", object.name),
                     None => object.name,
@@ -80,6 +84,6 @@ pub(super) fn spawn_sink(
         manifest.finish()?;
         bytes.store(summary.size, Ordering::Relaxed);
         resource_list.values_mut().for_each(|names| names.sort());
-        Ok(SinkOutput { summary, counts, resource_list })
+        Ok(SinkOutput { summary, counts, resource_list, images })
     })
 }
