@@ -67,7 +67,7 @@ pub(crate) async fn follow<K: CairnObject>(
 
 /// Resolves when no server has run in the namespace for [`LIVENESS_GRACE`]: checked every
 /// [`LIVENESS_EVERY`]. Other failures of the check are left to the following itself.
-async fn server_stopped(server: &ServerApi) -> ClientError {
+pub(crate) async fn server_stopped(server: &ServerApi) -> ClientError {
     let mut down_since: Option<Instant> = None;
     loop {
         tokio::time::sleep(LIVENESS_EVERY).await;

@@ -85,6 +85,10 @@ async fn a_server_drain_held_by_a_budget_survives_a_restart_and_deleting_it_unco
     let node1 = group_node(&client, &group, "node1").await;
     guarded_deployment(&client, &namespace, &group, "web", 2, 2).await;
     group_node(&client, &group, "node2").await;
+    // No server runs yet: the drain is refused rather than left waiting for one.
+    let refused = cairn(&env, &server_namespace, &["node", "drain", &node1, "--server", "--no-wait"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("no Cairn server"), "{stderr}");
     let mut first = start_server(&env, &server_namespace, "first");
 
     let created = cairn(

@@ -1,6 +1,7 @@
-//! `cairn node drain --server`: the drain handed to the Cairn server as a NodeMaintenance object, so that it
-//! goes on without this terminal, then followed: each node's and pod's progress in kubectl's words as the
-//! server writes it, and an exit status that is 0 only when every node is drained.
+//! `cairn node drain --server`: the drain handed to the Cairn server as a NodeMaintenance object (refused when
+//! no server runs), so that it goes on without this terminal, then followed: each node's and pod's progress in
+//! kubectl's words as the server writes it, and an exit status that is 0 only when every node is drained. The
+//! following ends early when no server has run for 30 s; the drain resumes with the next server.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -96,6 +97,7 @@ pub(super) async fn drain(
         status: None,
     };
     let server = ServerApi::new(client.clone(), namespace);
+    server.check_server_running().await?;
     let created = server.create(&object).await?;
     let name = created.name_any();
     eprintln!(
@@ -108,12 +110,17 @@ pub(super) async fn drain(
         return Ok(true);
     }
     let mut shown = Shown::default();
-    let finished = server
-        .follow::<NodeMaintenance>(&name, Duration::from_secs(2), None, |m| {
-            shown.show(m, output != OutputFormat::Table);
-            m.phase().is_final()
-        })
-        .await?;
+    let following = server.follow::<NodeMaintenance>(&name, Duration::from_secs(2), None, |m| {
+        shown.show(m, output != OutputFormat::Table);
+        m.phase().is_final()
+    });
+    // A server that stops for good ends the waiting, not the drain: the next server resumes it.
+    let finished = tokio::select! {
+        finished = following => finished?,
+        stopped = crate::follow::server_stopped(&server) => {
+            bail!("{stopped}; NodeMaintenance {name} stays and its drain resumes when a server runs again")
+        }
+    };
     let status = finished.status.clone().unwrap_or_default();
     let phase = finished.phase();
     if output != OutputFormat::Table {
