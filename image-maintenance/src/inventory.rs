@@ -1,7 +1,7 @@
 //! The cluster's images: every image each node reports (`status.images`: the kubelet lists up to 50 per node
 //! by default, largest first), its size, the nodes holding it and the pods using it, and per node the images
-//! no pod there uses and the bytes they take. [`summarize`] computes it from Node and Pod objects without
-//! I/O; [`read`] reads them.
+//! no pod there uses and the bytes they take. A [`Builder`] computes it from Node and Pod objects without
+//! I/O, a node at a time; [`read`] reads them a page at a time.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -164,15 +164,6 @@ impl Builder {
     }
 }
 
-/// The inventory of `nodes` with `pods` (those bound to a node count for it).
-pub fn summarize(nodes: &[Node], pods: &[Pod]) -> Inventory {
-    let mut builder = Builder::new(pods);
-    for node in nodes {
-        builder.add_node(node.clone());
-    }
-    builder.finish()
-}
-
 impl Inventory {
     /// Only the images some node holds unused, each with just the nodes where it is unused.
     pub fn only_unused(mut self) -> Inventory {
@@ -254,7 +245,9 @@ mod tests {
         let old = json!({"names": ["docker.io/library/nginx:1.24"], "sizeBytes": 90});
         let nodes = [node("n1", json!([nginx, old])), node("n2", json!([nginx]))];
         let pods = [pod("web-1", "n1", "nginx:1.25")];
-        let inventory = summarize(&nodes, &pods);
+        let mut builder = Builder::new(&pods);
+        nodes.into_iter().for_each(|n| builder.add_node(n));
+        let inventory = builder.finish();
         assert_eq!(inventory.total_images, 2);
         assert_eq!(inventory.total_bytes, 290);
         let n1 = &inventory.nodes[0];

@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::{
     ImageError,
     reference::ImageRef,
-    workloads::{self, containers},
+    workloads::{self, Pods, containers},
 };
 
 /// An image as the runtime holds it.
@@ -150,17 +150,10 @@ fn name_template(named: &mut BTreeMap<String, String>, template: Option<&PodTemp
 /// kept for rollbacks), each with the first object that names it.
 pub async fn named_images(client: &Client) -> Result<BTreeMap<String, String>, ImageError> {
     let mut named = BTreeMap::new();
-    for workload in workloads::read(client, None).await? {
+    // Every pod too: a managed pod may still run an older image than its controller's template names.
+    for workload in workloads::read(client, None, Pods::All).await? {
         let who = format!("{} {}/{}", workload.kind, workload.namespace, workload.name);
         let template = PodTemplateSpec { spec: Some(workload.spec), ..PodTemplateSpec::default() };
-        name_template(&mut named, Some(&template), &who);
-    }
-    // Pods a controller manages are named by their controller, but the pod itself may run an older image.
-    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::all(client.clone());
-    for pod in pods.list(&ListParams::default()).await.map_err(|e| ImageError::kube("listing pods", e))?.items {
-        let who =
-            format!("Pod {}/{}", pod.metadata.namespace.unwrap_or_default(), pod.metadata.name.unwrap_or_default());
-        let template = PodTemplateSpec { spec: pod.spec, ..PodTemplateSpec::default() };
         name_template(&mut named, Some(&template), &who);
     }
     let sets: Api<ReplicaSet> = Api::all(client.clone());

@@ -1,11 +1,12 @@
 //! The pod templates of the cluster's workloads (Deployments, DaemonSets, StatefulSets, Jobs, CronJobs and
-//! pods no controller manages), read once, for lint and for what images the cluster still names.
+//! pods), read once, for lint and for what images the cluster still names.
 
 use k8s_openapi::api::{
     apps::v1::{DaemonSet, Deployment, StatefulSet},
     batch::v1::{CronJob, Job},
     core::v1::{Pod, PodSpec},
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Api, Client, Resource, api::ListParams};
 use serde::de::DeserializeOwned;
 
@@ -51,43 +52,53 @@ where
     api.list(&ListParams::default()).await.map(|l| l.items).map_err(|e| ImageError::kube(format!("listing {kind}s"), e))
 }
 
-fn workload<K: Resource>(kind: &'static str, object: &K, spec: Option<PodSpec>) -> Option<Workload> {
+fn workload(kind: &'static str, meta: ObjectMeta, spec: Option<PodSpec>) -> Option<Workload> {
     Some(Workload {
         kind,
-        namespace: object.meta().namespace.clone().unwrap_or_default(),
-        name: object.meta().name.clone().unwrap_or_default(),
+        namespace: meta.namespace.unwrap_or_default(),
+        name: meta.name.unwrap_or_default(),
         spec: spec?,
     })
 }
 
-/// The workloads of `namespace` (every namespace when None). Jobs a CronJob created and pods a controller
-/// manages are left out: their owner's template says the same.
-pub async fn read(client: &Client, namespace: Option<&str>) -> Result<Vec<Workload>, ImageError> {
+/// Which pods [`read`] returns with the workloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pods {
+    /// Only pods no controller manages: the others say what their controller's template says.
+    Unmanaged,
+    /// Every pod: a managed pod may still run an older image than its controller's template names.
+    All,
+}
+
+/// The workloads of `namespace` (every namespace when None), with the pods `pods` says. Jobs a CronJob
+/// created are left out: their CronJob's template says the same.
+pub async fn read(client: &Client, namespace: Option<&str>, pods: Pods) -> Result<Vec<Workload>, ImageError> {
     let mut all = Vec::new();
     for d in list::<Deployment>(client, namespace).await? {
-        all.extend(workload("Deployment", &d, d.spec.template.spec.clone()));
+        all.extend(workload("Deployment", d.metadata, d.spec.template.spec));
     }
     for d in list::<DaemonSet>(client, namespace).await? {
-        all.extend(workload("DaemonSet", &d, d.spec.template.spec.clone()));
+        all.extend(workload("DaemonSet", d.metadata, d.spec.template.spec));
     }
     for s in list::<StatefulSet>(client, namespace).await? {
-        all.extend(workload("StatefulSet", &s, s.spec.template.spec.clone()));
+        all.extend(workload("StatefulSet", s.metadata, s.spec.template.spec));
     }
     for j in list::<Job>(client, namespace).await? {
-        if j.meta().owner_references.as_ref().is_some_and(|o| o.iter().any(|o| o.kind == "CronJob")) {
+        if j.metadata.owner_references.as_ref().is_some_and(|o| o.iter().any(|o| o.kind == "CronJob")) {
             continue;
         }
-        all.extend(workload("Job", &j, j.spec.as_ref().and_then(|s| s.template.spec.clone())));
+        all.extend(workload("Job", j.metadata, j.spec.and_then(|s| s.template.spec)));
     }
     for c in list::<CronJob>(client, namespace).await? {
-        let spec = c.spec.job_template.spec.as_ref().and_then(|j| j.template.spec.clone());
-        all.extend(workload("CronJob", &c, spec));
+        all.extend(workload("CronJob", c.metadata, c.spec.job_template.spec.and_then(|j| j.template.spec)));
     }
     for p in list::<Pod>(client, namespace).await? {
-        if p.meta().owner_references.as_ref().is_some_and(|o| o.iter().any(|o| o.controller == Some(true))) {
+        let managed =
+            p.metadata.owner_references.as_ref().is_some_and(|o| o.iter().any(|o| o.controller == Some(true)));
+        if managed && pods == Pods::Unmanaged {
             continue;
         }
-        all.extend(workload("Pod", &p, p.spec.clone()));
+        all.extend(workload("Pod", p.metadata, p.spec));
     }
     Ok(all)
 }

@@ -55,7 +55,7 @@ pub(super) async fn run(args: LintArgs, client: &Client, namespace: &str) -> any
         })
         .collect::<anyhow::Result<Vec<Rule>>>()?;
     let scope = (!args.all_namespaces).then_some(namespace);
-    let found = lint(&workloads::read(client, scope).await?, &ignored);
+    let found = lint(&workloads::read(client, scope, workloads::Pods::Unmanaged).await?, &ignored);
     args.output.print(&found, |f| findings_table(f))?;
     Ok(found.is_empty())
 }
