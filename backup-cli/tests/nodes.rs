@@ -13,7 +13,7 @@ mod support;
 
 use cairn_tests::{TestEnv, apply::apply_manifests, kwok::FakeNode, node::REAL_NODE_TAINT, oci::SHELL_IMAGE};
 use k8s_openapi::api::{
-    core::v1::{ConfigMap, Node, Pod},
+    core::v1::{Node, Pod},
     policy::v1::PodDisruptionBudget,
 };
 use kube::{
@@ -269,13 +269,7 @@ async fn the_join_command_carries_a_token_that_authenticates_and_the_cas_hash() 
     assert!(review.contains(&format!("system:bootstrap:{id}")), "{review}");
     assert!(review.contains("system:bootstrappers:kubeadm:default-node-token"), "{review}");
     // The bootstrap signer signs cluster-info for it: kubeadm's discovery will find its signature.
-    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-public");
-    let key = format!("jws-kubeconfig-{id}");
-    eventually(Duration::from_secs(30), "cluster-info signed for the token", || {
-        let (configmaps, key) = (configmaps.clone(), key.clone());
-        async move { configmaps.get("cluster-info").await.ok()?.data?.contains_key(&key).then_some(()) }
-    })
-    .await;
+    cairn_tests::identity::wait_cluster_info_signed(&client, id).await;
 
     let line = text(&cairn(&env, &["node", "join-command", "--print-only"]).stdout);
     assert!(line.starts_with("kubeadm join ") && line.lines().count() == 1, "{line}");

@@ -1,5 +1,6 @@
 //! Who the API server says a credential is: a SelfSubjectReview made with a bearer token against the
-//! environment's API server, for tests of the tokens Cairn and the environment hand out.
+//! environment's API server, for tests of the tokens Cairn and the environment hand out; and waiting for a
+//! bootstrap token's signature on cluster-info.
 
 use crate::EnvInfo;
 
@@ -20,4 +21,17 @@ pub async fn review_token(info: &EnvInfo, token: &str) -> Result<String, kube::E
                 .expect("a request"),
         )
         .await
+}
+
+/// Waits (up to 30 s) until the bootstrap signer has signed `kube-public/cluster-info` for the bootstrap token
+/// `id`, as kubeadm's discovery expects: a `jws-kubeconfig-<id>` entry.
+pub async fn wait_cluster_info_signed(client: &kube::Client, id: &str) {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let configmaps: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), "kube-public");
+    let key = format!("jws-kubeconfig-{id}");
+    crate::wait::eventually(std::time::Duration::from_secs(30), "cluster-info signed for the token", || {
+        let (configmaps, key) = (configmaps.clone(), key.clone());
+        async move { configmaps.get("cluster-info").await.ok()?.data?.contains_key(&key).then_some(()) }
+    })
+    .await;
 }

@@ -139,13 +139,7 @@ async fn a_bootstrap_token_authenticates_and_cluster_info_is_signed_for_it() {
     };
     Api::<Secret>::namespaced(client.clone(), "kube-system").create(&PostParams::default(), &token).await.unwrap();
     // The bootstrap signer signs cluster-info for the token.
-    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-public");
-    let key = format!("jws-kubeconfig-{id}");
-    eventually(Duration::from_secs(30), "cluster-info signed for the token", || {
-        let (configmaps, key) = (configmaps.clone(), key.clone());
-        async move { configmaps.get("cluster-info").await.ok()?.data?.contains_key(&key).then_some(()) }
-    })
-    .await;
+    cairn_tests::identity::wait_cluster_info_signed(&client, &id).await;
     // The token authenticates, as system:bootstrap:<id>.
     let review = cairn_tests::identity::review_token(env.info(), &format!("{id}.{secret_part}")).await.unwrap();
     assert!(review.contains(&format!("system:bootstrap:{id}")), "{review}");
