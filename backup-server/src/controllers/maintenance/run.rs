@@ -82,43 +82,10 @@ async fn carry_out(context: &Arc<Context>, maintenance: &NodeMaintenance, planne
             tokio::time::timeout(left, drained).await.unwrap_or(Ending::DeadlinePassed)
         }
     };
-    let deadline_text = planned.deadline.map(cairn_kube::duration::format_duration).unwrap_or_default();
     let mut phase = MaintenancePhase::Drained;
     if let Ending::DeadlinePassed = ending {
-        match maintenance.spec.deadline_action {
-            DeadlineAction::Uncordon => {
-                phase = MaintenancePhase::DeadlineExceeded;
-                let mut text = format!(
-                    "the deadline ({deadline_text}) passed with pods still on the nodes: the drain stopped and the \
-                     nodes were uncordoned (deadlineAction Uncordon); pods not moved stay where they are"
-                );
-                for node in &planned.nodes {
-                    progress.update(node, |entry| {
-                        if entry.phase != "Drained" {
-                            entry.phase = "Stopped".into();
-                        }
-                    });
-                    if let Err(error) = cordon::set(&context.client, node, Cordon::Uncordon).await {
-                        text.push_str(&format!("; uncordoning {node} failed: {error}"));
-                    }
-                }
-                message = Some(text);
-            }
-            DeadlineAction::Delete => {
-                let text = format!(
-                    "the deadline ({deadline_text}) passed with pods still on the nodes: they are deleted without \
-                     consulting their disruption budgets (deadlineAction Delete)"
-                );
-                tracing::warn!(maintenance = %name, "{text}");
-                let status = json!({"message": text});
-                if let Err(error) = patch_status(&api, &name, uid.as_deref(), status).await {
-                    tracing::warn!(maintenance = %name, "{error}");
-                }
-                message = Some(text);
-                let options = DrainOptions { disable_eviction: true, ignore_capacity: true, ..planned.options.clone() };
-                ending = drain_nodes(context, &planned.nodes, &options, planned.concurrency, &progress).await;
-            }
-        }
+        let (after, text, next) = pass_deadline(context, maintenance, &planned, &progress).await;
+        (phase, message, ending) = (after, Some(text), next);
     }
     drop(writer);
     let last_error = match ending {
@@ -143,6 +110,53 @@ async fn carry_out(context: &Arc<Context>, maintenance: &NodeMaintenance, planne
     tracing::info!(maintenance = %name, "drain finished: {}", phase.as_str());
     if let Err(error) = patch_final_status(&api, &name, uid.as_deref(), status).await {
         tracing::error!(maintenance = %name, "{error}");
+    }
+}
+
+/// What the deadline does, as the spec's `deadlineAction` says: stop and uncordon the nodes, or delete the
+/// pods still there without consulting their budgets. Returns the phase so far, the message saying which
+/// happened, and how the drain ended.
+async fn pass_deadline(
+    context: &Arc<Context>,
+    maintenance: &NodeMaintenance,
+    planned: &Planned,
+    progress: &Progress,
+) -> (MaintenancePhase, String, Ending) {
+    let deadline_text = planned.deadline.map(cairn_kube::duration::format_duration).unwrap_or_default();
+    match maintenance.spec.deadline_action {
+        DeadlineAction::Uncordon => {
+            let mut text = format!(
+                "the deadline ({deadline_text}) passed with pods still on the nodes: the drain stopped and the \
+                 nodes were uncordoned (deadlineAction Uncordon); pods not moved stay where they are"
+            );
+            for node in &planned.nodes {
+                progress.update(node, |entry| {
+                    if entry.phase != "Drained" {
+                        entry.phase = "Stopped".into();
+                    }
+                });
+                if let Err(error) = cordon::set(&context.client, node, Cordon::Uncordon).await {
+                    text.push_str(&format!("; uncordoning {node} failed: {error}"));
+                }
+            }
+            (MaintenancePhase::DeadlineExceeded, text, Ending::DeadlinePassed)
+        }
+        DeadlineAction::Delete => {
+            let name = maintenance.name_any();
+            let text = format!(
+                "the deadline ({deadline_text}) passed with pods still on the nodes: they are deleted without \
+                 consulting their disruption budgets (deadlineAction Delete)"
+            );
+            tracing::warn!(maintenance = %name, "{text}");
+            let status = json!({"message": text});
+            let api = context.api::<NodeMaintenance>();
+            if let Err(error) = patch_status(&api, &name, maintenance.uid().as_deref(), status).await {
+                tracing::warn!(maintenance = %name, "{error}");
+            }
+            let options = DrainOptions { disable_eviction: true, ignore_capacity: true, ..planned.options.clone() };
+            let ending = drain_nodes(context, &planned.nodes, &options, planned.concurrency, progress).await;
+            (MaintenancePhase::Drained, text, ending)
+        }
     }
 }
 
