@@ -77,25 +77,7 @@ pub(super) async fn drain(
             "the Cairn server's CRDs predate NodeMaintenance (the cluster does not serve nodemaintenances.cairn.dev): upgrade it with `cairn install`, or drain without --server"
         );
     }
-    let first = nodes.first().cloned().unwrap_or_default();
-    let object = NodeMaintenance {
-        metadata: ObjectMeta {
-            generate_name: Some(format!("drain-{}-", cairn_kube::names::label_value(&first).trim_end_matches('-'))),
-            ..ObjectMeta::default()
-        },
-        spec: NodeMaintenanceSpec {
-            reason: flags.reason.clone().unwrap_or_default(),
-            nodes,
-            drain: spec,
-            concurrency: Some(concurrency),
-            deadline: flags.deadline.clone(),
-            deadline_action: match flags.deadline_action {
-                DeadlineArg::Uncordon => DeadlineAction::Uncordon,
-                DeadlineArg::Delete => DeadlineAction::Delete,
-            },
-        },
-        status: None,
-    };
+    let object = maintenance_object(nodes, spec, concurrency, flags);
     let server = ServerApi::new(client.clone(), namespace);
     server.check_server_running().await?;
     let created = server.create(&object).await?;
@@ -140,6 +122,29 @@ pub(super) async fn drain(
         );
     }
     Ok(true)
+}
+
+/// The NodeMaintenance the flags ask for, named after the first node.
+fn maintenance_object(nodes: Vec<String>, spec: DrainSpec, concurrency: u16, flags: &ServerFlags) -> NodeMaintenance {
+    let first = nodes.first().cloned().unwrap_or_default();
+    NodeMaintenance {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("drain-{}-", cairn_kube::names::label_value(&first).trim_end_matches('-'))),
+            ..ObjectMeta::default()
+        },
+        spec: NodeMaintenanceSpec {
+            reason: flags.reason.clone().unwrap_or_default(),
+            nodes,
+            drain: spec,
+            concurrency: Some(concurrency),
+            deadline: flags.deadline.clone(),
+            deadline_action: match flags.deadline_action {
+                DeadlineArg::Uncordon => DeadlineAction::Uncordon,
+                DeadlineArg::Delete => DeadlineAction::Delete,
+            },
+        },
+        status: None,
+    }
 }
 
 /// What was printed already: each node's phase, each pod's state and blocker.
