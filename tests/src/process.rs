@@ -19,13 +19,19 @@ use crate::EnvError;
 /// could otherwise be taken by a connection (the API server's to etcd, say) before the component binds it.
 const LISTEN_PORTS: std::ops::Range<u16> = 20000..32000;
 
-/// A free TCP port on 127.0.0.1 for a component to listen on: one of 20000-31999 that nothing holds now,
-/// released for the component to bind.
+/// A free TCP port on 127.0.0.1 for a component to listen on: one of 20000-31999 that nothing holds now and
+/// this process has not handed out before, released for the component to bind.
 pub fn free_port() -> Result<u16, EnvError> {
+    // A port handed out is not bound until its component starts: two picks in a row (etcd's client and peer
+    // ports) must not return the same one.
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
     for _ in 0..200 {
         let seed = u16::from_str_radix(&crate::environment::random_hex(2), 16).unwrap_or_default();
         let port = LISTEN_PORTS.start + seed % (LISTEN_PORTS.end - LISTEN_PORTS.start);
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !handed_out.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed_out.insert(port);
             return Ok(port);
         }
     }
