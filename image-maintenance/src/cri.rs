@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use hyper_util::rt::TokioIo;
 use k8s_cri::v1::{
-    ImageSpec, ListContainersRequest, ListImagesRequest, RemoveImageRequest, StatusRequest,
+    ImageSpec, ImageStatusRequest, ListContainersRequest, ListImagesRequest, RemoveImageRequest, StatusRequest,
     image_service_client::ImageServiceClient, runtime_service_client::RuntimeServiceClient,
 };
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -55,25 +55,41 @@ impl Runtime {
         })
     }
 
-    /// Every image the runtime holds.
+    /// Every image the runtime holds, each with its build time when the runtime's verbose image status
+    /// gives its OCI config (containerd does).
     pub async fn images(&mut self) -> Result<Vec<RuntimeImage>, ImageError> {
         let listed = self
             .images
             .list_images(ListImagesRequest { filter: None })
             .await
             .map_err(|s| failed("listing images", &self.endpoint, s))?;
-        Ok(listed
-            .into_inner()
-            .images
-            .into_iter()
-            .map(|i| RuntimeImage {
+        let mut images = Vec::new();
+        for i in listed.into_inner().images {
+            let created = self.built(&i.id).await?;
+            images.push(RuntimeImage {
                 id: i.id,
                 tags: i.repo_tags,
                 digests: i.repo_digests,
                 size_bytes: i.size,
                 pinned: i.pinned,
-            })
-            .collect())
+                created,
+            });
+        }
+        Ok(images)
+    }
+
+    /// When the image `id` was built: `created` of its OCI config, from the verbose image status.
+    async fn built(&mut self, id: &str) -> Result<Option<jiff::Timestamp>, ImageError> {
+        let image = ImageSpec { image: id.to_owned(), ..ImageSpec::default() };
+        let status = match self.images.image_status(ImageStatusRequest { image: Some(image), verbose: true }).await {
+            Ok(status) => status.into_inner(),
+            // Removed since it was listed: nothing to date.
+            Err(status) if status.code() == tonic::Code::NotFound => return Ok(None),
+            Err(status) => return Err(failed(&format!("reading the status of image {id}"), &self.endpoint, status)),
+        };
+        let info: serde_json::Value =
+            status.info.get("info").and_then(|i| serde_json::from_str(i).ok()).unwrap_or_default();
+        Ok(info["imageSpec"]["created"].as_str().and_then(|c| c.parse().ok()))
     }
 
     /// The images the runtime's containers (running or exited) use, by image ID, each with its containers'

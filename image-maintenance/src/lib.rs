@@ -2,12 +2,15 @@
 //! nodes: image references ([`mod@reference`]), the workloads' pod templates ([`workloads`]), the cluster's
 //! image inventory from the nodes' reports ([`inventory`]), lint of the images workloads name ([`lint`]), and
 //! image updates with a recorded cause, their history and rollback ([`rollout`]), and prunes that keep what is
-//! still needed ([`prune`]) of a container runtime reached over CRI (`cri`, with the feature of that name).
+//! still needed ([`prune`]) of a container runtime reached over CRI (`cri` and `node_prune`, with the feature
+//! `cri`).
 
 #[cfg(feature = "cri")]
 pub mod cri;
 pub mod inventory;
 pub mod lint;
+#[cfg(feature = "cri")]
+pub mod node_prune;
 pub mod prune;
 pub mod reference;
 pub mod rollout;
