@@ -2,10 +2,11 @@
 //! CustomResourceDefinitions in `deploy/crds/` are generated, the labels Cairn sets, what stored records
 //! share with them, and the contract between the CLI and the server (the server's Lease and flags). Field
 //! names follow Velero's `velero.io/v1` where the meaning is the same, so a Velero manifest ports by
-//! changing its group. NodeMaintenance has no Velero counterpart. No I/O.
+//! changing its group. NodeMaintenance, ImagePrune and ImagePrunePolicy have no Velero counterpart. No I/O.
 
 mod backup;
 mod compression;
+mod images;
 mod location;
 mod maintenance;
 mod record;
@@ -20,6 +21,11 @@ use kube::CustomResourceExt;
 
 pub use backup::{Backup, BackupObjectProgress, BackupObjectStatus, BackupPhase, BackupSpec, DEFAULT_TTL};
 pub use compression::Compression;
+pub use images::{
+    DEFAULT_PRUNE_HISTORY, ImagePrune, ImagePrunePolicy, ImagePrunePolicySpec, ImagePrunePolicyStatus, ImagePruneSpec,
+    ImagePruneStatus, ImageVerdict, NODE_LABEL, NodePruneSummary, POLICY_LABEL, PrunePhase, PruneRules, RUN_LABEL,
+    agent_lease_name, node_label_value,
+};
 pub use location::{
     AccessMode, BackupStorageLocation, BackupStorageLocationSpec, BackupStorageLocationStatus, LocationPhase,
     ObjectStorage, SecretKeySelector,
@@ -85,6 +91,8 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         ServerStatusRequest::crd(),
         DownloadRequest::crd(),
         NodeMaintenance::crd(),
+        ImagePrune::crd(),
+        ImagePrunePolicy::crd(),
     ]
 }
 
@@ -117,7 +125,7 @@ mod tests {
         }
         assert!(
             stale.is_empty(),
-            "stale CRDs {stale:?}: run `CAIRN_REGENERATE_CRDS=1 cargo test -p backup-core deploy_crds` and commit them"
+            "stale CRDs {stale:?}: run `CAIRN_REGENERATE_CRDS=1 cargo test -p cairn-api deploy_crds` and commit them"
         );
     }
 
