@@ -4,6 +4,7 @@
 //! the kubeconfig's namespace, as kubectl does (the `CAIRN_NAMESPACE` default names the server's namespace and
 //! does not apply here).
 
+mod agent;
 mod lint;
 mod list;
 mod prune;
@@ -17,9 +18,14 @@ pub(crate) enum ImageCommand {
     /// List every image on every node, with its size, nodes and pods, and what a prune could free per node.
     #[command(alias = "get")]
     List(list::ListArgs),
-    /// On a node: remove the runtime's images that nothing needs (no container uses them, the cluster names
-    /// them nowhere, not the pause image, not pinned, not on the keep-list); --dry-run shows each verdict.
+    /// Remove the images that nothing needs (no container uses them, the cluster and retained backups name
+    /// them nowhere, not the pause image, not pinned, not on the keep-list): on this node over CRI, or on
+    /// other nodes through their image agents (--node, --all-nodes); --dry-run shows each verdict.
     Prune(prune::PruneArgs),
+    /// Run a node's image agent: carry out the ImagePrunes for this node (from `prune --node/--all-nodes`
+    /// and the server's ImagePrunePolicies) over the runtime's CRI socket. Installed on every node by
+    /// `cairn install --image-agent`.
+    Agent(agent::AgentArgs),
     /// Flag images that make rollbacks and rebuilds unreliable (`:latest`, no tag, no digest, no version in
     /// the tag, Always pulled digests); exit 1 when anything is flagged.
     Lint(lint::LintArgs),
@@ -42,6 +48,7 @@ pub(crate) async fn run(command: ImageCommand, connection: &Connection) -> anyho
         ImageCommand::List(args) => list::run(args, &client).await,
         ImageCommand::Lint(args) => lint::run(args, &client, &namespace).await,
         ImageCommand::Prune(args) => prune::run(args, &client, connection).await,
+        ImageCommand::Agent(args) => agent::run(args, &client, &connection.namespace).await,
         ImageCommand::Set(args) => rollout::set(args, &client, &namespace).await,
         ImageCommand::History(args) => rollout::history(args, &client, &namespace).await,
         ImageCommand::Rollback(args) => rollout::rollback(args, &client, &namespace).await,

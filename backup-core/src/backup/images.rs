@@ -2,9 +2,47 @@
 //! what a restore of a retained backup would need, without reading the archive. Only the kinds that carry pod
 //! specs are read, as the sink passes them; everything else costs nothing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
+
+use super::{BackupResults, InspectError, Phase, list_backups, read_results};
+use crate::store::Store;
+
+/// The images the retained backups of a location name (so that a prune keeps them for a restore).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetainedImages {
+    /// Each image reference as the backup wrote it, with the first backup that names it and its expiry.
+    pub named: BTreeMap<String, String>,
+    /// Retained backups of workloads made before Cairn recorded images: what they name is unknown.
+    pub unrecorded: Vec<String>,
+}
+
+/// Whether `results` hold workloads but no images: the backup was made before Cairn recorded them.
+pub fn images_unknown(results: &BackupResults) -> bool {
+    results.images.is_empty() && results.counts.keys().any(|k| WITH_POD_SPECS.contains(&k.as_str()))
+}
+
+/// The images that the retained backups in `store` name: Completed or PartiallyFailed, not expired at `now`.
+pub async fn retained_images(store: &Store, now: jiff::Timestamp) -> Result<RetainedImages, InspectError> {
+    let mut retained = RetainedImages::default();
+    for record in list_backups(store).await?.records {
+        let kept =
+            matches!(record.status.phase, Phase::Completed | Phase::PartiallyFailed) && record.status.expiration > now;
+        if !kept {
+            continue;
+        }
+        let results = read_results(store, &record).await?;
+        if images_unknown(&results) {
+            retained.unrecorded.push(record.name().to_owned());
+        }
+        for image in results.images {
+            let who = format!("backup {} (kept until {})", record.name(), record.status.expiration);
+            retained.named.entry(image).or_insert(who);
+        }
+    }
+    Ok(retained)
+}
 
 /// The group-resources whose objects carry pod specs (directly or in templates and revisions).
 const WITH_POD_SPECS: [&str; 9] = [

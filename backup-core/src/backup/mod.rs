@@ -18,6 +18,7 @@ mod sync_plan;
 
 pub use catalog::{BackupListing, create_record, list_backup_names, list_backups, read_backup};
 pub use engine::{BackupError, BackupOutcome, BackupProgress, BackupRequest, run_backup, validate_name};
+pub use images::{RetainedImages, images_unknown, retained_images};
 pub use inspect::{
     InspectError, Verification, archive_stream, backup_keys, download_archive, find_backup, read_log,
     read_resource_list, read_results, verify_archive, verify_backup,

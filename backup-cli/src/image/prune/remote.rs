@@ -1,0 +1,205 @@
+//! A prune of other nodes through their image agents: one ImagePrune per node (labelled with the node, so
+//! that only its agent watches it), created only where the agent's Lease says it runs, then read until each
+//! has finished or the timeout passes. On a terminal each node's end is told as it comes.
+
+use std::{
+    collections::BTreeMap,
+    io::IsTerminal,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use cairn_api::{ImagePrune, ImagePruneSpec, NODE_LABEL, PruneRules, RUN_LABEL, agent_lease_name, node_label_value};
+use k8s_openapi::api::{coordination::v1::Lease, core::v1::Node};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{ListParams, ObjectMeta, PostParams},
+};
+
+use super::{NodeReport, Report};
+use crate::output::human_bytes;
+
+/// How often the ImagePrunes are read while waiting.
+const POLL: Duration = Duration::from_secs(2);
+
+/// The nodes to prune: named, or every node (matching a selector).
+#[derive(Debug, Clone)]
+pub(super) struct Nodes {
+    /// `--node` names; empty means every node.
+    pub(super) named: Vec<String>,
+    /// `--selector` with `--all-nodes`.
+    pub(super) selector: Option<String>,
+}
+
+async fn resolve(client: &Client, nodes: &Nodes) -> anyhow::Result<Vec<String>> {
+    let api: Api<Node> = Api::all(client.clone());
+    if !nodes.named.is_empty() {
+        for name in &nodes.named {
+            if api.get_opt(name).await.with_context(|| format!("reading node {name}"))?.is_none() {
+                bail!("node {name:?} not found: `cairn node list` shows the cluster's nodes");
+            }
+        }
+        return Ok(nodes.named.clone());
+    }
+    let mut params = ListParams::default();
+    if let Some(selector) = &nodes.selector {
+        params = params.labels(selector);
+    }
+    let found: Vec<String> =
+        api.list_metadata(&params).await.context("listing nodes")?.items.iter().map(|n| n.name_any()).collect();
+    if found.is_empty() {
+        bail!(
+            "no node matches {}",
+            nodes.selector.as_deref().map_or("(the cluster has none)".to_owned(), |s| format!("--selector {s}"))
+        );
+    }
+    Ok(found)
+}
+
+/// Whether the node's agent renewed its Lease within the Lease's duration.
+async fn agent_runs(leases: &Api<Lease>, node: &str) -> anyhow::Result<bool> {
+    let Some(lease) = leases.get_opt(&agent_lease_name(node)).await.context("reading the image agents' Leases")? else {
+        return Ok(false);
+    };
+    let spec = lease.spec.unwrap_or_default();
+    let (Some(renewed), Some(seconds)) = (spec.renew_time, spec.lease_duration_seconds) else { return Ok(false) };
+    let expires = renewed.0 + jiff::SignedDuration::from_secs(i64::from(seconds));
+    Ok(expires > jiff::Timestamp::now())
+}
+
+fn request(node: &str, run: &str, rules: &PruneRules, backups: &BTreeMap<String, String>) -> ImagePrune {
+    let label = node_label_value(node);
+    let mut prune = ImagePrune::new(
+        "",
+        ImagePruneSpec { node_name: node.to_owned(), rules: rules.clone(), protected_images: backups.clone() },
+    );
+    prune.metadata = ObjectMeta {
+        generate_name: Some(format!(
+            "prune-{}-",
+            label.chars().take(40).collect::<String>().trim_end_matches(['-', '.'])
+        )),
+        labels: Some(BTreeMap::from([(NODE_LABEL.to_owned(), label), (RUN_LABEL.to_owned(), run.to_owned())])),
+        ..ObjectMeta::default()
+    };
+    prune
+}
+
+fn no_agent(node: &str, namespace: &str) -> NodeReport {
+    NodeReport {
+        node: node.to_owned(),
+        phase: "NoAgent".to_owned(),
+        message: Some(format!(
+            "no image agent runs on this node (its Lease {namespace}/{} is missing or expired): install agents with `cairn install --image-agent`, or run `cairn image agent --node-name {node}` on it",
+            agent_lease_name(node)
+        )),
+        removed: 0,
+        kept: 0,
+        bytes_freed: 0,
+        images: Vec::new(),
+    }
+}
+
+fn report_of(prune: &ImagePrune, timed_out: Option<&str>) -> NodeReport {
+    let status = prune.status.clone().unwrap_or_default();
+    let message = match timed_out {
+        Some(after) => Some(format!(
+            "not finished after {after}; the agent goes on: `kubectl get imageprune {} -n {}` shows it",
+            prune.name_any(),
+            prune.namespace().unwrap_or_default()
+        )),
+        None => status.message,
+    };
+    NodeReport {
+        node: prune.spec.node_name.clone(),
+        phase: format!("{:?}", prune.phase()),
+        message,
+        removed: status.removed,
+        kept: status.kept,
+        bytes_freed: status.bytes_freed,
+        images: status.images,
+    }
+}
+
+/// Creates an ImagePrune for each node whose agent runs and waits up to `timeout` for them; the report, and
+/// whether every node's prune completed.
+pub(super) async fn prune(
+    client: &Client,
+    namespace: &str,
+    nodes: Nodes,
+    rules: PruneRules,
+    backups: BTreeMap<String, String>,
+    timeout: Duration,
+) -> anyhow::Result<(Report, bool)> {
+    let names = resolve(client, &nodes).await?;
+    let prunes: Api<ImagePrune> = Api::namespaced(client.clone(), namespace);
+    if let Err(error) = prunes.list_metadata(&ListParams::default().limit(1)).await {
+        if cairn_kube::errors::is_not_found(&error) {
+            bail!(
+                "the cluster does not serve imageprunes.cairn.dev: install Cairn's CRDs and agents with `cairn install --image-agent`"
+            );
+        }
+        return Err(anyhow::Error::new(error).context(format!("listing ImagePrunes in namespace {namespace}")));
+    }
+    let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let run = format!("{:x}", jiff::Timestamp::now().as_nanosecond());
+    let mut reports: BTreeMap<String, NodeReport> = BTreeMap::new();
+    let mut waiting = 0;
+    for node in &names {
+        if !agent_runs(&leases, node).await? {
+            reports.insert(node.clone(), no_agent(node, namespace));
+            continue;
+        }
+        prunes
+            .create(&PostParams::default(), &request(node, &run, &rules, &backups))
+            .await
+            .with_context(|| format!("creating the ImagePrune for node {node} in namespace {namespace}"))?;
+        waiting += 1;
+    }
+    if waiting == 0 {
+        let first = reports.values().next().and_then(|r| r.message.clone()).unwrap_or_default();
+        bail!(
+            "no node to prune has an image agent; {}: {first}",
+            names.first().map(String::as_str).unwrap_or_default()
+        );
+    }
+    let started = Instant::now();
+    let terminal = std::io::stderr().is_terminal();
+    let params = ListParams::default().labels(&format!("{RUN_LABEL}={run}"));
+    loop {
+        let listed = prunes.list(&params).await.context("reading the ImagePrunes")?.items;
+        let timed_out = started.elapsed() >= timeout;
+        for prune in &listed {
+            let node = &prune.spec.node_name;
+            if reports.contains_key(node) || !(prune.phase().is_final() || timed_out) {
+                continue;
+            }
+            let after = timed_out.then(|| cairn_kube::duration::format_duration(timeout));
+            let report = report_of(prune, after.as_deref());
+            if terminal {
+                eprintln!(
+                    "node {node}: {} ({} removed, {} {})",
+                    report.phase,
+                    report.removed,
+                    if rules.dry_run { "would free" } else { "freed" },
+                    human_bytes(report.bytes_freed)
+                );
+            }
+            reports.insert(node.clone(), report);
+        }
+        if reports.len() == names.len() || timed_out {
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    let complete = reports.values().all(|r| r.phase == "Completed") && reports.len() == names.len();
+    let nodes: Vec<NodeReport> = reports.into_values().collect();
+    let report = Report {
+        dry_run: rules.dry_run,
+        removed: nodes.iter().map(|n| n.removed).sum(),
+        kept: nodes.iter().map(|n| n.kept).sum(),
+        bytes_freed: nodes.iter().map(|n| n.bytes_freed).sum(),
+        images: None,
+        nodes: Some(nodes),
+    };
+    Ok((report, complete))
+}
