@@ -29,6 +29,19 @@ fn label(schedule: &str) -> ScheduleLabel {
 }
 
 type PerSchedule<M> = Family<ScheduleLabel, M>;
+
+/// The label of every image-prune metric.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PolicyLabel {
+    policy: String,
+}
+
+/// The labels of the images an ImagePrunePolicy's last run kept, by reason.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeptLabel {
+    policy: String,
+    reason: String,
+}
 type DurationFamily = Family<ScheduleLabel, Histogram, fn() -> Histogram>;
 
 /// Every metric the server exports. `Send + Sync`: share one as `Arc<Metrics>` between the controllers
@@ -55,6 +68,11 @@ pub(crate) struct Metrics {
     restore_validation_failed: PerSchedule<Counter>,
     backup_total: Gauge,
     restore_total: Gauge,
+    image_prune_runs: Family<PolicyLabel, Counter>,
+    image_prune_bytes_freed: Family<PolicyLabel, Counter>,
+    image_prune_images_removed: Family<PolicyLabel, Counter>,
+    image_prune_node_failures: Family<PolicyLabel, Counter>,
+    image_prune_images_kept: Family<KeptLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -112,6 +130,29 @@ impl Metrics {
         let restore_total = Gauge::default();
         registry.register("restore_total", "Current number of existent restores", restore_total.clone());
 
+        let mut policy_counter = |name: &str, help: &str| {
+            let family = Family::<PolicyLabel, Counter>::default();
+            registry.register(name, help, family.clone());
+            family
+        };
+        let image_prune_runs = policy_counter("image_prune_runs", "Total number of finished image prune runs");
+        let image_prune_bytes_freed = policy_counter(
+            "image_prune_bytes_freed",
+            "Total bytes image prunes freed on the nodes (dry runs count none)",
+        );
+        let image_prune_images_removed =
+            policy_counter("image_prune_images_removed", "Total number of images image prunes removed");
+        let image_prune_node_failures = policy_counter(
+            "image_prune_node_failures",
+            "Total number of nodes whose prune failed, timed out or had no image agent",
+        );
+        let image_prune_images_kept = Family::<KeptLabel, Gauge>::default();
+        registry.register(
+            "image_prune_images_kept",
+            "Images the last run of an image prune policy kept, by reason",
+            image_prune_images_kept.clone(),
+        );
+
         Metrics {
             registry,
             backup_attempt,
@@ -133,6 +174,32 @@ impl Metrics {
             restore_validation_failed,
             backup_total,
             restore_total,
+            image_prune_runs,
+            image_prune_bytes_freed,
+            image_prune_images_removed,
+            image_prune_node_failures,
+            image_prune_images_kept,
+        }
+    }
+
+    /// A run of the ImagePrunePolicy `policy` finished: what it freed and removed (both zero in a dry run),
+    /// how many nodes failed, and what it kept by reason.
+    pub(crate) fn image_prune_finished(
+        &self,
+        policy: &str,
+        freed: u64,
+        removed: u64,
+        failed_nodes: u64,
+        kept: &std::collections::BTreeMap<String, u32>,
+    ) {
+        let label = PolicyLabel { policy: policy.to_owned() };
+        self.image_prune_runs.get_or_create(&label).inc();
+        self.image_prune_bytes_freed.get_or_create(&label).inc_by(freed);
+        self.image_prune_images_removed.get_or_create(&label).inc_by(removed);
+        self.image_prune_node_failures.get_or_create(&label).inc_by(failed_nodes);
+        for (reason, count) in kept {
+            let label = KeptLabel { policy: policy.to_owned(), reason: reason.clone() };
+            self.image_prune_images_kept.get_or_create(&label).set(i64::from(*count));
         }
     }
 

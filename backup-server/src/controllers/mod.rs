@@ -6,6 +6,7 @@ pub(crate) mod backup;
 pub(crate) mod deletion;
 pub(crate) mod download;
 pub(crate) mod gc;
+pub(crate) mod image_prune;
 pub(crate) mod locations;
 pub(crate) mod maintenance;
 pub(crate) mod restore;
@@ -216,6 +217,7 @@ pub(crate) fn spawn_all(
     ));
     set.spawn(run_controller::<cairn_api::DownloadRequest, _, _>(context.clone(), download::reconcile, stop()));
     set.spawn(run_controller::<cairn_api::NodeMaintenance, _, _>(context.clone(), maintenance::reconcile, stop()));
+    set.spawn(run_controller::<cairn_api::ImagePrunePolicy, _, _>(context.clone(), image_prune::reconcile, stop()));
     set.spawn(locations::run(context.clone(), stop()));
     set.spawn(gc::run(context.clone(), stop()));
     set.spawn(totals::run(context.clone(), stop()));
