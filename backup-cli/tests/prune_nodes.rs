@@ -148,6 +148,21 @@ async fn prune_through_the_nodes_agent_applies_age_and_count_rules_and_names_nod
         "the pause image: {report}"
     );
 
+    // The inventory from the runtime itself: every image (not the kubelet's 50), and what a prune would free.
+    let listed = cairn(&env, &namespace, &["image", "list", "--from-runtime", "--node", &node, "-o", "json"]);
+    let inventory: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let row = &inventory["nodes"][0];
+    assert_eq!((row["node"].as_str(), row["source"].as_str()), (Some(node.as_str()), Some("runtime")), "{inventory}");
+    assert!(row["prunableBytes"].as_u64().unwrap() > 0, "{inventory}");
+    assert!(
+        inventory["images"].as_array().unwrap().iter().any(|i| i["names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == undated.as_str())),
+        "{inventory}"
+    );
+
     let by_count = prune(&["--dry-run", "--keep-last", "2", "--node", &no_agent]);
     let report: Value = serde_json::from_slice(&by_count.stdout).unwrap();
     assert!(!by_count.status.success(), "a node without an agent must fail the command: {report}");

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{ContainerImage, Node, Pod};
 use kube::{Api, Client, api::ListParams};
 use serde::Serialize;
 
@@ -41,6 +41,21 @@ pub struct NodeImages {
     pub unused: Vec<String>,
     /// Bytes the unused images take: what a prune could free at most.
     pub unused_bytes: u64,
+    /// Where the node's images come from: `status` (the kubelet's report, at most 50 images by default) or
+    /// `runtime` (its image agent's full list).
+    pub source: &'static str,
+    /// From the runtime: the bytes a prune with no rules would free there now (its dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prunable_bytes: Option<u64>,
+}
+
+/// A node's images as its runtime lists them (through the node's image agent), in place of its status.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuntimeList {
+    /// Each image's names and size.
+    pub images: Vec<ContainerImage>,
+    /// The bytes a prune with no rules would free.
+    pub prunable_bytes: u64,
 }
 
 /// The whole inventory, with totals.
@@ -109,11 +124,22 @@ impl Builder {
         Builder { pods_by_node, images: BTreeMap::new(), nodes: Vec::new() }
     }
 
-    /// Adds `node`'s images.
-    pub fn add_node(&mut self, node: Node) {
+    /// Adds `node`'s images: its runtime's list when given, else its status.
+    pub fn add_node(&mut self, node: Node, runtime: Option<&RuntimeList>) {
         let name = node.metadata.name.unwrap_or_default();
-        let reported = node.status.and_then(|s| s.images).unwrap_or_default();
-        let mut row = NodeImages { node: name.clone(), images: 0, bytes: 0, unused: Vec::new(), unused_bytes: 0 };
+        let reported = match runtime {
+            Some(list) => list.images.clone(),
+            None => node.status.and_then(|s| s.images).unwrap_or_default(),
+        };
+        let mut row = NodeImages {
+            node: name.clone(),
+            images: 0,
+            bytes: 0,
+            unused: Vec::new(),
+            unused_bytes: 0,
+            source: if runtime.is_some() { "runtime" } else { "status" },
+            prunable_bytes: runtime.map(|r| r.prunable_bytes),
+        };
         let pods = self.pods_by_node.get(&name);
         for image in reported {
             let names = image.names.unwrap_or_default();
@@ -182,8 +208,13 @@ impl Inventory {
 const NODES_PER_PAGE: u32 = 50;
 
 /// Reads the nodes (all, those `node_selector` selects, or the one named `node`) a page at a time, and every
-/// pod bound to a node, and summarizes them.
-pub async fn read(client: &Client, node_selector: Option<&str>, node: Option<&str>) -> Result<Inventory, ImageError> {
+/// pod bound to a node, and summarizes them; a node in `runtime` counts with its runtime's list.
+pub async fn read(
+    client: &Client,
+    node_selector: Option<&str>,
+    node: Option<&str>,
+    runtime: &BTreeMap<String, RuntimeList>,
+) -> Result<Inventory, ImageError> {
     let pods: Api<Pod> = Api::all(client.clone());
     let pods = pods
         .list(&ListParams::default().fields("spec.nodeName!="))
@@ -206,7 +237,8 @@ pub async fn read(client: &Client, node_selector: Option<&str>, node: Option<&st
         let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
         for listed in page.items {
             found = true;
-            builder.add_node(listed);
+            let list = listed.metadata.name.as_ref().and_then(|n| runtime.get(n));
+            builder.add_node(listed, list);
         }
         match next {
             Some(token) => params = params.continue_token(&token),
@@ -246,7 +278,7 @@ mod tests {
         let nodes = [node("n1", json!([nginx, old])), node("n2", json!([nginx]))];
         let pods = [pod("web-1", "n1", "nginx:1.25")];
         let mut builder = Builder::new(&pods);
-        nodes.into_iter().for_each(|n| builder.add_node(n));
+        nodes.into_iter().for_each(|n| builder.add_node(n, None));
         let inventory = builder.finish();
         assert_eq!(inventory.total_images, 2);
         assert_eq!(inventory.total_bytes, 290);

@@ -1,5 +1,9 @@
 //! `cairn image list`: every image with its size, nodes and pods (wide: every name), each node's unused
-//! images and bytes, and totals; `-o json|yaml` for scripts.
+//! images and bytes, and totals; `-o json|yaml` for scripts. From the nodes' status, or with
+//! `--from-runtime` from the runtimes themselves through the nodes' image agents (in Cairn's namespace, `-n`),
+//! with the bytes a prune would free (PRUNABLE: RECLAIMABLE less what a prune keeps).
+
+use std::collections::BTreeMap;
 
 use image_maintenance::inventory::{self, Inventory};
 use kube::Client;
@@ -18,6 +22,13 @@ pub(crate) struct ListArgs {
     /// Only images no pod on the node uses.
     #[arg(long)]
     unused: bool,
+    /// Ask each node's image agent for its runtime's full list (the kubelet's status reports at most 50
+    /// images per node) and what a prune would free there; nodes without an agent keep their status.
+    #[arg(long)]
+    from_runtime: bool,
+    /// With --from-runtime: how long to wait for the agents (a Go duration).
+    #[arg(long, default_value = "2m", requires = "from_runtime")]
+    timeout: String,
     /// How to print: table, wide (every name of each image), json or yaml.
     #[arg(short = 'o', long, value_enum, default_value_t = ListFormat::Table)]
     output: ListFormat,
@@ -42,15 +53,25 @@ fn text(inventory: &Inventory, wide: bool) -> String {
         rows.push(row);
     }
     let mut out = table(&rows);
-    let mut nodes = vec![["NODE", "IMAGES", "SIZE", "UNUSED", "RECLAIMABLE"].map(String::from).to_vec()];
+    let from_runtime = inventory.nodes.iter().any(|n| n.prunable_bytes.is_some());
+    let mut header = ["NODE", "IMAGES", "SIZE", "UNUSED", "RECLAIMABLE"].map(String::from).to_vec();
+    if from_runtime {
+        header.extend(["PRUNABLE".into(), "SOURCE".into()]);
+    }
+    let mut nodes = vec![header];
     for node in &inventory.nodes {
-        nodes.push(vec![
+        let mut row = vec![
             node.node.clone(),
             node.images.to_string(),
             human_bytes(node.bytes),
             node.unused.len().to_string(),
             human_bytes(node.unused_bytes),
-        ]);
+        ];
+        if from_runtime {
+            row.push(node.prunable_bytes.map_or_else(|| "-".to_owned(), human_bytes));
+            row.push(node.source.to_owned());
+        }
+        nodes.push(row);
     }
     out.push('\n');
     out.push_str(&table(&nodes));
@@ -64,12 +85,21 @@ fn text(inventory: &Inventory, wide: bool) -> String {
     out
 }
 
-/// Lists the images.
-pub(super) async fn run(args: ListArgs, client: &Client) -> anyhow::Result<bool> {
+/// Lists the images; `namespace` is Cairn's, where the agents take requests.
+pub(super) async fn run(args: ListArgs, client: &Client, namespace: &str) -> anyhow::Result<bool> {
     if let Some(selector) = &args.selector {
         cairn_kube::selectors::parse_label_selector(selector)?;
     }
-    let mut inventory = inventory::read(client, args.selector.as_deref(), args.node.as_deref()).await?;
+    let runtime = match args.from_runtime {
+        true => {
+            let timeout = cairn_kube::duration::parse_duration(&args.timeout)
+                .map_err(|e| anyhow::anyhow!("invalid --timeout {:?}: {e}", args.timeout))?;
+            let (node, selector) = (args.node.as_deref(), args.selector.as_deref());
+            super::prune::runtime_lists(client, namespace, node, selector, timeout).await?
+        }
+        false => BTreeMap::new(),
+    };
+    let mut inventory = inventory::read(client, args.selector.as_deref(), args.node.as_deref(), &runtime).await?;
     if args.unused {
         inventory = inventory.only_unused();
     }

@@ -45,7 +45,7 @@ pub(crate) async fn run(command: ImageCommand, connection: &Connection) -> anyho
         false => client.default_namespace().to_owned(),
     };
     match command {
-        ImageCommand::List(args) => list::run(args, &client).await,
+        ImageCommand::List(args) => list::run(args, &client, &connection.namespace).await,
         ImageCommand::Lint(args) => lint::run(args, &client, &namespace).await,
         ImageCommand::Prune(args) => prune::run(args, &client, connection).await,
         ImageCommand::Agent(args) => agent::run(args, &client, &connection.namespace).await,

@@ -8,6 +8,8 @@ mod local;
 mod protected;
 mod remote;
 
+pub(super) use remote::runtime_lists;
+
 use anyhow::bail;
 use cairn_api::{ImageVerdict, PruneRules};
 use image_maintenance::prune::{Decision, Retention, Verdict};

@@ -10,7 +10,11 @@ use std::{
 
 use anyhow::{Context, bail};
 use cairn_api::{ImagePrune, ImagePruneSpec, NODE_LABEL, PruneRules, RUN_LABEL, agent_lease_name, node_label_value};
-use k8s_openapi::api::{coordination::v1::Lease, core::v1::Node};
+use image_maintenance::inventory::RuntimeList;
+use k8s_openapi::api::{
+    coordination::v1::Lease,
+    core::v1::{ContainerImage, Node},
+};
 use kube::{
     Api, Client, ResourceExt,
     api::{ListParams, ObjectMeta, PostParams},
@@ -120,47 +124,41 @@ fn report_of(prune: &ImagePrune, timed_out: Option<&str>) -> NodeReport {
     }
 }
 
-/// Creates an ImagePrune for each node whose agent runs and waits up to `timeout` for them; the report, and
-/// whether every node's prune completed.
-pub(super) async fn prune(
+/// Refuses a cluster that does not serve ImagePrunes, naming the fix.
+async fn check_served(prunes: &Api<ImagePrune>, namespace: &str) -> anyhow::Result<bool> {
+    match prunes.list_metadata(&ListParams::default().limit(1)).await {
+        Ok(_) => Ok(true),
+        Err(error) if cairn_kube::errors::is_not_found(&error) => Ok(false),
+        Err(error) => Err(anyhow::Error::new(error).context(format!("listing ImagePrunes in namespace {namespace}"))),
+    }
+}
+
+/// Creates an ImagePrune for each of `names` whose agent runs and waits up to `timeout` for them: each node's
+/// report (`NoAgent` where none runs), and the label value of the run.
+async fn run_prunes(
     client: &Client,
     namespace: &str,
-    nodes: Nodes,
-    rules: PruneRules,
-    backups: BTreeMap<String, String>,
+    names: &[String],
+    rules: &PruneRules,
+    backups: &BTreeMap<String, String>,
     timeout: Duration,
-) -> anyhow::Result<(Report, bool)> {
-    let names = resolve(client, &nodes).await?;
+) -> anyhow::Result<(BTreeMap<String, NodeReport>, String)> {
     let prunes: Api<ImagePrune> = Api::namespaced(client.clone(), namespace);
-    if let Err(error) = prunes.list_metadata(&ListParams::default().limit(1)).await {
-        if cairn_kube::errors::is_not_found(&error) {
-            bail!(
-                "the cluster does not serve imageprunes.cairn.dev: install Cairn's CRDs and agents with `cairn install --image-agent`"
-            );
-        }
-        return Err(anyhow::Error::new(error).context(format!("listing ImagePrunes in namespace {namespace}")));
-    }
     let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
     let run = format!("{:x}", jiff::Timestamp::now().as_nanosecond());
     let mut reports: BTreeMap<String, NodeReport> = BTreeMap::new();
-    let mut waiting = 0;
-    for node in &names {
+    for node in names {
         if !agent_runs(&leases, node).await? {
             reports.insert(node.clone(), no_agent(node, namespace));
             continue;
         }
         prunes
-            .create(&PostParams::default(), &request(node, &run, &rules, &backups))
+            .create(&PostParams::default(), &request(node, &run, rules, backups))
             .await
             .with_context(|| format!("creating the ImagePrune for node {node} in namespace {namespace}"))?;
-        waiting += 1;
     }
-    if waiting == 0 {
-        let first = reports.values().next().and_then(|r| r.message.clone()).unwrap_or_default();
-        bail!(
-            "no node to prune has an image agent; {}: {first}",
-            names.first().map(String::as_str).unwrap_or_default()
-        );
+    if reports.len() == names.len() {
+        return Ok((reports, run));
     }
     let started = Instant::now();
     let terminal = std::io::stderr().is_terminal();
@@ -187,9 +185,36 @@ pub(super) async fn prune(
             reports.insert(node.clone(), report);
         }
         if reports.len() == names.len() || timed_out {
-            break;
+            return Ok((reports, run));
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Creates an ImagePrune for each node whose agent runs and waits up to `timeout` for them; the report, and
+/// whether every node's prune completed.
+pub(super) async fn prune(
+    client: &Client,
+    namespace: &str,
+    nodes: Nodes,
+    rules: PruneRules,
+    backups: BTreeMap<String, String>,
+    timeout: Duration,
+) -> anyhow::Result<(Report, bool)> {
+    let names = resolve(client, &nodes).await?;
+    let prunes: Api<ImagePrune> = Api::namespaced(client.clone(), namespace);
+    if !check_served(&prunes, namespace).await? {
+        bail!(
+            "the cluster does not serve imageprunes.cairn.dev: install Cairn's CRDs and agents with `cairn install --image-agent`"
+        );
+    }
+    let (reports, _) = run_prunes(client, namespace, &names, &rules, &backups, timeout).await?;
+    if reports.values().all(|r| r.phase == "NoAgent") {
+        let first = reports.values().next().and_then(|r| r.message.clone()).unwrap_or_default();
+        bail!(
+            "no node to prune has an image agent; {}: {first}",
+            names.first().map(String::as_str).unwrap_or_default()
+        );
     }
     let complete = reports.values().all(|r| r.phase == "Completed") && reports.len() == names.len();
     let nodes: Vec<NodeReport> = reports.into_values().collect();
@@ -202,4 +227,40 @@ pub(super) async fn prune(
         nodes: Some(nodes),
     };
     Ok((report, complete))
+}
+
+/// The runtimes' own image lists of the nodes whose agents run (a dry-run ImagePrune each, deleted once
+/// read), with what a prune would free; nodes without an agent are left out.
+pub(crate) async fn runtime_lists(
+    client: &Client,
+    namespace: &str,
+    node: Option<&str>,
+    selector: Option<&str>,
+    timeout: Duration,
+) -> anyhow::Result<BTreeMap<String, RuntimeList>> {
+    let prunes: Api<ImagePrune> = Api::namespaced(client.clone(), namespace);
+    if !check_served(&prunes, namespace).await? {
+        eprintln!(
+            "note: the cluster does not serve imageprunes.cairn.dev, so no image agent can be asked: the nodes' status is used"
+        );
+        return Ok(BTreeMap::new());
+    }
+    let nodes = Nodes { named: node.into_iter().map(str::to_owned).collect(), selector: selector.map(str::to_owned) };
+    let names = resolve(client, &nodes).await?;
+    let rules = PruneRules { dry_run: true, ..PruneRules::default() };
+    let (reports, run) = run_prunes(client, namespace, &names, &rules, &BTreeMap::new(), timeout).await?;
+    prunes
+        .delete_collection(&Default::default(), &ListParams::default().labels(&format!("{RUN_LABEL}={run}")))
+        .await
+        .context("deleting the dry-run ImagePrunes")?;
+    let mut lists = BTreeMap::new();
+    for (node, report) in reports.into_iter().filter(|(_, r)| r.phase == "Completed") {
+        let images = report
+            .images
+            .iter()
+            .map(|i| ContainerImage { names: Some(i.names.clone()), size_bytes: i64::try_from(i.size_bytes).ok() })
+            .collect();
+        lists.insert(node, RuntimeList { images, prunable_bytes: report.bytes_freed });
+    }
+    Ok(lists)
 }
