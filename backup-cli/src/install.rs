@@ -9,8 +9,8 @@ use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 use anyhow::{Context, bail};
 use backup_core::install::{
     self, AwsConfig, DEFAULT_CPU_LIMIT, DEFAULT_CPU_REQUEST, DEFAULT_IMAGE, DEFAULT_LOCAL_DIRECTORY,
-    DEFAULT_LOCAL_VOLUME_SIZE, DEFAULT_MEMORY_LIMIT, DEFAULT_MEMORY_REQUEST, DefaultLocation, InstallOptions,
-    LocationProvider, Manifest, Scheduling, ServerResources,
+    DEFAULT_LOCAL_VOLUME_SIZE, DEFAULT_MEMORY_LIMIT, DEFAULT_MEMORY_REQUEST, DEFAULT_RUNTIME_SOCKET, DefaultLocation,
+    InstallOptions, LocationProvider, Manifest, Scheduling, ServerResources,
 };
 use clap::ValueEnum;
 
@@ -71,6 +71,18 @@ pub(crate) struct InstallArgs {
     /// the taint's must be equal, without one any value matches; without an effect every effect is tolerated.
     #[arg(long, value_name = "KEY[=VALUE][:EFFECT],...")]
     tolerations: Option<String>,
+    /// Also install the image agent: a DaemonSet running `cairn image agent` from --image on every node (every
+    /// taint tolerated), which carries out the node's ImagePrunes (`cairn image prune --node`, the server's
+    /// ImagePrunePolicies) over the container runtime's CRI socket. It runs as root, with every capability
+    /// dropped and no privilege escalation, to open the root-owned socket, whose directory it mounts read-only
+    /// from the host. Its account cairn-image-agent reads pods and workloads cluster-wide and, in the namespace,
+    /// reads ImagePrunes, writes their status and renews its Lease image-agent-<node>.
+    #[arg(long)]
+    image_agent: bool,
+    /// With --image-agent: the container runtime's CRI socket on the nodes (CRI-O's is
+    /// /var/run/crio/crio.sock).
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_RUNTIME_SOCKET, requires = "image_agent")]
+    image_agent_runtime_socket: String,
     /// local only: the size of the location's volume.
     #[arg(long, default_value = DEFAULT_LOCAL_VOLUME_SIZE)]
     local_volume_size: String,
@@ -150,6 +162,13 @@ pub(crate) async fn run(args: InstallArgs, connection: &Connection) -> anyhow::R
     let client = connection.client().await?;
     install::apply(&client, &manifests, |applied| report(applied.to_string())).await?;
     let namespace = &options.namespace;
+    if options.image_agent {
+        report(format!(
+            "The image agent runs on every node; it does not wait for them: check it with `kubectl -n {namespace} get \
+             daemonset {}`.",
+            install::IMAGE_AGENT_NAME
+        ));
+    }
     if args.wait {
         report(format!("Waiting for the server in namespace {namespace} to become available..."));
         install::wait_until_available(&client, namespace, WAIT_TIMEOUT).await?;
@@ -196,6 +215,8 @@ fn options(args: &InstallArgs, namespace: &str) -> anyhow::Result<InstallOptions
         service_account_annotations: annotations("--sa-annotations", args.sa_annotations.as_deref())?,
         pod_annotations: annotations("--pod-annotations", args.pod_annotations.as_deref())?,
         scheduling: Scheduling::parse(args.node_selector.as_deref(), args.tolerations.as_deref())?,
+        image_agent: args.image_agent,
+        runtime_socket: args.image_agent_runtime_socket.clone(),
     })
 }
 
@@ -409,6 +430,51 @@ mod tests {
         assert!(refusal(&["--no-default-backup-location", "--bucket", "b"]).contains("--no-default-backup-location"));
         let (install, namespace) = parse(&["--no-default-backup-location"]);
         assert!(options(&install, &namespace).unwrap().default_location.is_none());
+    }
+
+    #[test]
+    fn image_agent_is_installed_only_when_asked_on_the_socket_given() {
+        let installed = |args: &[&str]| {
+            let (install, namespace) = parse(args);
+            options(&install, &namespace).unwrap()
+        };
+        let plain = installed(&[]);
+        assert!(!plain.image_agent);
+        assert!(install::manifests(&plain).unwrap().iter().all(|m| m.kind() != "DaemonSet"));
+        assert_eq!(installed(&["--image-agent"]).runtime_socket, DEFAULT_RUNTIME_SOCKET);
+        let crio = installed(&["--image-agent", "--image-agent-runtime-socket", "/var/run/crio/crio.sock"]);
+        assert!(crio.image_agent);
+        assert_eq!(crio.runtime_socket, "/var/run/crio/crio.sock");
+        let manifests = install::manifests(&crio).unwrap();
+        let agent = manifests.iter().find(|m| m.kind() == "DaemonSet").unwrap();
+        assert_eq!(agent.name(), install::IMAGE_AGENT_NAME);
+        let without_agent = ["cairn", "install", "--image-agent-runtime-socket", "/var/run/crio/crio.sock"];
+        let error = crate::Cli::try_parse_from(without_agent).unwrap_err().to_string();
+        assert!(error.contains("--image-agent"), "{error}");
+    }
+
+    /// The contract between `cairn install --image-agent` and `cairn image agent`: the DaemonSet's command is
+    /// this binary's, and it parses as the agent with the installation's namespace (the node's name comes from
+    /// NODE_NAME in the pod, given here as --node-name).
+    #[test]
+    fn the_installed_image_agent_command_parses_as_cairn_image_agent() {
+        let options = InstallOptions { namespace: "ops".into(), image_agent: true, ..InstallOptions::default() };
+        let manifests = install::manifests(&options).unwrap();
+        let agent = manifests.iter().find(|m| m.kind() == "DaemonSet").unwrap();
+        let command: Vec<String> =
+            serde_json::from_value(agent.object().data["spec"]["template"]["spec"]["containers"][0]["command"].clone())
+                .unwrap();
+        assert_eq!(command[0], install::IMAGE_AGENT_BINARY);
+        assert!(command[0].ends_with(&format!("/{}", env!("CARGO_BIN_NAME"))), "{command:?}");
+        let argv = command.iter().map(String::as_str).chain(["--node-name", "node1"]);
+        let cli = crate::Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{command:?}: {e}"));
+        assert_eq!(cli.connection.namespace, "ops");
+        match cli.command {
+            crate::Command::Image(image) => {
+                assert!(matches!(*image, crate::image::ImageCommand::Agent(_)), "{image:?}")
+            }
+            other => panic!("parsed as {other:?}"),
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Container images built here, without a registry: an OCI image layout (one uncompressed layer of the given
 //! files, a config, a manifest, an index) written as a tar archive that the node's runtime imports. The test
 //! images are a pause image and a shell (Debian's static busybox) and Cairn's server (the built binary and
-//! the shared libraries it links).
+//! the shared libraries it links), with the `cairn` CLI beside it for the image agent.
 
 use std::{
     collections::BTreeSet,
@@ -47,6 +47,8 @@ pub struct ImageSpec {
     pub entrypoint: Vec<String>,
     /// Its files.
     pub files: Vec<ImageFile>,
+    /// When it was built (its config's `created`, RFC 3339), if it says.
+    pub created: Option<String>,
 }
 
 fn digest(bytes: &[u8]) -> String {
@@ -111,7 +113,7 @@ fn layer(files: &[ImageFile]) -> Result<Vec<u8>, EnvError> {
 pub fn archive(spec: &ImageSpec) -> Result<Vec<u8>, EnvError> {
     let layer = layer(&spec.files)?;
     let layer_digest = digest(&layer);
-    let config = serde_json::to_vec(&json!({
+    let mut config = json!({
         "architecture": "amd64",
         "os": "linux",
         "config": {
@@ -120,8 +122,11 @@ pub fn archive(spec: &ImageSpec) -> Result<Vec<u8>, EnvError> {
             "WorkingDir": "/",
         },
         "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-    }))
-    .expect("a config serializes");
+    });
+    if let Some(created) = &spec.created {
+        config["created"] = json!(created);
+    }
+    let config = serde_json::to_vec(&config).expect("a config serializes");
     let manifest = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -199,6 +204,7 @@ pub fn pause_image() -> ImageSpec {
         name: PAUSE_IMAGE.into(),
         entrypoint: vec!["/bin/busybox".into(), "sleep".into(), "2147483647".into()],
         files: vec![ImageFile::Copy { from: BUSYBOX.into(), path: "bin/busybox".into() }],
+        created: None,
     }
 }
 
@@ -209,7 +215,7 @@ pub fn shell_image() -> ImageSpec {
         files.push(ImageFile::Link { path: format!("bin/{applet}"), target: "busybox".into() });
     }
     files.push(ImageFile::Directory { path: "tmp".into() });
-    ImageSpec { name: SHELL_IMAGE.into(), entrypoint: vec!["/bin/sh".into()], files }
+    ImageSpec { name: SHELL_IMAGE.into(), entrypoint: vec!["/bin/sh".into()], files, created: None }
 }
 
 /// An image of a built binary (`backup-server`, ...) with the libraries it links, as `name`.
@@ -222,7 +228,7 @@ pub fn binary_image(name: &str, binary: &Path) -> Result<ImageSpec, EnvError> {
         files.push(ImageFile::Copy { from: real, path });
     }
     files.push(ImageFile::Directory { path: "tmp".into() });
-    Ok(ImageSpec { name: name.into(), entrypoint: vec![format!("/bin/{file_name}")], files })
+    Ok(ImageSpec { name: name.into(), entrypoint: vec![format!("/bin/{file_name}")], files, created: None })
 }
 
 /// The CA certificates the release image (distroless) carries, from the host.
@@ -233,6 +239,29 @@ const CA_CERTIFICATES: &str = "/etc/ssl/certs/ca-certificates.crt";
 pub fn server_image(name: &str, binary: &Path) -> Result<ImageSpec, EnvError> {
     let mut image = binary_image(name, binary)?;
     image.files.push(ImageFile::Copy { from: CA_CERTIFICATES.into(), path: CA_CERTIFICATES[1..].into() });
+    Ok(image)
+}
+
+/// Cairn's image as the release builds it (deploy/Dockerfile), as `name`: [`server_image`] of `server`, and
+/// `cli` (the `cairn` binary) at the path the image agent's DaemonSet runs
+/// ([`IMAGE_AGENT_BINARY`](backup_core::install::IMAGE_AGENT_BINARY)), with the libraries it links that the
+/// server does not.
+pub fn cairn_image(name: &str, server: &Path, cli: &Path) -> Result<ImageSpec, EnvError> {
+    let mut image = server_image(name, server)?;
+    let in_image = |file: &ImageFile| match file {
+        ImageFile::Copy { path, .. } | ImageFile::Link { path, .. } | ImageFile::Directory { path } => path.clone(),
+    };
+    let mut paths: BTreeSet<String> = image.files.iter().map(in_image).collect();
+    let mut add = |file: ImageFile| {
+        if paths.insert(in_image(&file)) {
+            image.files.push(file);
+        }
+    };
+    add(ImageFile::Copy { from: cli.to_path_buf(), path: backup_core::install::IMAGE_AGENT_BINARY[1..].to_owned() });
+    for library in linked_libraries(cli)? {
+        let real = std::fs::canonicalize(&library).map_err(io(format!("resolving {}", library.display())))?;
+        add(ImageFile::Copy { from: real, path: library.display().to_string().trim_start_matches('/').to_owned() });
+    }
     Ok(image)
 }
 
@@ -257,5 +286,23 @@ mod tests {
         }
         assert_eq!(&names[..2], ["oci-layout", "index.json"]);
         assert_eq!(names.len(), 5);
+    }
+
+    #[test]
+    fn cairn_image_holds_the_cli_where_the_image_agent_runs_it_and_no_file_twice() {
+        let image = cairn_image("cairn.dev/test/cairn:1", Path::new(BUSYBOX), Path::new("/bin/ls")).unwrap();
+        let paths: Vec<&str> = image
+            .files
+            .iter()
+            .map(|file| match file {
+                ImageFile::Copy { path, .. } | ImageFile::Link { path, .. } | ImageFile::Directory { path } => {
+                    path.as_str()
+                }
+            })
+            .collect();
+        assert!(paths.contains(&"usr/local/bin/cairn") && paths.contains(&"bin/busybox"), "{paths:?}");
+        assert!(paths.iter().any(|p| p.contains("libc.so")), "the CLI's libraries: {paths:?}");
+        assert_eq!(paths.iter().collect::<BTreeSet<_>>().len(), paths.len(), "{paths:?}");
+        assert_eq!(image.entrypoint, ["/bin/busybox"]);
     }
 }

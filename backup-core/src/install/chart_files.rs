@@ -1,5 +1,5 @@
-//! The Helm chart (`deploy/helm/cairn/`) against the Rust code: its CRDs and RBAC rules are generated from
-//! it, its defaults are `cairn install`'s. `CAIRN_REGENERATE_DEPLOY=1` rewrites the generated files.
+//! The Helm chart (`deploy/helm/cairn/`) against the Rust code: its CRDs and RBAC rules (the image agent's
+//! too) are generated from it, its defaults are `cairn install`'s. `CAIRN_REGENERATE_DEPLOY=1` rewrites the generated files.
 
 use std::path::{Path, PathBuf};
 
@@ -7,7 +7,9 @@ use serde_yaml_ng::Value;
 
 use super::{
     DEFAULT_CPU_LIMIT, DEFAULT_CPU_REQUEST, DEFAULT_IMAGE, DEFAULT_LOCAL_DIRECTORY, DEFAULT_LOCAL_VOLUME_SIZE,
-    DEFAULT_MEMORY_LIMIT, DEFAULT_MEMORY_REQUEST, InstallOptions, cluster_rules, namespace_rules, rbac_restore_rules,
+    DEFAULT_MEMORY_LIMIT, DEFAULT_MEMORY_REQUEST, DEFAULT_RUNTIME_SOCKET, IMAGE_AGENT_BINARY, InstallOptions,
+    NODE_NAME_VARIABLE, cluster_rules, image_agent_cluster_rules, image_agent_namespace_rules, namespace_rules,
+    rbac_restore_rules,
 };
 use cairn_api::{crd_file_name, crds};
 
@@ -15,8 +17,13 @@ fn chart() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/helm/cairn")
 }
 
-const RULES_HEADER: &str = "# Generated from backup-core/src/install/rbac.rs; regenerate with\n\
-                            # CAIRN_REGENERATE_DEPLOY=1 cargo test -p backup-core --lib install\n";
+/// The header of a generated rules file: where its rules come from and how to regenerate it.
+fn rules_header(source: &str) -> String {
+    format!(
+        "# Generated from backup-core/src/install/{source}; regenerate with\n# CAIRN_REGENERATE_DEPLOY=1 cargo test \
+         -p backup-core --lib install\n"
+    )
+}
 
 /// Every generated file of the chart and its expected content. The cluster rules are split in two so that the
 /// chart's `rbac.restoreRbac` can leave the `bind`/`escalate` rule out, as `--no-rbac-restore` does.
@@ -26,14 +33,16 @@ fn generated_files() -> Vec<(PathBuf, String)> {
         .iter()
         .map(|crd| (chart.join("crds").join(crd_file_name(crd)), serde_yaml_ng::to_string(crd).unwrap()))
         .collect();
-    for (name, rules) in [
-        ("cluster-rules.yaml", cluster_rules(false)),
-        ("rbac-restore-rules.yaml", rbac_restore_rules()),
-        ("namespace-rules.yaml", namespace_rules()),
+    for (name, source, rules) in [
+        ("cluster-rules.yaml", "rbac.rs", cluster_rules(false)),
+        ("rbac-restore-rules.yaml", "rbac.rs", rbac_restore_rules()),
+        ("namespace-rules.yaml", "rbac.rs", namespace_rules()),
+        ("image-agent-cluster-rules.yaml", "image_agent.rs", image_agent_cluster_rules()),
+        ("image-agent-namespace-rules.yaml", "image_agent.rs", image_agent_namespace_rules()),
     ] {
         files.push((
             chart.join("files").join(name),
-            format!("{RULES_HEADER}{}", serde_yaml_ng::to_string(&rules).unwrap()),
+            format!("{}{}", rules_header(source), serde_yaml_ng::to_string(&rules).unwrap()),
         ));
     }
     files
@@ -88,6 +97,24 @@ fn helm_chart_defaults_match_cairn_install() {
     let empty = |value: &Value| value.as_mapping().is_some_and(|m| m.is_empty());
     assert!(empty(&values["serviceAccount"]["annotations"]), "serviceAccount.annotations defaults to {{}}");
     assert!(empty(&values["podAnnotations"]), "podAnnotations defaults to {{}}");
+    assert_eq!(values["imageAgent"]["enabled"].as_bool(), Some(defaults.image_agent), "imageAgent.enabled");
+    assert_eq!(text(&values["imageAgent"]["runtimeSocket"]), DEFAULT_RUNTIME_SOCKET, "imageAgent.runtimeSocket");
+}
+
+/// The chart's image agent template spells by hand what `cairn install --image-agent` builds from constants:
+/// the binary it runs, the subcommand, and the variable it reads its node from.
+#[test]
+fn helm_chart_image_agent_runs_what_cairn_install_runs() {
+    let template = std::fs::read_to_string(chart().join("templates/image-agent.yaml")).unwrap();
+    let command = format!("command:\n        - {IMAGE_AGENT_BINARY}\n        - image\n        - agent\n");
+    assert!(template.contains(&command), "the chart's agent does not run {IMAGE_AGENT_BINARY} image agent");
+    assert!(
+        template.contains(&format!("- name: {NODE_NAME_VARIABLE}\n")),
+        "the chart does not set {NODE_NAME_VARIABLE}"
+    );
+    for file in ["image-agent-cluster-rules.yaml", "image-agent-namespace-rules.yaml"] {
+        assert!(template.contains(&format!("files/{file}")), "the chart's agent does not use {file}");
+    }
 }
 
 /// The chart's Deployment template spells the server's flags, variables and port by hand: each must be

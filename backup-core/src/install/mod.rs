@@ -1,5 +1,6 @@
 //! Installing Cairn's server: the manifests (CRDs, Namespace, RBAC, credentials, default location,
-//! Deployment) built from typed options without I/O, and their server-side apply to a cluster.
+//! Deployment, and with `--image-agent` the image agent's DaemonSet and access) built from typed options
+//! without I/O, and their server-side apply to a cluster.
 //!
 //! [`manifests`] is what `cairn install --dry-run -o yaml` prints and what `deploy/manifests/cairn.yaml` holds;
 //! [`apply`] sends them: most are server-side applied, so running it again brings them back to what it builds,
@@ -8,6 +9,7 @@
 //! `deploy/helm/cairn/` takes its CRDs and RBAC rules from here too.
 
 mod apply;
+mod image_agent;
 mod location;
 mod options;
 mod rbac;
@@ -28,11 +30,15 @@ use kube::{
 use serde::Serialize;
 
 pub use apply::{Applied, FIELD_MANAGER, Outcome, apply};
+pub use image_agent::{
+    IMAGE_AGENT_BINARY, IMAGE_AGENT_NAME, NODE_NAME_VARIABLE, image_agent_cluster_role_name, image_agent_cluster_rules,
+    image_agent_namespace_rules,
+};
 pub use location::{CREDENTIALS_KEY, CREDENTIALS_SECRET, DEFAULT_LOCATION_NAME};
 pub use options::{
     AwsConfig, DEFAULT_CPU_LIMIT, DEFAULT_CPU_REQUEST, DEFAULT_IMAGE, DEFAULT_LOCAL_DIRECTORY,
-    DEFAULT_LOCAL_VOLUME_SIZE, DEFAULT_MEMORY_LIMIT, DEFAULT_MEMORY_REQUEST, DEFAULT_NAMESPACE, DefaultLocation,
-    InstallOptions, LocationProvider, ServerResources,
+    DEFAULT_LOCAL_VOLUME_SIZE, DEFAULT_MEMORY_LIMIT, DEFAULT_MEMORY_REQUEST, DEFAULT_NAMESPACE, DEFAULT_RUNTIME_SOCKET,
+    DefaultLocation, InstallOptions, LocationProvider, ServerResources,
 };
 pub use rbac::{cluster_role_name, cluster_rules, namespace_rules, rbac_restore_rules};
 pub use readiness::wait_until_available;
@@ -115,6 +121,12 @@ pub enum InstallError {
          --provider aws"
     )]
     LocalReplicas(i32),
+    /// The image agent's runtime socket is not an absolute path to a file in a directory below `/`.
+    #[error(
+        "invalid --image-agent-runtime-socket {0:?}: give the absolute path of the container runtime's CRI socket on \
+         the nodes, such as {DEFAULT_RUNTIME_SOCKET} (containerd) or /var/run/crio/crio.sock (CRI-O)"
+    )]
+    RuntimeSocket(String),
     /// A manifest could not be turned into JSON (a bug: every manifest is built from typed objects).
     #[error("cannot serialize the {kind} manifest: {problem}")]
     Serialize {
@@ -267,7 +279,8 @@ fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
 
 /// Every object of an installation, in the order they are applied: CRDs, Namespace, ServiceAccount, RBAC,
 /// the credentials Secret (only with a credentials file), the local location's claim (only for `local`),
-/// the Deployment, and the default BackupStorageLocation. The Secret and the location are create-only
+/// the Deployment, the image agent's ServiceAccount, RBAC and DaemonSet (only with
+/// [`InstallOptions::image_agent`]), and the default BackupStorageLocation. The Secret and the location are create-only
 /// ([`Manifest::is_create_only`]). Validates the options first; does no I/O.
 pub fn manifests(options: &InstallOptions) -> Result<Vec<Manifest>, InstallError> {
     options.validate()?;
@@ -291,6 +304,9 @@ pub fn manifests(options: &InstallOptions) -> Result<Vec<Manifest>, InstallError
         }
     }
     list.push(Manifest::of(&server::deployment(options))?);
+    if options.image_agent {
+        list.extend(image_agent::manifests(options)?);
+    }
     if let Some(location) = &options.default_location {
         list.push(Manifest::create_only(&location::backup_storage_location(namespace, location))?);
     }
@@ -337,6 +353,39 @@ mod tests {
             let expected = if cluster_scoped { None } else { Some("backups") };
             assert_eq!(manifest.namespace(), expected, "{}", manifest.kind());
         }
+    }
+
+    #[test]
+    fn image_agent_objects_come_after_the_deployment_and_before_the_location() {
+        let options = InstallOptions { namespace: "ops".into(), image_agent: true, ..InstallOptions::default() };
+        let list = manifests(&options).unwrap();
+        let crd_count = cairn_api::crds().len();
+        assert_eq!(
+            kinds(&list[crd_count..]),
+            [
+                "Namespace",
+                "ServiceAccount",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "Role",
+                "RoleBinding",
+                "PersistentVolumeClaim",
+                "Deployment",
+                "ServiceAccount",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "Role",
+                "RoleBinding",
+                "DaemonSet",
+                "BackupStorageLocation"
+            ]
+        );
+        let mut names: Vec<String> = list.iter().map(|m| format!("{}/{}", m.kind(), m.qualified_name())).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), list.len(), "two objects share a name: {names:?}");
+        let without = manifests(&InstallOptions { image_agent: false, ..options }).unwrap();
+        assert!(without.iter().all(|m| m.kind() != "DaemonSet" && !m.name().contains("image-agent")));
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub const DEFAULT_MEMORY_REQUEST: &str = "128Mi";
 pub const DEFAULT_CPU_LIMIT: &str = "1";
 /// The server's memory limit by default.
 pub const DEFAULT_MEMORY_LIMIT: &str = "512Mi";
+/// The container runtime's CRI socket on each node by default (containerd's), which the image agent talks to.
+pub const DEFAULT_RUNTIME_SOCKET: &str = "/run/containerd/containerd.sock";
 
 /// Everything an installation depends on. [`Default`] is what `cairn install` does without flags.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +52,13 @@ pub struct InstallOptions {
     pub pod_annotations: BTreeMap<String, String>,
     /// Where the server's pods may run.
     pub scheduling: Scheduling,
+    /// Whether to install the image agent too: a DaemonSet running `cairn image agent` on every node (every
+    /// taint tolerated) as root, with the runtime's socket directory mounted from the host, carrying out the
+    /// node's ImagePrunes; its ServiceAccount reads workloads cluster-wide, and in the namespace reads
+    /// ImagePrunes, writes their status and renews its Lease.
+    pub image_agent: bool,
+    /// The container runtime's CRI socket on the nodes (an absolute path), for the image agent.
+    pub runtime_socket: String,
 }
 
 impl Default for InstallOptions {
@@ -65,6 +74,8 @@ impl Default for InstallOptions {
             service_account_annotations: BTreeMap::new(),
             pod_annotations: BTreeMap::new(),
             scheduling: Scheduling::default(),
+            image_agent: false,
+            runtime_socket: DEFAULT_RUNTIME_SOCKET.to_owned(),
         }
     }
 }
@@ -194,6 +205,9 @@ impl InstallOptions {
                 return Err(InstallError::AnnotationKey { flag, key: key.clone() });
             }
         }
+        if self.image_agent && !is_socket_path(&self.runtime_socket) {
+            return Err(InstallError::RuntimeSocket(self.runtime_socket.clone()));
+        }
         match &self.default_location {
             Some(location) => location.validate(self.replicas),
             None => Ok(()),
@@ -230,6 +244,17 @@ impl DefaultLocation {
             }
         }
     }
+}
+
+/// An absolute path to a file in a directory other than `/`, without spaces or `..`: the agent mounts the
+/// directory from the host.
+fn is_socket_path(path: &str) -> bool {
+    let path = std::path::Path::new(path);
+    path.is_absolute()
+        && path.parent().is_some_and(|dir| dir != std::path::Path::new("/"))
+        && path.file_name().is_some()
+        && !path.components().any(|c| c == std::path::Component::ParentDir)
+        && !path.to_string_lossy().contains(char::is_whitespace)
 }
 
 fn check_quantity(flag: &'static str, value: &str) -> Result<(), InstallError> {
@@ -300,6 +325,21 @@ mod tests {
         let mut options = InstallOptions::default();
         options.service_account_annotations.insert("eks.amazonaws.com/role-arn".into(), "arn:aws:iam::1:role/r".into());
         options.validate().unwrap();
+    }
+
+    #[test]
+    fn the_runtime_socket_must_be_a_file_in_a_directory_the_agent_can_mount() {
+        let socket = |runtime_socket: &str| {
+            InstallOptions { image_agent: true, runtime_socket: runtime_socket.into(), ..InstallOptions::default() }
+                .validate()
+        };
+        socket(DEFAULT_RUNTIME_SOCKET).unwrap();
+        socket("/var/run/crio/crio.sock").unwrap();
+        for bad in ["run/containerd.sock", "/containerd.sock", "/run/../containerd.sock", "/run/a b.sock", "/"] {
+            assert!(socket(bad).unwrap_err().to_string().contains("--image-agent-runtime-socket"), "{bad}");
+        }
+        let without_agent = InstallOptions { runtime_socket: "relative".into(), ..InstallOptions::default() };
+        without_agent.validate().unwrap();
     }
 
     #[test]

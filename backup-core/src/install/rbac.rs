@@ -32,7 +32,8 @@ pub fn cluster_role_name(namespace: &str) -> String {
     format!("{SERVER_NAME}-{namespace}")
 }
 
-fn rule(api_groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
+/// A rule granting `verbs` on `resources` of `api_groups`.
+pub(super) fn rule(api_groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
     let strings = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     PolicyRule {
         api_groups: Some(strings(api_groups)),

@@ -58,7 +58,8 @@ fn selector() -> BTreeMap<String, String> {
     ])
 }
 
-fn field_env(name: &str, field_path: &str) -> EnvVar {
+/// The variable `name` set from the pod's field `field_path` (the downward API).
+pub(super) fn field_env(name: &str, field_path: &str) -> EnvVar {
     EnvVar {
         name: name.to_owned(),
         value_from: Some(EnvVarSource {
