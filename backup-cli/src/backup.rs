@@ -136,6 +136,8 @@ impl SpecArgs {
                 CompressionArg::Zstd => Compression::Zstd,
                 CompressionArg::Gzip => Compression::Gzip,
             }),
+            // Hooks are stated in pod annotations, or in a Backup object's spec (Velero has no flag either).
+            hooks: Default::default(),
         })
     }
 

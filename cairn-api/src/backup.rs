@@ -43,6 +43,9 @@ pub struct BackupSpec {
     /// The archive's compression: `zstd` (the default) or `gzip` (Velero's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression: Option<Compression>,
+    /// Commands run in selected pods before and after the backup reads the cluster.
+    #[serde(default, skip_serializing_if = "crate::hooks::BackupHooks::is_empty")]
+    pub hooks: crate::hooks::BackupHooks,
 }
 
 /// A Backup object's phase (Velero's names).

@@ -6,6 +6,7 @@
 
 mod backup;
 mod compression;
+mod hooks;
 mod images;
 mod location;
 mod maintenance;
@@ -21,6 +22,9 @@ use kube::CustomResourceExt;
 
 pub use backup::{Backup, BackupObjectProgress, BackupObjectStatus, BackupPhase, BackupSpec, DEFAULT_TTL};
 pub use compression::Compression;
+pub use hooks::{
+    BackupHook, BackupHooks, BackupResourceHookSpec, ExecHook, HookErrorMode, annotations as hook_annotations,
+};
 pub use images::{
     DEFAULT_PRUNE_HISTORY, ImagePrune, ImagePrunePolicy, ImagePrunePolicySpec, ImagePrunePolicyStatus, ImagePruneSpec,
     ImagePruneStatus, ImageVerdict, NODE_LABEL, NodePruneSummary, POLICY_LABEL, PrunePhase, PruneRules, RUN_LABEL,

@@ -4,7 +4,7 @@
 //! leaves a Failed record (when the store still answers) and never a Completed one.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     sync::{Arc, atomic::AtomicU64},
 };
 
@@ -19,7 +19,7 @@ use kube::Client;
 use tokio::sync::{mpsc, watch};
 
 use super::{
-    BackupRecord, BackupResults, BackupSpec, BackupStatus, Phase, Progress,
+    BackupRecord, BackupResults, BackupSpec, BackupStatus, HookPhase, Phase, Progress, hooks,
     lists::{Collected, collect},
     plan::{BackupPlan, plan},
     sink::{SinkOutput, spawn_sink},
@@ -45,6 +45,9 @@ pub enum BackupError {
     /// The selection could not be used.
     #[error(transparent)]
     Selection(#[from] SelectionError),
+    /// The spec's hooks cannot be used.
+    #[error("invalid hooks: {0}")]
+    Hooks(String),
     /// A backup of that name exists already.
     #[error("backup {name:?} already exists in {location}; choose another name (nothing was written)")]
     Exists {
@@ -132,8 +135,11 @@ pub async fn run_backup(
     let bytes = Arc::new(AtomicU64::new(0));
     let mtime = plan.started.as_second().max(0) as u64;
     let sink = spawn_sink(store, &keys, plan.compression, mtime, receiver, bytes.clone());
+    let hook_pods = pre_hooks(client, &mut plan).await;
     let (results, log) = (std::mem::take(&mut plan.results), std::mem::take(&mut plan.log));
-    let collected = collect(client, &plan, sender, progress, &bytes, results, log).await;
+    let mut collected = collect(client, &plan, sender, progress, &bytes, results, log).await;
+    let Collected { results, log, .. } = &mut collected;
+    hooks::run_phase(client, &hook_pods, HookPhase::Post, &plan.hook_entries, &plan.left_out_pods, results, log).await;
     let sink_result = sink.await.map_err(std::io::Error::other).and_then(|r| r);
     report_final(progress, collected.items, bytes.load(std::sync::atomic::Ordering::Relaxed));
     let record = started_record(store, &request, &plan, &keys);
@@ -149,6 +155,31 @@ pub async fn run_backup(
 
 /// The record of the backup as it started: its spec as it will be stored (TTL and compression settled,
 /// the location named), InProgress.
+/// Finds the selected pods with hooks and runs their pre hooks; the pods whose pre hooks failed are left
+/// out of the backup. The pods found, for the post hooks.
+async fn pre_hooks(client: &Client, plan: &mut BackupPlan) -> Vec<k8s_openapi::api::core::v1::Pod> {
+    let pods = match hooks::hook_pods(client, &plan.selection, &plan.excluded_namespaces, &plan.hook_entries).await {
+        Ok(pods) => pods,
+        Err(error) => {
+            let reason = format!(
+                "listing pods to find their hooks failed, no hook ran: {}",
+                cairn_kube::errors::describe(&error)
+            );
+            plan.log
+                .problem(cairn_kube::report::Severity::Error, &cairn_kube::report::Problem::general(reason.clone()));
+            plan.results.errors.push(cairn_kube::report::Problem::general(reason));
+            return Vec::new();
+        }
+    };
+    if !pods.is_empty() {
+        plan.log.info(format!("{} pod(s) have backup hooks", pods.len()));
+    }
+    let (results, log) = (&mut plan.results, &mut plan.log);
+    plan.left_out_pods =
+        hooks::run_phase(client, &pods, HookPhase::Pre, &plan.hook_entries, &BTreeSet::new(), results, log).await;
+    pods
+}
+
 fn started_record(store: &Store, request: &BackupRequest, plan: &BackupPlan, keys: &BackupKeys) -> BackupRecord {
     let mut spec = request.spec.clone();
     spec.ttl = format_duration(plan.ttl);

@@ -84,7 +84,15 @@ impl Collector<'_> {
 
     /// Whether a listed object is selected (the rule is the selection's).
     fn selects(&self, resource_type: &ResourceType, object: &Listed) -> bool {
+        let left_out = || {
+            resource_type.group_resource() == cairn_kube::resources::PODS
+                && object
+                    .namespace
+                    .as_ref()
+                    .is_some_and(|ns| self.plan.left_out_pods.contains(&(ns.clone(), object.name.clone())))
+        };
         !object.deleting
+            && (self.plan.left_out_pods.is_empty() || !left_out())
             && self.plan.selection.selects_listed(
                 is_namespace_type(resource_type),
                 object.namespace.as_deref(),

@@ -5,6 +5,7 @@ mod catalog;
 mod collect;
 pub mod deletion;
 mod engine;
+mod hooks;
 mod images;
 mod inspect;
 mod lists;
@@ -18,6 +19,7 @@ mod sync_plan;
 
 pub use catalog::{BackupListing, create_record, list_backup_names, list_backups, read_backup};
 pub use engine::{BackupError, BackupOutcome, BackupProgress, BackupRequest, run_backup, validate_name};
+pub use hooks::{HookOutcome, HookPhase, HookRun};
 pub use images::{RetainedImages, images_unknown, retained_images};
 pub use inspect::{
     InspectError, Verification, archive_stream, backup_keys, download_archive, find_backup, read_log,

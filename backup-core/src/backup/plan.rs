@@ -48,6 +48,10 @@ pub(super) struct BackupPlan {
     pub(super) custom_types: BTreeSet<String>,
     /// The lists to run.
     pub(super) tasks: Vec<ListTask>,
+    /// The spec's hook entries, compiled.
+    pub(super) hook_entries: Vec<super::hooks::HookEntry>,
+    /// Pods left out because a pre hook of theirs failed with `onError: Fail` (namespace, name).
+    pub(super) left_out_pods: BTreeSet<(String, String)>,
     /// Warnings found while planning.
     pub(super) results: BackupResults,
     /// The run's log so far.
@@ -69,6 +73,7 @@ pub(super) async fn plan(client: &Client, store: &Store, request: &BackupRequest
     log.info(format!("backup {name} starting into {}", store.location()));
     let discovery = Discovery::run(client).await?;
     let selection = Selection::compile(&request.spec.selection, &discovery)?;
+    let hook_entries = super::hooks::compile(&request.spec.hooks, &discovery).map_err(BackupError::Hooks)?;
     let results = planning_warnings(&discovery, &selection, &mut log);
     let failed = |reason: String| BackupError::Failed { name: name.clone(), reason, recorded: false };
     let excluded_namespaces = excluded_namespaces(client, &discovery).await.map_err(failed)?;
@@ -85,6 +90,8 @@ pub(super) async fn plan(client: &Client, store: &Store, request: &BackupRequest
         excluded_namespaces,
         custom_types,
         tasks,
+        hook_entries,
+        left_out_pods: BTreeSet::new(),
         results,
         log,
     })

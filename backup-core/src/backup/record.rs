@@ -129,6 +129,9 @@ pub struct BackupResults {
     /// Cairn recorded them).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub images: BTreeSet<String>,
+    /// Every hook the backup ran or skipped, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<super::HookRun>,
 }
 
 impl From<Phase> for BackupPhase {

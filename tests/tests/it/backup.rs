@@ -33,6 +33,7 @@ fn request(name: &str, selection: SelectionSpec, compression: Compression) -> Ba
             ttl: "1h".into(),
             storage_location: String::new(),
             compression: Some(compression),
+            hooks: Default::default(),
         },
         labels: BTreeMap::new(),
     }

@@ -43,6 +43,7 @@ pub(crate) async fn backup_selected(
             ttl: "1h".into(),
             storage_location: String::new(),
             compression: Some(Compression::Zstd),
+            hooks: Default::default(),
         },
         labels: BTreeMap::new(),
     };
