@@ -320,3 +320,33 @@ pub(crate) async fn run(command: BackupCommand, connection: &Connection, mode: &
         Mode::Server(server) => server::run(command, server).await,
     }
 }
+
+/// The hooks a backup or restore ran, as `describe --details` lists them: each with its pod, container, outcome, exit
+/// code, duration and last lines of output.
+pub(crate) fn hooks_text(hooks: &[backup_core::backup::HookRun]) -> String {
+    if hooks.is_empty() {
+        return String::new();
+    }
+    let mut text = "\nHooks:\n".to_owned();
+    for hook in hooks {
+        let exit = hook.exit_code.map(|c| format!(", exit {c}")).unwrap_or_default();
+        text.push_str(&format!(
+            "  {} {}/{} [{}] {:?}{exit}, {} ms ({}): {}\n",
+            hook.phase.as_str(),
+            hook.namespace,
+            hook.pod,
+            hook.container,
+            hook.outcome,
+            hook.duration_ms,
+            hook.source,
+            hook.command.join(" ")
+        ));
+        if let Some(message) = &hook.message {
+            text.push_str(&format!("    {message}\n"));
+        }
+        for line in &hook.output {
+            text.push_str(&format!("    | {line}\n"));
+        }
+    }
+    text
+}

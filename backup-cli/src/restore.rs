@@ -131,6 +131,8 @@ impl CreateArgs {
             },
             preserve_node_ports: self.preserve_nodeports,
             schedule_name: self.from_schedule.clone(),
+            // Restore hooks are stated in the archived pods' annotations, or in a Restore object's spec.
+            hooks: Default::default(),
         })
     }
 }

@@ -104,3 +104,119 @@ pub mod annotations {
     /// A Go duration.
     pub const TIMEOUT: &str = "timeout";
 }
+
+/// A restore's hooks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreHooks {
+    /// Hooks for the restored pods each entry selects.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<RestoreResourceHookSpec>,
+}
+
+impl RestoreHooks {
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+    }
+}
+
+/// Hooks for the restored pods selected by namespace (as archived, before mapping), resource and labels.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreResourceHookSpec {
+    /// The entry's name, shown in the restore's log and results.
+    pub name: String,
+    /// Namespaces whose pods the hooks are for (names or globs); empty means all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub included_namespaces: Vec<String>,
+    /// Namespaces left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_namespaces: Vec<String>,
+    /// Resource types the entry applies to (it applies when `pods` is included; empty means all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub included_resources: Vec<String>,
+    /// Resource types the entry does not apply to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_resources: Vec<String>,
+    /// Only pods matching this selector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_selector: Option<LabelSelector>,
+    /// The hooks, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_hooks: Vec<RestoreResourceHook>,
+}
+
+/// One restore hook: init containers added to the pod, or a command run in it once it runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreResourceHook {
+    /// Init containers put before the pod's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<InitRestoreHook>,
+    /// A command run in a container of the restored pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecRestoreHook>,
+}
+
+/// Init containers added to restored pods, before their own.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InitRestoreHook {
+    /// The containers, as a pod spec states them.
+    #[serde(default)]
+    pub init_containers: Vec<k8s_openapi::api::core::v1::Container>,
+    /// Accepted for Velero's manifests; the pod's own start decides when the containers run.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub timeout: String,
+}
+
+/// A command run in a restored pod's container once it runs (or is ready).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecRestoreHook {
+    /// The container; the pod's first container when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub container: String,
+    /// The command and its arguments (not in a shell).
+    #[schemars(length(min = 1))]
+    pub command: Vec<String>,
+    /// `Continue` (the default) goes on with the other hooks; `Fail` runs no more hooks. Either way a
+    /// failure makes the restore PartiallyFailed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_error: Option<HookErrorMode>,
+    /// How long the command may run (a Go duration); 30s when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(pattern(super::OPTIONAL_DURATION_PATTERN))]
+    pub exec_timeout: String,
+    /// How long to wait for the container to run (a Go duration); 10m when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(pattern(super::OPTIONAL_DURATION_PATTERN))]
+    pub wait_timeout: String,
+    /// Wait for the pod to be Ready, not only for the container to run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_for_ready: Option<bool>,
+}
+
+/// The pod annotations that state restore hooks: `init.hook.restore.cairn.dev/<field>` and
+/// `post.hook.restore.cairn.dev/<field>`, and Velero's `*.hook.restore.velero.io/<field>` with the same meaning.
+pub mod restore_annotations {
+    /// The annotation domains read, Cairn's first.
+    pub const DOMAINS: [&str; 2] = ["hook.restore.cairn.dev", "hook.restore.velero.io"];
+    /// Init hook: the image of the init container.
+    pub const CONTAINER_IMAGE: &str = "container-image";
+    /// Init hook: its name (default `restore-hook`).
+    pub const CONTAINER_NAME: &str = "container-name";
+    /// Init and exec hooks: the command (a JSON array, or one word).
+    pub const COMMAND: &str = "command";
+    /// Exec hook: the container (default: the pod's first).
+    pub const CONTAINER: &str = "container";
+    /// Exec hook: `Fail` or `Continue`.
+    pub const ON_ERROR: &str = "on-error";
+    /// Exec hook: how long the command may run.
+    pub const EXEC_TIMEOUT: &str = "exec-timeout";
+    /// Exec hook: how long to wait for the container.
+    pub const WAIT_TIMEOUT: &str = "wait-timeout";
+    /// Exec hook: `true` to wait for the pod to be Ready.
+    pub const WAIT_FOR_READY: &str = "wait-for-ready";
+}

@@ -55,6 +55,9 @@ pub struct RestoreSpec {
     /// Keep Services' node ports.
     #[serde(default)]
     pub preserve_node_ports: bool,
+    /// Init containers added to restored pods and commands run in them once they run.
+    #[serde(default, skip_serializing_if = "crate::hooks::RestoreHooks::is_empty")]
+    pub hooks: crate::hooks::RestoreHooks,
 }
 
 /// A Restore object's phase (Velero's names).

@@ -217,7 +217,7 @@ fn describe_text(d: &Description) -> String {
     if let Some(results) = &d.results {
         text.push_str(&problems_text(&results.warnings, "\nWarnings"));
         text.push_str(&problems_text(&results.errors, "\nErrors"));
-        text.push_str(&standalone::hooks_text(&results.hooks));
+        text.push_str(&crate::backup::hooks_text(&results.hooks));
     }
     text.push_str(&deletion_attempts_text(&d.deletion_attempts));
     if let Some(resources) = &d.resource_list {

@@ -132,40 +132,10 @@ fn describe_text(d: &Description) -> String {
     if let Some(results) = &d.results {
         text.push_str(&problems_text(&results.warnings, "\nWarnings"));
         text.push_str(&problems_text(&results.errors, "\nErrors"));
-        text.push_str(&hooks_text(&results.hooks));
+        text.push_str(&crate::backup::hooks_text(&results.hooks));
     }
     if let Some(resources) = &d.resource_list {
         text.push_str(&resource_list_text(resources));
-    }
-    text
-}
-
-/// The hooks a backup ran, as `describe --details` lists them: each with its pod, container, outcome, exit
-/// code, duration and last lines of output.
-pub(super) fn hooks_text(hooks: &[backup::HookRun]) -> String {
-    if hooks.is_empty() {
-        return String::new();
-    }
-    let mut text = "\nHooks:\n".to_owned();
-    for hook in hooks {
-        let exit = hook.exit_code.map(|c| format!(", exit {c}")).unwrap_or_default();
-        text.push_str(&format!(
-            "  {} {}/{} [{}] {:?}{exit}, {} ms ({}): {}\n",
-            hook.phase.as_str(),
-            hook.namespace,
-            hook.pod,
-            hook.container,
-            hook.outcome,
-            hook.duration_ms,
-            hook.source,
-            hook.command.join(" ")
-        ));
-        if let Some(message) = &hook.message {
-            text.push_str(&format!("    {message}\n"));
-        }
-        for line in &hook.output {
-            text.push_str(&format!("    | {line}\n"));
-        }
     }
     text
 }

@@ -165,6 +165,7 @@ fn describe_text(d: &Description) -> String {
         text.push('\n');
         text.push_str(&per_kind_table(&results.items));
         text.push_str(&problems_text(&results.warnings, &results.errors));
+        text.push_str(&crate::backup::hooks_text(&results.hooks));
         text.push_str(&items_table(&results.items, false));
     }
     text

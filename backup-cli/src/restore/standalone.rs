@@ -26,6 +26,7 @@ fn summary(outcome: &RestoreOutcome) -> String {
     );
     text.push_str(&per_kind_table(&outcome.items));
     text.push_str(&problems_text(&outcome.warnings, &outcome.errors));
+    text.push_str(&crate::backup::hooks_text(&outcome.hooks));
     text
 }
 
@@ -110,6 +111,7 @@ pub(super) async fn run(command: RestoreCommand, connection: &Connection) -> any
                     items: d.results.as_ref().map(|r| r.items.clone()).unwrap_or_default(),
                     warnings: d.results.as_ref().map(|r| r.warnings.clone()).unwrap_or_default(),
                     errors: d.results.as_ref().map(|r| r.errors.clone()).unwrap_or_default(),
+                    hooks: d.results.as_ref().map(|r| r.hooks.clone()).unwrap_or_default(),
                 };
                 let mut text = summary(&outcome);
                 if details {

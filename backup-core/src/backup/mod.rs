@@ -5,7 +5,7 @@ mod catalog;
 mod collect;
 pub mod deletion;
 mod engine;
-mod hooks;
+pub(crate) mod hooks;
 mod images;
 mod inspect;
 mod lists;

@@ -15,6 +15,7 @@ use tokio::sync::RwLock;
 use super::{
     ItemOutcome, ItemResult,
     decide::{self, Desired, Existing, LEFT_ALONE, OnError, Prepared, Rules},
+    hooks::PodExecHooks,
 };
 use cairn_kube::{
     client::{get_text, send_json as send},
@@ -60,6 +61,8 @@ pub(crate) struct Applier<'a> {
     namespaces: Mutex<BTreeSet<String>>,
     /// Custom resource types whose CRD this restore creates (in a dry run they are not served yet).
     planned_types: BTreeSet<String>,
+    /// The restored pods with exec hooks to run once everything is applied.
+    exec_hooks: Mutex<Vec<PodExecHooks>>,
 }
 
 impl<'a> Applier<'a> {
@@ -77,6 +80,7 @@ impl<'a> Applier<'a> {
             rules,
             namespaces: Mutex::new(planned_namespaces),
             planned_types,
+            exec_hooks: Mutex::new(Vec::new()),
         }
     }
 
@@ -154,7 +158,30 @@ impl<'a> Applier<'a> {
     }
 
     /// Creates the object, or handles the one already there by policy.
-    pub(crate) async fn apply(&self, desired: Desired) -> Applied {
+    /// The restored pods' exec hooks, taken.
+    pub(crate) fn take_exec_hooks(&self) -> Vec<PodExecHooks> {
+        std::mem::take(&mut *self.exec_hooks.lock().expect("hooks lock"))
+    }
+
+    /// Applies one object; a pod it creates or updates keeps its exec hooks for after the apply.
+    pub(crate) async fn apply(&self, mut desired: Desired) -> Applied {
+        let hooks = std::mem::take(&mut desired.exec_hooks);
+        let namespace = desired.namespace(&self.rules).unwrap_or_default().to_owned();
+        let pod = desired.name().to_owned();
+        let mut applied = self.apply_once(desired).await;
+        match &mut applied {
+            Applied::Done(result)
+                if !hooks.is_empty() && matches!(result.outcome, ItemOutcome::Created | ItemOutcome::Updated) =>
+            {
+                self.exec_hooks.lock().expect("hooks lock").push(PodExecHooks { namespace, pod, hooks });
+            }
+            Applied::Retry(pending) => pending.desired.exec_hooks = hooks,
+            _ => {}
+        }
+        applied
+    }
+
+    async fn apply_once(&self, desired: Desired) -> Applied {
         let resource_type = match self.resource_type(&desired).await {
             Ok(t) => t,
             Err(reason) if self.rules.dry_run && self.planned_types.contains(&desired.entry.group_resource) => {

@@ -1,7 +1,7 @@
 //! What happens to one archived object, decided without I/O: whether it is selected and restorable, what
 //! is sent, what an object already in the cluster leads to, and what an API error means. The executor
-//! (`apply.rs`) asks these functions and sends what they say; hooks and resource modifiers will be steps
-//! here too.
+//! (`apply.rs`) asks these functions and sends what they say; restore hooks are a step here (init containers
+//! put first, exec hooks carried to after the apply); resource modifiers will be one too.
 
 use std::collections::BTreeMap;
 
@@ -9,9 +9,14 @@ use serde_json::{Value, json};
 
 use super::{
     ExistingResourcePolicy, IndexEntry, ItemOutcome, ItemResult,
+    hooks::{ExecPlan, PodRestoreHooks, RestoreHookEntry, pod_restore_hooks, prepend_init_containers},
     transform::{Transform, changed_fields, merge_patch, skip_reason, strip},
 };
-use cairn_kube::{discovery::ResourceType, errors::ErrorKind, resources::NAMESPACES};
+use cairn_kube::{
+    discovery::ResourceType,
+    errors::ErrorKind,
+    resources::{NAMESPACES, PODS},
+};
 
 use crate::{archive::check_entry, selection::Selection};
 
@@ -26,6 +31,8 @@ pub(crate) struct Rules<'a> {
     pub(crate) policy: ExistingResourcePolicy,
     /// A preview: nothing is changed.
     pub(crate) dry_run: bool,
+    /// The spec's restore hook entries, compiled.
+    pub(crate) hooks: &'a [RestoreHookEntry],
 }
 
 /// An object ready to be sent: transformed, and known to be what its path says.
@@ -35,6 +42,8 @@ pub(crate) struct Desired {
     pub(crate) entry: IndexEntry,
     /// What is sent.
     pub(crate) object: Value,
+    /// For a pod: the exec hooks to run once it is restored.
+    pub(crate) exec_hooks: Vec<Result<ExecPlan, String>>,
 }
 
 impl Desired {
@@ -106,8 +115,25 @@ pub(crate) fn prepare(entry: &IndexEntry, bytes: &[u8], rules: &Rules<'_>) -> Pr
     if let Some(reason) = skip_reason(&entry.group_resource, &object) {
         return Prepared::Done(result(entry, &object, ItemOutcome::Skipped, Some(reason)));
     }
+    let hooks = if entry.group_resource == PODS && (!rules.hooks.is_empty() || names_restore_hooks(&object)) {
+        match pod_restore_hooks(&object, rules.hooks) {
+            Ok(hooks) => hooks,
+            Err(problem) => return failed(format!("not restored: its restore hooks are stated wrongly: {problem}")),
+        }
+    } else {
+        PodRestoreHooks::default()
+    };
     rules.transform.apply(&entry.group_resource, &mut object);
-    Prepared::Apply(Desired { entry: entry.clone(), object })
+    prepend_init_containers(&mut object, hooks.init_containers);
+    Prepared::Apply(Desired { entry: entry.clone(), object, exec_hooks: hooks.exec })
+}
+
+/// Whether an archived object's annotations state restore hooks.
+fn names_restore_hooks(object: &Value) -> bool {
+    object
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .is_some_and(|a| a.keys().any(|k| k.contains(".hook.restore.")))
 }
 
 /// Checks that the served type agrees with the path the object came from: a namespaced type under
@@ -239,6 +265,7 @@ mod tests {
             },
             policy,
             dry_run: false,
+            hooks: &[],
         }
     }
 

@@ -53,6 +53,9 @@ pub struct StoredResults {
     pub errors: Vec<Problem>,
     /// Every object's result.
     pub items: Vec<super::ItemResult>,
+    /// Every exec hook run in a restored pod (absent before restores had hooks).
+    #[serde(default)]
+    pub hooks: Vec<crate::backup::HookRun>,
 }
 
 /// The restore's results.

@@ -8,6 +8,7 @@
 
 mod apply;
 mod decide;
+mod hooks;
 mod inspect;
 mod mapping;
 mod order;
@@ -34,6 +35,9 @@ use crate::{selection::SelectionError, store::StoreError};
 /// Why a restore did not run; nothing was applied.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
+    /// The spec's hooks cannot be used.
+    #[error("invalid restore hooks: {0}")]
+    Hooks(String),
     /// No backup of that name.
     #[error("no backup named {name:?} in {location}; `cairn backup get` lists the backups there")]
     BackupNotFound {

@@ -138,6 +138,9 @@ pub struct RestoreOutcome {
     pub warnings: Vec<Problem>,
     /// Errors.
     pub errors: Vec<Problem>,
+    /// Every exec hook run (or skipped) in a restored pod.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<crate::backup::HookRun>,
 }
 
 impl RestoreOutcome {

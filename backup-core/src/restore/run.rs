@@ -37,6 +37,7 @@ use cairn_kube::{
 
 use crate::{
     archive::DEFAULT_MAX_ENTRY_BYTES,
+    backup::{HookOutcome, HookRun},
     selection::Selection,
     store::{Layout, Store, StoreError},
 };
@@ -145,6 +146,7 @@ pub async fn run_restore(
     ));
     let discovery = Discovery::run(client).await?;
     let selection = Selection::compile(&request.spec.selection, &discovery)?;
+    let hook_entries = super::hooks::compile(&request.spec.hooks, &discovery).map_err(RestoreError::Hooks)?;
     let chosen: Vec<IndexEntry> =
         index.into_iter().filter(|e| wave_of(&e.group_resource).is_some() && selection.includes_stored(e)).collect();
     progress.send_modify(|p| p.total = chosen.len() as u64);
@@ -159,6 +161,7 @@ pub async fn run_restore(
         },
         policy: request.spec.existing_resource_policy,
         dry_run: request.dry_run,
+        hooks: &hook_entries,
     };
     let (planned_namespaces, planned_types) = planned(&chosen, &rules);
     let applier = Applier::new(client, discovery, rules, planned_namespaces, planned_types);
@@ -174,9 +177,24 @@ pub async fn run_restore(
             tally.results.lock().expect("results lock").push(pending.desired.result(ItemOutcome::Failed, Some(reason)));
         }
     }
+    let pods_with_hooks = applier.take_exec_hooks();
+    let hooks = if failure.is_none() && !request.dry_run && !pods_with_hooks.is_empty() {
+        log.lock()
+            .expect("log lock")
+            .info(format!("running the exec hooks of {} restored pod(s)", pods_with_hooks.len()));
+        super::hooks::run_exec_hooks(client, pods_with_hooks).await
+    } else {
+        Vec::new()
+    };
     let items = tally.results.into_inner().expect("results lock");
     let log = log.into_inner().expect("log lock");
-    finish(store, &request, source.name, started, items, log, failure.take()).await
+    finish(store, &request, source.name, started, Finished { items, hooks }, log, failure.take()).await
+}
+
+/// What was done: each object's result and each exec hook's run.
+struct Finished {
+    items: Vec<ItemResult>,
+    hooks: Vec<HookRun>,
 }
 
 /// In a dry run, the namespaces and CRD types the restore would create, which count as present for what
@@ -297,13 +315,32 @@ async fn finish(
     request: &RestoreRequest,
     backup: String,
     started: Timestamp,
-    items: Vec<ItemResult>,
+    finished: Finished,
     mut log: RunLog,
     failure: Option<RestoreError>,
 ) -> Result<RestoreOutcome, RestoreError> {
-    let warnings: Vec<Problem> =
+    let Finished { items, hooks } = finished;
+    let mut warnings: Vec<Problem> =
         items.iter().filter(|r| r.outcome == ItemOutcome::Skipped && !r.changes.is_empty()).map(problem_of).collect();
     let mut errors: Vec<Problem> = items.iter().filter(|r| r.outcome == ItemOutcome::Failed).map(problem_of).collect();
+    for hook in &hooks {
+        let problem = |reason: String| Problem {
+            resource: Some(cairn_kube::resources::PODS.to_owned()),
+            namespace: Some(hook.namespace.clone()),
+            name: Some(hook.pod.clone()),
+            reason,
+        };
+        let what = format!("exec restore hook ({}) in container {:?}", hook.source, hook.container);
+        let message = hook.message.clone().unwrap_or_default();
+        let last = hook.output.last().map(|l| format!("; last output: {l}")).unwrap_or_default();
+        match hook.outcome {
+            HookOutcome::Succeeded => {
+                log.info(format!("{what} of {}/{}: exited with 0 in {} ms", hook.namespace, hook.pod, hook.duration_ms))
+            }
+            HookOutcome::Failed => errors.push(problem(format!("{what} failed: {message}{last}"))),
+            HookOutcome::Skipped => warnings.push(problem(format!("{what}: {message}"))),
+        }
+    }
     for w in &warnings {
         log.warn(w.to_string());
     }
@@ -343,7 +380,7 @@ async fn finish(
             failure_reason,
         },
     };
-    let mut outcome = RestoreOutcome { restore: record, items, warnings, errors };
+    let mut outcome = RestoreOutcome { restore: record, items, warnings, errors, hooks };
     if !request.dry_run
         && let Err(error) = write_results(store, &outcome, &log).await
     {
@@ -375,7 +412,7 @@ async fn write_results(store: &Store, outcome: &RestoreOutcome, log: &RunLog) ->
     store
         .put_gzip_json(
             &keys.results,
-            &json!({"warnings": outcome.warnings, "errors": outcome.errors, "items": outcome.items}),
+            &json!({"warnings": outcome.warnings, "errors": outcome.errors, "items": outcome.items, "hooks": outcome.hooks}),
         )
         .await?;
     store.put_gzip_text(&keys.log, &log.text()).await

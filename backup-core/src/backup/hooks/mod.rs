@@ -11,6 +11,6 @@ mod resolve;
 mod run;
 
 pub use resolve::HookPhase;
-pub(crate) use resolve::{HookEntry, compile};
+pub(crate) use resolve::{HookEntry, check_container, command_of, compile, first_container, on_error_of, timeout_of};
 pub use run::{HookOutcome, HookRun};
 pub(crate) use run::{hook_pods, run_phase};

@@ -82,14 +82,14 @@ pub(crate) fn compile(hooks: &BackupHooks, discovery: &Discovery) -> Result<Vec<
         .collect()
 }
 
-fn timeout_of(text: &str) -> Result<Duration, String> {
+pub(crate) fn timeout_of(text: &str) -> Result<Duration, String> {
     match text.trim() {
         "" => Ok(DEFAULT_TIMEOUT),
         text => parse_duration(text).map_err(|e| format!("timeout {text:?}: {e}")),
     }
 }
 
-fn on_error_of(text: &str) -> Result<HookErrorMode, String> {
+pub(crate) fn on_error_of(text: &str) -> Result<HookErrorMode, String> {
     match text.trim() {
         "" | "Fail" => Ok(HookErrorMode::Fail),
         "Continue" => Ok(HookErrorMode::Continue),
@@ -98,7 +98,7 @@ fn on_error_of(text: &str) -> Result<HookErrorMode, String> {
 }
 
 /// A command annotation: a JSON array of strings, or the whole text as one word.
-fn command_of(text: &str) -> Result<Vec<String>, String> {
+pub(crate) fn command_of(text: &str) -> Result<Vec<String>, String> {
     let text = text.trim();
     let command = if text.starts_with('[') {
         serde_json::from_str::<Vec<String>>(text)
@@ -112,11 +112,11 @@ fn command_of(text: &str) -> Result<Vec<String>, String> {
     Ok(command)
 }
 
-fn first_container(pod: &Pod) -> String {
+pub(crate) fn first_container(pod: &Pod) -> String {
     pod.spec.as_ref().and_then(|s| s.containers.first()).map(|c| c.name.clone()).unwrap_or_default()
 }
 
-fn check_container(pod: &Pod, container: String) -> Result<String, String> {
+pub(crate) fn check_container(pod: &Pod, container: String) -> Result<String, String> {
     let containers: Vec<&str> = pod.spec.iter().flat_map(|s| &s.containers).map(|c| c.name.as_str()).collect();
     if containers.contains(&container.as_str()) {
         Ok(container)
