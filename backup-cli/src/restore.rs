@@ -85,6 +85,10 @@ pub(crate) struct CreateArgs {
     /// Keep Services' node ports.
     #[arg(long)]
     preserve_nodeports: bool,
+    /// Rewrite objects on their way in with the resource modifier rules (Velero's `version: v1` format) held
+    /// by this ConfigMap in the Cairn namespace (-n); checked before anything is restored.
+    #[arg(long, value_name = "NAME")]
+    resource_modifier_configmap: Option<String>,
     /// Standalone: the largest object read from the archive (bytes, or with Ki, Mi, Gi). The default,
     /// 4Mi, is above what the API server takes (3 MiB); a larger entry means a crafted archive, and is refused.
     #[arg(long, value_parser = cairn_kube::size::parse_size)]
@@ -133,6 +137,11 @@ impl CreateArgs {
             schedule_name: self.from_schedule.clone(),
             // Restore hooks are stated in the archived pods' annotations, or in a Restore object's spec.
             hooks: Default::default(),
+            resource_modifier: self.resource_modifier_configmap.as_ref().map(|name| cairn_api::ResourceModifierRef {
+                api_group: None,
+                kind: "ConfigMap".to_owned(),
+                name: name.clone(),
+            }),
         })
     }
 }

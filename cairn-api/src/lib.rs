@@ -46,7 +46,8 @@ pub use requests::{
     ServerStatusRequestSpec, ServerStatusRequestStatus,
 };
 pub use restore::{
-    ExistingResourcePolicy, Restore, RestoreObjectPhase, RestoreObjectProgress, RestoreObjectStatus, RestoreSpec,
+    ExistingResourcePolicy, ResourceModifierRef, Restore, RestoreObjectPhase, RestoreObjectProgress,
+    RestoreObjectStatus, RestoreSpec,
 };
 pub use schedule::{Schedule, ScheduleObjectStatus, SchedulePhase, ScheduleSpec};
 pub use selection::SelectionSpec;

@@ -55,6 +55,10 @@ pub struct RestoreSpec {
     /// Keep Services' node ports.
     #[serde(default)]
     pub preserve_node_ports: bool,
+    /// A ConfigMap in the Cairn namespace holding Velero's resource modifier rules (`version: v1`), applied to
+    /// objects on their way in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_modifier: Option<ResourceModifierRef>,
     /// Init containers added to restored pods and commands run in them once they run.
     #[serde(default, skip_serializing_if = "crate::hooks::RestoreHooks::is_empty")]
     pub hooks: crate::hooks::RestoreHooks,
@@ -139,4 +143,17 @@ impl Restore {
     pub fn phase(&self) -> RestoreObjectPhase {
         self.status.as_ref().and_then(|s| s.phase).unwrap_or_default()
     }
+}
+
+/// The ConfigMap holding a restore's resource modifiers (Velero's `TypedLocalObjectReference`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceModifierRef {
+    /// Ignored; the core group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_group: Option<String>,
+    /// `ConfigMap` (any case).
+    pub kind: String,
+    /// The ConfigMap's name.
+    pub name: String,
 }

@@ -43,6 +43,8 @@ async fn create(args: CreateArgs, connection: &Connection) -> anyhow::Result<boo
     }
     let store = connection.existing_store()?;
     let client = connection.client().await?;
+    request.modifiers =
+        restore::load_modifiers(&client, &connection.namespace, request.spec.resource_modifier.as_ref()).await?;
     let (sender, receiver) = watch::channel(RestoreProgress::default());
     let label = if request.dry_run {
         format!("restore {} (dry run)", request.name)

@@ -1,7 +1,7 @@
 //! What happens to one archived object, decided without I/O: whether it is selected and restorable, what
 //! is sent, what an object already in the cluster leads to, and what an API error means. The executor
-//! (`apply.rs`) asks these functions and sends what they say; restore hooks are a step here (init containers
-//! put first, exec hooks carried to after the apply); resource modifiers will be one too.
+//! (`apply.rs`) asks these functions and sends what they say; restore hooks (init containers put first, exec
+//! hooks carried to after the apply) and resource modifiers are steps here.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::{
     ExistingResourcePolicy, IndexEntry, ItemOutcome, ItemResult,
     hooks::{ExecPlan, PodRestoreHooks, RestoreHookEntry, pod_restore_hooks, prepend_init_containers},
+    modifiers::Modifiers,
     transform::{Transform, changed_fields, merge_patch, skip_reason, strip},
 };
 use cairn_kube::{
@@ -33,6 +34,8 @@ pub(crate) struct Rules<'a> {
     pub(crate) dry_run: bool,
     /// The spec's restore hook entries, compiled.
     pub(crate) hooks: &'a [RestoreHookEntry],
+    /// Resource modifiers, in order.
+    pub(crate) modifiers: &'a [Modifiers],
 }
 
 /// An object ready to be sent: transformed, and known to be what its path says.
@@ -44,6 +47,8 @@ pub(crate) struct Desired {
     pub(crate) object: Value,
     /// For a pod: the exec hooks to run once it is restored.
     pub(crate) exec_hooks: Vec<Result<ExecPlan, String>>,
+    /// What resource modifiers changed in it.
+    pub(crate) modified: Vec<String>,
 }
 
 impl Desired {
@@ -62,9 +67,10 @@ impl Desired {
         self.object["apiVersion"].as_str().unwrap_or_default()
     }
 
-    /// A result for it.
+    /// A result for it; what resource modifiers changed is said when nothing else is.
     pub(crate) fn result(&self, outcome: ItemOutcome, reason: Option<String>) -> ItemResult {
-        result(&self.entry, &self.object, outcome, reason)
+        let modified = (!self.modified.is_empty()).then(|| format!("modified by {}", self.modified.join("; ")));
+        result(&self.entry, &self.object, outcome, reason.or(modified))
     }
 }
 
@@ -123,9 +129,24 @@ pub(crate) fn prepare(entry: &IndexEntry, bytes: &[u8], rules: &Rules<'_>) -> Pr
     } else {
         PodRestoreHooks::default()
     };
+    // Resource modifiers see the object as archived without what the server sets, before it moves to a
+    // mapped namespace (Velero's order: `namespaces` conditions name the backup's namespaces).
+    let mut modified = Vec::new();
+    if !rules.modifiers.is_empty() {
+        strip(&entry.group_resource, &mut object, rules.transform.preserve_node_ports);
+        for modifiers in rules.modifiers {
+            match modifiers.apply(&entry.group_resource, &mut object) {
+                Ok(applied) => modified.extend(applied),
+                Err(problem) => {
+                    let reason = format!("not restored: a resource modifier failed on it: {problem}");
+                    return Prepared::Done(result(entry, &object, ItemOutcome::Failed, Some(reason)));
+                }
+            }
+        }
+    }
     rules.transform.apply(&entry.group_resource, &mut object);
     prepend_init_containers(&mut object, hooks.init_containers);
-    Prepared::Apply(Desired { entry: entry.clone(), object, exec_hooks: hooks.exec })
+    Prepared::Apply(Desired { entry: entry.clone(), object, exec_hooks: hooks.exec, modified })
 }
 
 /// Whether an archived object's annotations state restore hooks.
@@ -266,6 +287,7 @@ mod tests {
             policy,
             dry_run: false,
             hooks: &[],
+            modifiers: &[],
         }
     }
 

@@ -11,6 +11,8 @@ mod decide;
 mod hooks;
 mod inspect;
 mod mapping;
+pub mod modifiers;
+mod modifiers_load;
 mod order;
 mod record;
 mod run;
@@ -19,6 +21,7 @@ mod transform;
 
 pub use inspect::{StoredResults, find_restore, list_restores, read_restore_log, read_restore_results};
 pub use mapping::{check_mapping, parse_mappings};
+pub use modifiers_load::load_modifiers;
 pub use order::{HIGH_PRIORITY, LOW_PRIORITY, NEVER_RESTORED, WAVES, wave_of};
 pub use record::{
     ExistingResourcePolicy, ItemOutcome, ItemResult, RestoreOutcome, RestorePhase, RestoreRecord, RestoreSpec,
@@ -35,6 +38,9 @@ use crate::{selection::SelectionError, store::StoreError};
 /// Why a restore did not run; nothing was applied.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
+    /// The resource modifiers cannot be read or used.
+    #[error("resource modifiers: {0}")]
+    Modifiers(String),
     /// The spec's hooks cannot be used.
     #[error("invalid restore hooks: {0}")]
     Hooks(String),

@@ -58,12 +58,20 @@ pub struct RestoreRequest {
     pub dry_run: bool,
     /// The largest archive entry read ([`DEFAULT_MAX_ENTRY_BYTES`] unless the user trusts bigger ones).
     pub max_entry_bytes: u64,
+    /// Resource modifiers applied to every object, in order ([`super::load_modifiers`] reads them).
+    pub modifiers: Vec<super::modifiers::Modifiers>,
 }
 
 impl RestoreRequest {
     /// A request with the default limits.
     pub fn new(name: impl Into<String>, spec: RestoreSpec, dry_run: bool) -> Self {
-        RestoreRequest { name: name.into(), spec, dry_run, max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES }
+        RestoreRequest {
+            name: name.into(),
+            spec,
+            dry_run,
+            max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES,
+            modifiers: Vec::new(),
+        }
     }
 }
 
@@ -162,6 +170,7 @@ pub async fn run_restore(
         policy: request.spec.existing_resource_policy,
         dry_run: request.dry_run,
         hooks: &hook_entries,
+        modifiers: &request.modifiers,
     };
     let (planned_namespaces, planned_types) = planned(&chosen, &rules);
     let applier = Applier::new(client, discovery, rules, planned_namespaces, planned_types);

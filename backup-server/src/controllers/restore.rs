@@ -131,6 +131,22 @@ async fn run(restore: &Restore, context: &Arc<Context>) -> Result<Action, Reconc
     spec.schedule_name = None;
     let mut request = RestoreRequest::new(name.clone(), spec, false);
     request.max_entry_bytes = context.settings.restore_max_object_size;
+    let modifiers = backup_core::restore::load_modifiers(
+        &context.client,
+        &context.namespace,
+        restore.spec.resource_modifier.as_ref(),
+    )
+    .await;
+    request.modifiers = match modifiers {
+        Ok(modifiers) => modifiers,
+        Err(error) => {
+            context.metrics.restore_validation_failed(&schedule);
+            let status =
+                json!({ "phase": RestoreObjectPhase::FailedValidation, "validationErrors": [error.to_string()] });
+            patch_final_status(&api, &name, uid, status).await?;
+            return Ok(Action::await_change());
+        }
+    };
     let (progress, watcher) = watch::channel(RestoreProgress::default());
     let reporter =
         tokio::spawn(report_progress(api.clone(), name.clone(), uid.map(str::to_owned), watcher, progress_status));
@@ -142,7 +158,13 @@ async fn run(restore: &Restore, context: &Arc<Context>) -> Result<Action, Reconc
             context.metrics.restore_finished(&schedule, record_phase(&outcome.restore));
             status
         }
-        Err(error @ (RestoreError::Mapping(_) | RestoreError::Name(_) | RestoreError::Selection(_))) => {
+        Err(
+            error @ (RestoreError::Mapping(_)
+            | RestoreError::Name(_)
+            | RestoreError::Selection(_)
+            | RestoreError::Hooks(_)
+            | RestoreError::Modifiers(_)),
+        ) => {
             context.metrics.restore_validation_failed(&schedule);
             json!({ "phase": RestoreObjectPhase::FailedValidation, "validationErrors": [error.to_string()] })
         }
