@@ -181,7 +181,33 @@ impl<'a> Applier<'a> {
         applied
     }
 
-    async fn apply_once(&self, desired: Desired) -> Applied {
+    /// Gives a created object back its archived field owners when a server-side apply owned any of them (the
+    /// API server ignores managed fields on create, so they are patched in); otherwise its fields stay with
+    /// the restore, which behaves the same for later updates and applies. A note when that failed.
+    async fn restore_field_owners(
+        &self,
+        desired: &mut Desired,
+        resource_type: &ResourceType,
+        namespace: Option<&str>,
+    ) -> Option<String> {
+        let applied = desired
+            .managed_fields
+            .as_ref()
+            .and_then(Value::as_array)
+            .is_some_and(|entries| entries.iter().any(|e| e["operation"] == "Apply"));
+        if self.rules.dry_run || !applied {
+            return None;
+        }
+        let fields = desired.managed_fields.take()?;
+        let path = resource_type.object_path(namespace, desired.name());
+        let patch = json!({"metadata": {"managedFields": fields}});
+        match send(self.client, http::Method::PATCH, &path, MERGE_PATCH, &patch).await {
+            Ok(()) => None,
+            Err(error) => Some(format!("created, but its field owners could not be restored: {}", describe(&error))),
+        }
+    }
+
+    async fn apply_once(&self, mut desired: Desired) -> Applied {
         let resource_type = match self.resource_type(&desired).await {
             Ok(t) => t,
             Err(reason) if self.rules.dry_run && self.planned_types.contains(&desired.entry.group_resource) => {
@@ -201,8 +227,12 @@ impl<'a> Applier<'a> {
             return Applied::Retry(Pending { desired, reason });
         }
         let path = format!("{}{}", resource_type.list_path(namespace.as_deref()), self.dry_run_query());
-        match send(self.client, http::Method::POST, &path, JSON, &desired.object).await {
-            Ok(()) => Applied::Done(desired.result(ItemOutcome::Created, None)),
+        let sent = send(self.client, http::Method::POST, &path, JSON, &desired.object).await;
+        match sent {
+            Ok(()) => {
+                let note = self.restore_field_owners(&mut desired, &resource_type, namespace.as_deref()).await;
+                Applied::Done(desired.result(ItemOutcome::Created, note))
+            }
             Err(error) if is_conflict(&error) => self.existing(desired, &resource_type, namespace.as_deref()).await,
             Err(error) => {
                 let planned = namespace.as_deref().is_some_and(|ns| self.namespace_is_planned(ns));

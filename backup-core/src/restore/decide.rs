@@ -49,6 +49,8 @@ pub(crate) struct Desired {
     pub(crate) exec_hooks: Vec<Result<ExecPlan, String>>,
     /// What resource modifiers changed in it.
     pub(crate) modified: Vec<String>,
+    /// The archived object's managed fields, sent on create (as Velero restores them) and never compared.
+    pub(crate) managed_fields: Option<Value>,
 }
 
 impl Desired {
@@ -121,6 +123,14 @@ pub(crate) fn prepare(entry: &IndexEntry, bytes: &[u8], rules: &Rules<'_>) -> Pr
     if let Some(reason) = skip_reason(&entry.group_resource, &object) {
         return Prepared::Done(result(entry, &object, ItemOutcome::Skipped, Some(reason)));
     }
+    let managed_fields = object.pointer_mut("/metadata/managedFields").map(Value::take).filter(|f| !f.is_null());
+    // A Service's managed fields tell its explicit node ports from allocated ones (`strip` reads them).
+    if entry.group_resource == cairn_kube::resources::SERVICES
+        && let (Some(fields), Some(metadata)) =
+            (&managed_fields, object.get_mut("metadata").and_then(Value::as_object_mut))
+    {
+        metadata.insert("managedFields".to_owned(), fields.clone());
+    }
     let hooks = if entry.group_resource == PODS && (!rules.hooks.is_empty() || names_restore_hooks(&object)) {
         match pod_restore_hooks(&object, rules.hooks) {
             Ok(hooks) => hooks,
@@ -146,7 +156,7 @@ pub(crate) fn prepare(entry: &IndexEntry, bytes: &[u8], rules: &Rules<'_>) -> Pr
     }
     rules.transform.apply(&entry.group_resource, &mut object);
     prepend_init_containers(&mut object, hooks.init_containers);
-    Prepared::Apply(Desired { entry: entry.clone(), object, exec_hooks: hooks.exec, modified })
+    Prepared::Apply(Desired { entry: entry.clone(), object, exec_hooks: hooks.exec, modified, managed_fields })
 }
 
 /// Whether an archived object's annotations state restore hooks.

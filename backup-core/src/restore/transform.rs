@@ -71,6 +71,14 @@ pub(super) fn skip_reason(group_resource: &str, object: &Value) -> Option<String
 /// token volumes, a Service's cluster IPs and (unless preserved) node ports. Applied alike to archived and
 /// live objects, so they compare equal when only such fields differ.
 pub fn strip(group_resource: &str, object: &mut Value, preserve_node_ports: bool) {
+    // Per type first: a Service's explicit node ports are read from its metadata (managed fields, the
+    // last-applied configuration) before the server's metadata goes.
+    match group_resource {
+        PODS => strip_pod(object),
+        SERVICES => strip_service(object, preserve_node_ports),
+        NAMESPACES => strip_namespace(object),
+        _ => {}
+    }
     if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         for field in SERVER_METADATA {
             metadata.remove(*field);
@@ -85,12 +93,6 @@ pub fn strip(group_resource: &str, object: &mut Value, preserve_node_ports: bool
     }
     if let Some(map) = object.as_object_mut() {
         map.remove("status");
-    }
-    match group_resource {
-        PODS => strip_pod(object),
-        SERVICES => strip_service(object, preserve_node_ports),
-        NAMESPACES => strip_namespace(object),
-        _ => {}
     }
 }
 
@@ -138,19 +140,93 @@ fn strip_pod(pod: &mut Value) {
     }
 }
 
+/// The node ports a Service's owner set explicitly, as Velero tells them: from the last-applied
+/// configuration when there is one (named ports by name, unnamed ones by value), else from the managed fields
+/// (`k:{"port":P,"protocol":"T"}` entries owning `f:nodePort`); and whether `healthCheckNodePort` was set.
+struct ExplicitPorts {
+    named: Vec<String>,
+    unnamed: Vec<i64>,
+    keyed: Vec<String>,
+    from_last_applied: bool,
+    health_check: bool,
+}
+
+fn explicit_ports(service: &Value) -> ExplicitPorts {
+    let mut explicit = ExplicitPorts {
+        named: Vec::new(),
+        unnamed: Vec::new(),
+        keyed: Vec::new(),
+        from_last_applied: false,
+        health_check: false,
+    };
+    let last_applied = service
+        .pointer("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration")
+        .and_then(Value::as_str)
+        .and_then(|text| serde_json::from_str::<Value>(text).ok());
+    if let Some(applied) = last_applied {
+        explicit.from_last_applied = true;
+        for port in applied.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
+            let node_port = match &port["nodePort"] {
+                Value::Number(n) => n.as_i64().unwrap_or(0),
+                Value::String(s) => s.parse().unwrap_or(0),
+                _ => 0,
+            };
+            if node_port > 0 {
+                match port["name"].as_str() {
+                    Some(name) => explicit.named.push(name.to_owned()),
+                    None => explicit.unnamed.push(node_port),
+                }
+            }
+        }
+        explicit.health_check =
+            applied.pointer("/spec/healthCheckNodePort").and_then(Value::as_i64).is_some_and(|p| p > 0);
+    }
+    for entry in service.pointer("/metadata/managedFields").and_then(Value::as_array).into_iter().flatten() {
+        let Some(spec) = entry.pointer("/fieldsV1/f:spec") else { continue };
+        if spec.get("f:healthCheckNodePort").is_some() {
+            explicit.health_check = true;
+        }
+        for (key, port) in spec.get("f:ports").and_then(Value::as_object).into_iter().flatten() {
+            if port.get("f:nodePort").is_some() {
+                explicit.keyed.push(key.clone());
+            }
+        }
+    }
+    explicit
+}
+
+/// The managed-fields key of a Service port: `k:{"port":80,"protocol":"TCP"}`.
+fn port_key(port: &Value) -> String {
+    let protocol = port["protocol"].as_str().unwrap_or("TCP");
+    format!(r#"k:{{"port":{},"protocol":"{protocol}"}}"#, port["port"].as_i64().unwrap_or(0))
+}
+
 fn strip_service(service: &mut Value, preserve_node_ports: bool) {
+    let explicit = (!preserve_node_ports).then(|| explicit_ports(service));
     let Some(spec) = service.get_mut("spec").and_then(Value::as_object_mut) else { return };
     let headless = spec.get("clusterIP").and_then(Value::as_str) == Some("None");
     if !headless {
         spec.remove("clusterIP");
         spec.remove("clusterIPs");
     }
-    if !preserve_node_ports {
+    let Some(explicit) = explicit else { return };
+    if spec.get("type").and_then(Value::as_str) == Some("ExternalName") {
+        return;
+    }
+    if !explicit.health_check {
         spec.remove("healthCheckNodePort");
-        for port in spec.get_mut("ports").and_then(Value::as_array_mut).into_iter().flatten() {
-            if let Some(port) = port.as_object_mut() {
-                port.remove("nodePort");
+    }
+    for port in spec.get_mut("ports").and_then(Value::as_array_mut).into_iter().flatten() {
+        let kept = if explicit.from_last_applied {
+            match port["name"].as_str() {
+                Some(name) if !name.is_empty() => explicit.named.iter().any(|n| n == name),
+                _ => port["nodePort"].as_i64().is_some_and(|p| explicit.unnamed.contains(&p)),
             }
+        } else {
+            explicit.keyed.contains(&port_key(port))
+        };
+        if !kept && let Some(port) = port.as_object_mut() {
+            port.remove("nodePort");
         }
     }
 }
@@ -282,6 +358,30 @@ mod tests {
             json!({"volumes": [{"name": "data", "emptyDir": {}}], "containers": [{"name": "c", "volumeMounts": [{"name": "data"}]}]})
         );
         assert!(pod.get("status").is_none());
+    }
+
+    #[test]
+    fn explicit_node_ports_stay_and_allocated_ones_go_as_velero_decides() {
+        let ports = json!([
+            {"name": "http", "port": 80, "protocol": "TCP", "nodePort": 30080},
+            {"name": "metrics", "port": 9090, "protocol": "TCP", "nodePort": 31999}
+        ]);
+        let applied = r#"{"spec":{"type":"NodePort","ports":[{"name":"http","port":80,"nodePort":30080},{"name":"metrics","port":9090}]}}"#;
+        let mut by_annotation = json!({"metadata": {"annotations": {"kubectl.kubernetes.io/last-applied-configuration": applied}},
+            "spec": {"type": "NodePort", "ports": ports.clone(), "healthCheckNodePort": 32000}});
+        strip(SERVICES, &mut by_annotation, false);
+        assert_eq!(by_annotation["spec"]["ports"][0]["nodePort"], 30080);
+        assert!(by_annotation["spec"]["ports"][1].get("nodePort").is_none());
+        assert!(by_annotation["spec"].get("healthCheckNodePort").is_none());
+
+        let owned = json!({"manager": "kubectl", "operation": "Apply", "fieldsV1": {"f:spec": {"f:ports": {
+            "k:{\"port\":9090,\"protocol\":\"TCP\"}": {"f:nodePort": {}, "f:port": {}}}}}});
+        let mut by_fields =
+            json!({"metadata": {"managedFields": [owned]}, "spec": {"type": "NodePort", "ports": ports}});
+        strip(SERVICES, &mut by_fields, false);
+        assert!(by_fields["spec"]["ports"][0].get("nodePort").is_none());
+        assert_eq!(by_fields["spec"]["ports"][1]["nodePort"], 31999);
+        assert!(by_fields["metadata"].get("managedFields").is_none());
     }
 
     #[test]

@@ -423,3 +423,39 @@ webhooks:
     assert!(refused.to_string().contains("endpoints"), "{refused}");
     webhooks.delete(&webhook_name, &DeleteParams::default()).await.unwrap();
 }
+
+#[tokio::test]
+async fn explicit_node_ports_and_field_owners_come_back_and_allocated_node_ports_are_allocated_again() {
+    use k8s_openapi::api::core::v1::Service;
+    use kube::api::{Patch, PatchParams};
+    let env = TestEnv::get();
+    let client = env.client().await;
+    let namespace = env.namespace("node-ports").await;
+    // A node port in the default range that no other test picks.
+    let explicit = 30000 + (std::process::id() % 2700) as i32;
+    let services: Api<Service> = Api::namespaced(client.clone(), &namespace);
+    let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": namespace},
+        "spec": {"type": "NodePort", "selector": {"app": "web"}, "ports": [
+            {"name": "http", "port": 80, "protocol": "TCP", "nodePort": explicit},
+            {"name": "metrics", "port": 9090, "protocol": "TCP"}]}});
+    services.patch("web", &PatchParams::apply("team-deploy"), &Patch::Apply(&service)).await.unwrap();
+    let store = env.s3_store(&env.bucket_prefix("node-ports"));
+    backup_namespace(&client, &store, "ports", &namespace).await;
+    wait_gone(&client, &namespace).await;
+
+    let outcome = restore(&client, &store, restore_request("ports-back", "ports")).await.unwrap();
+    assert_eq!(outcome.restore.status.phase, RestorePhase::Completed, "{:#?}", outcome.errors);
+    let restored = services.get("web").await.unwrap();
+    let ports = restored.spec.clone().unwrap().ports.unwrap();
+    assert_eq!(ports[0].node_port, Some(explicit), "the explicit node port changed");
+    assert!(ports[1].node_port.is_some_and(|p| p > 0), "the allocated node port was not allocated again");
+    // Field ownership as it was: the applier still owns what it applied.
+    let managers: Vec<(String, String)> = restored
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| (m.manager.unwrap_or_default(), m.operation.unwrap_or_default()))
+        .collect();
+    assert!(managers.contains(&("team-deploy".to_owned(), "Apply".to_owned())), "{managers:?}");
+}
