@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Cairn's main job, end to end, on a throwaway local cluster: brings up a real control plane (etcd,
 # kube-apiserver, kube-controller-manager, kube-scheduler) on loopback, loads the seed's sample workloads,
-# backs them up into the embedded default storage (a local directory) and shows what was saved, deletes the
-# namespace, previews the restore, restores it in place and into a mapped namespace, and shows what came back.
+# backs them up into the embedded default storage (a local directory) and shows what was saved (with a pod's
+# backup hook), deletes the namespace, previews the restore, restores it in place (the pod's restore hooks: an
+# init container first, a command once it runs) and into a mapped namespace, and shows what came back.
 # Then the same with the server: Cairn's CRDs, a storage location on the same directory, backup-server run
 # outside the cluster with the kubeconfig; the backups already stored appear as objects (bucket sync), a
 # backup and a schedule run as objects, and the server's metrics show them.
@@ -34,8 +35,9 @@ unset CAIRN_STORAGE
 echo "== loading the sample workloads into namespace shop"
 "$testenv" --state "$state" apply -f tests/fixtures/sample-workloads.yaml --namespace shop
 "$testenv" --state "$state" apply -f tests/fixtures/node-workload.yaml --namespace shop
-echo "== the shop-worker Deployment's pods run on the real node"
-"$testenv" --state "$state" wait-running shop --count 2
+"$testenv" --state "$state" apply -f tests/fixtures/hooked-pod.yaml --namespace shop
+echo "== the shop-worker Deployment's pods and the shop-db pod (with backup and restore hooks) run on the real node"
+"$testenv" --state "$state" wait-running shop --count 3
 echo "== cairn node list"
 "$cairn" node list
 
@@ -59,9 +61,11 @@ echo "== cairn restore create --from-backup $name --namespace-mappings shop:shop
 "$cairn" restore create "$name-copy" --from-backup "$name" --namespace-mappings shop:shop-copy
 echo "== cairn restore get"
 "$cairn" restore get
-echo "== the restored shop-worker pods run on the real node again, in shop and in shop-copy"
-"$testenv" --state "$state" wait-running shop --count 2
-"$testenv" --state "$state" wait-running shop-copy --count 2
+echo "== cairn restore describe $name-in-place --details   (the restore hooks of shop-db: its init container ran first, then the command)"
+"$cairn" restore describe "$name-in-place" --details | sed -n '/^Hooks:/,/^ACTION/{/^ACTION/!p}'
+echo "== the restored pods run on the real node again, in shop and in shop-copy"
+"$testenv" --state "$state" wait-running shop --count 3
+"$testenv" --state "$state" wait-running shop-copy --count 3
 "$testenv" --state "$state" status
 storage=${CAIRN_STORAGE_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/cairn/storage}
 echo "== the backups are stored in the embedded default storage: $storage"
