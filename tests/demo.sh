@@ -61,11 +61,14 @@ echo "== cairn restore create --from-backup $name --namespace-mappings shop:shop
 "$cairn" restore create "$name-copy" --from-backup "$name" --namespace-mappings shop:shop-copy
 echo "== cairn restore get"
 "$cairn" restore get
-echo "== cairn restore describe $name-in-place --details   (the restore hooks of shop-db: its init container ran first, then the command)"
-"$cairn" restore describe "$name-in-place" --details | sed -n '/^Hooks:/,/^ACTION/{/^ACTION/!p}'
 echo "== the restored pods run on the real node again, in shop and in shop-copy"
 "$testenv" --state "$state" wait-running shop --count 3
 "$testenv" --state "$state" wait-running shop-copy --count 3
+echo "== shop-db's restore hooks: the init container the hook added ran before the database (its log) ..."
+"$testenv" --state "$state" logs shop shop-db --container restore-data
+echo "== ... and the command ran in the database once it ran (cairn restore describe $name-in-place --details)"
+"$cairn" restore describe "$name-in-place" --details | sed -n '/^Hooks:/,/^ACTION/{/^ACTION/!p}'
+
 "$testenv" --state "$state" status
 storage=${CAIRN_STORAGE_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/cairn/storage}
 echo "== the backups are stored in the embedded default storage: $storage"

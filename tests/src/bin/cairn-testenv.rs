@@ -74,6 +74,16 @@ enum Cmd {
         #[arg(long, default_value_t = 120)]
         timeout: u64,
     },
+    /// Print a pod's container log (through the API server), as `kubectl logs` does.
+    Logs {
+        /// The namespace.
+        namespace: String,
+        /// The pod.
+        pod: String,
+        /// The container (an init container too); the pod's only one when omitted.
+        #[arg(long)]
+        container: Option<String>,
+    },
     /// Run the environment in the foreground until SIGTERM or SIGINT (what `up` starts).
     #[command(hide = true)]
     Serve(Parts),
@@ -380,6 +390,15 @@ async fn delete_namespace(state: &Path, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn logs(state: &Path, namespace: &str, pod: &str, container: Option<String>) -> anyhow::Result<()> {
+    let info =
+        EnvInfo::read(state).with_context(|| format!("no environment is up in {}; run `up` first", state.display()))?;
+    let pods: Api<Pod> = Api::namespaced(client_from(&info.kubeconfig).await?, namespace);
+    let params = kube::api::LogParams { container, ..Default::default() };
+    print!("{}", pods.logs(pod, &params).await.with_context(|| format!("reading the log of {namespace}/{pod}"))?);
+    Ok(())
+}
+
 async fn wait_running(state: &Path, namespace: &str, count: usize, timeout: u64) -> anyhow::Result<()> {
     let info =
         EnvInfo::read(state).with_context(|| format!("no environment is up in {}; run `up` first", state.display()))?;
@@ -425,6 +444,7 @@ fn main() -> ExitCode {
         Cmd::DeleteNamespace { name } => block_on(delete_namespace(&state, &name)),
         Cmd::Apply { file, namespace } => block_on(apply(&state, &file, namespace.as_deref())),
         Cmd::WaitRunning { namespace, count, timeout } => block_on(wait_running(&state, &namespace, count, timeout)),
+        Cmd::Logs { namespace, pod, container } => block_on(logs(&state, &namespace, &pod, container)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
