@@ -153,3 +153,88 @@ async fn init_hooks_run_before_the_app_and_exec_hooks_after_it_is_ready_and_fail
         .into_owned();
     assert!(text.contains("Hooks:") && text.contains("| nope"), "{text}");
 }
+
+#[tokio::test]
+async fn a_restore_objects_spec_hooks_and_resource_modifier_apply_through_the_server() {
+    use cairn_api::{AccessMode, Restore, RestoreSpec};
+    use cairn_tests::server::{ServerProcess, create_s3_location, install_crds};
+
+    let env = TestEnv::get();
+    let client = env.client().await;
+    install_crds(&client).await;
+    let server_namespace = env.namespace("rhooks-server").await;
+    let source = env.namespace("rhooks-spec").await;
+    let target = env.namespace("rhooks-spec-back").await;
+    create_s3_location(&client, &env, &server_namespace, "default", &env.unique_name("rhooks"), AccessMode::ReadWrite)
+        .await;
+    let _server = ServerProcess::start(
+        &support::server_binary(),
+        &env,
+        &server_namespace,
+        "rhooks",
+        &["--leader-elect", "false"],
+    )
+    .expect("the server starts");
+    let rules = "version: v1\nresourceModifierRules:\n- conditions: {groupResource: pods}\n  patches:\n  - {operation: add, path: /metadata/annotations, value: '{\"restored-by\": \"cairn\"}'}\n";
+    let objects = [
+        pod(&env, &source, "web", "spec", json!({})),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "mods", "namespace": server_namespace}, "data": {"rules.yaml": rules}}),
+    ];
+    let yaml: String = objects.iter().map(|o| format!("---\n{}", serde_yaml_ng::to_string(o).unwrap())).collect();
+    apply_manifests(&client, &yaml).await.unwrap();
+    eventually(Duration::from_secs(90), "the pod running", || {
+        let (client, source) = (client.clone(), source.clone());
+        async move { (running(&client, &source, "").await.len() == 1).then_some(()) }
+    })
+    .await;
+    let backed_up = support::cairn(
+        &env,
+        &server_namespace,
+        &["backup", "create", "spec-hooked", "--include-namespaces", &source, "--wait"],
+    );
+    assert!(backed_up.status.success(), "{}", String::from_utf8_lossy(&backed_up.stderr));
+
+    let spec: RestoreSpec = serde_json::from_value(json!({
+        "backupName": "spec-hooked",
+        "namespaceMapping": {source.clone(): target.clone()},
+        "resourceModifier": {"kind": "ConfigMap", "name": "mods"},
+        "hooks": {"resources": [{"name": "prepare", "includedNamespaces": [source], "labelSelector": {"matchLabels": {"group": "spec"}},
+            "postHooks": [
+                {"init": {"initContainers": [{"name": "seed", "image": SHELL_IMAGE, "imagePullPolicy": "Never", "command": ["/bin/sh", "-c", "echo seeded"]}]}},
+                {"exec": {"command": ["/bin/sh", "-c", "echo checked"], "waitForReady": true, "onError": "Fail"}}
+            ]}]}
+    }))
+    .unwrap();
+    let restores: Api<Restore> = Api::namespaced(client.clone(), &server_namespace);
+    restores.create(&Default::default(), &Restore::new("spec-hooked-back", spec)).await.unwrap();
+    let done = eventually(Duration::from_secs(180), "the restore finished", || {
+        let restores = restores.clone();
+        async move {
+            let restore = restores.get("spec-hooked-back").await.ok()?;
+            let phase = restore.status.as_ref()?.phase?;
+            (!matches!(phase, cairn_api::RestoreObjectPhase::New | cairn_api::RestoreObjectPhase::InProgress))
+                .then_some(restore)
+        }
+    })
+    .await;
+    assert_eq!(done.status.as_ref().and_then(|s| s.phase), Some(cairn_api::RestoreObjectPhase::Completed), "{done:?}");
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &target);
+    let restored = pods.get("web").await.unwrap();
+    assert_eq!(restored.metadata.annotations.unwrap_or_default().get("restored-by").map(String::as_str), Some("cairn"));
+    let init: Vec<String> = restored.spec.unwrap().init_containers.unwrap().into_iter().map(|c| c.name).collect();
+    assert_eq!(init, ["seed"]);
+    let described = support::cairn(
+        &env,
+        &server_namespace,
+        &["restore", "describe", "spec-hooked-back", "--details", "-o", "json"],
+    );
+    let described: Value = serde_json::from_slice(&described.stdout).unwrap();
+    let exec = hook_of(&described, "web");
+    assert_eq!(
+        (exec["source"].as_str(), exec["outcome"].as_str()),
+        (Some("spec entry prepare"), Some("Succeeded")),
+        "{exec}"
+    );
+    assert_eq!(exec["output"], json!(["checked"]), "{exec}");
+}
