@@ -143,12 +143,22 @@ async fn custom_types(client: &Client, discovery: &Discovery) -> Result<BTreeSet
 /// The selected types, and one list task per type (or per type and namespace, when the selection names
 /// exact namespaces); CRDs and namespaces first, so an archive read front to back meets them before what
 /// needs them.
+/// Types that serve the same objects as another: (the one archived, the one left out when both are taken).
+/// `events.events.k8s.io` are the core `events` seen through another group: archiving both stored every
+/// event twice.
+const SAME_OBJECTS: [(&str, &str); 1] = [("events", "events.events.k8s.io")];
+
 fn list_tasks(
     discovery: &Discovery,
     selection: &Selection,
     excluded_namespaces: &BTreeSet<String>,
 ) -> (usize, Vec<ListTask>) {
     let mut types: Vec<&ResourceType> = discovery.types.iter().filter(|t| selection.includes_type(t)).collect();
+    let taken: BTreeSet<String> = types.iter().map(|t| t.group_resource()).collect();
+    types.retain(|t| {
+        let group_resource = t.group_resource();
+        !SAME_OBJECTS.iter().any(|(kept, twin)| group_resource == *twin && taken.contains(*kept))
+    });
     types.sort_by_key(|t| match t.group_resource().as_str() {
         CRDS => 0,
         NAMESPACES => 1,
@@ -167,4 +177,42 @@ fn list_tasks(
         })
         .collect();
     (types.len(), tasks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_api::SelectionSpec;
+
+    fn resource_type(group: &str, resource: &str, kind: &str) -> ResourceType {
+        ResourceType {
+            group: group.into(),
+            version: "v1".into(),
+            resource: resource.into(),
+            singular: kind.to_ascii_lowercase(),
+            kind: kind.into(),
+            namespaced: true,
+            short_names: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn events_are_archived_once_though_two_groups_serve_them() {
+        let discovery = Discovery {
+            types: vec![
+                resource_type("", "events", "Event"),
+                resource_type("events.k8s.io", "events", "Event"),
+                resource_type("", "configmaps", "ConfigMap"),
+            ],
+            ..Default::default()
+        };
+        let listed = |spec: SelectionSpec| {
+            let selection = Selection::compile(&spec, &discovery).unwrap();
+            let (_, tasks) = list_tasks(&discovery, &selection, &BTreeSet::new());
+            tasks.iter().map(|t| t.resource_type.group_resource()).collect::<Vec<_>>()
+        };
+        assert_eq!(listed(SelectionSpec::default()), ["events", "configmaps"]);
+        let only_new = SelectionSpec { included_resources: vec!["events.events.k8s.io".into()], ..Default::default() };
+        assert_eq!(listed(only_new), ["events.events.k8s.io"]);
+    }
 }

@@ -17,6 +17,15 @@ pub const NEVER_RESTORED: &[&str] = &[
     "restores.cairn.dev",
     "backups.velero.io",
     "restores.velero.io",
+    "resticrepositories.velero.io",
+    "backuprepositories.velero.io",
+    // Requests to one cluster's Cairn server, and work on its nodes: replayed elsewhere they would delete
+    // backups, drain nodes or prune images there.
+    "deletebackuprequests.cairn.dev",
+    "downloadrequests.cairn.dev",
+    "serverstatusrequests.cairn.dev",
+    "nodemaintenances.cairn.dev",
+    "imageprunes.cairn.dev",
 ];
 
 /// Velero's high-priority list, restored one type at a time in this order after CRDs.

@@ -238,10 +238,15 @@ impl Transform<'_> {
     }
 
     /// The object as it will be sent: stripped, moved to its mapped namespace (with the references that
-    /// point into it), and labelled with the backup and restore names.
+    /// point into it), and labelled with the backup and restore names. Namespaces are not labelled, as Velero
+    /// labels none: a namespace outlives the restore that made it, and the objects in it say where each
+    /// came from.
     pub fn apply(&self, group_resource: &str, object: &mut Value) {
         strip(group_resource, object, self.preserve_node_ports);
         self.map_namespaces(group_resource, object);
+        if group_resource == NAMESPACES {
+            return;
+        }
         let labels = object
             .as_object_mut()
             .and_then(|o| o.entry("metadata").or_insert_with(|| Value::Object(Map::new())).as_object_mut())
