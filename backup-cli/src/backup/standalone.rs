@@ -169,7 +169,11 @@ async fn delete(
 ) -> anyhow::Result<()> {
     let store = connection.existing_store()?;
     for name in names {
-        backup::find_backup(&store, name).await?;
+        if backup::find_backup(&store, name).await?.is_velero() {
+            bail!(
+                "backup {name:?} was written by Velero, which keeps it: delete it with `velero backup delete {name}`"
+            );
+        }
     }
     let what = super::deletion_subject(names);
     confirm(confirmed, &what, &format!("Delete {what} and all their stored data from {}?", store.location()))?;
@@ -233,9 +237,11 @@ pub(super) async fn run(command: BackupCommand, connection: &Connection) -> anyh
             let store = connection.existing_store()?;
             let record = backup::find_backup(&store, &name).await?;
             let (results, resource_list) = if details {
-                let list = match record.status.archive {
-                    Some(_) => Some(backup::read_resource_list(&store, &record).await?),
-                    None => None,
+                let archived = record.status.archive.is_some()
+                    || (record.is_velero() && record.status.phase != backup::Phase::Failed);
+                let list = match archived {
+                    true => Some(backup::read_resource_list(&store, &record).await?),
+                    false => None,
                 };
                 (Some(backup::read_results(&store, &record).await?), list)
             } else {

@@ -13,7 +13,14 @@ pub async fn read_backup(store: &Store, name: &str) -> Result<Option<BackupRecor
     let key = Layout.backup_record(name);
     let record: BackupRecord = match store.get_json(&key).await {
         Ok(record) => record,
-        Err(StoreError::NotFound { .. }) => return Ok(None),
+        // No record of Cairn's: a backup Velero wrote, or none.
+        Err(StoreError::NotFound { .. }) => {
+            return match store.get_bytes(&Layout.velero_record(name)).await {
+                Ok(bytes) => super::velero::record_of(name, &bytes).map(Some),
+                Err(StoreError::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            };
+        }
         Err(e) => return Err(e),
     };
     if record.name() != name {

@@ -20,6 +20,12 @@ pub enum DeletionRefused {
         /// Its phase.
         phase: &'static str,
     },
+    /// Velero wrote it: Velero keeps it.
+    #[error("backup {name:?} was written by Velero, which keeps it: delete it with `velero backup delete {name}`")]
+    Velero {
+        /// The backup.
+        name: String,
+    },
     /// A restore made from it is New or InProgress.
     #[error("restore {restore:?} is reading backup {name:?}; delete the backup once the restore has finished")]
     BeingRestored {
@@ -38,6 +44,16 @@ pub enum DeletionRefused {
     },
 }
 
+/// Whether Velero wrote the backup `backup` stands for (sync shows Velero's backups with their format
+/// version marked): Cairn never deletes those, by request or at their expiry.
+pub fn is_velero_backup(backup: &Backup) -> bool {
+    backup
+        .status
+        .as_ref()
+        .and_then(|s| s.format_version.as_deref())
+        .is_some_and(|v| v.starts_with(super::VELERO_FORMAT))
+}
+
 /// Whether `backup` wrote anything to its location (a New or FailedValidation backup did not: what the
 /// location holds under its name, if anything, is another backup's).
 pub fn stores_data(backup: &Backup) -> bool {
@@ -52,6 +68,9 @@ pub fn check_deletable(
     location: Option<&BackupStorageLocation>,
 ) -> Result<(), DeletionRefused> {
     let name = backup.name_any();
+    if is_velero_backup(backup) {
+        return Err(DeletionRefused::Velero { name });
+    }
     if backup.phase().is_active() {
         return Err(DeletionRefused::Running { name, phase: backup.phase().as_str() });
     }
@@ -84,6 +103,15 @@ mod tests {
         let mut restore = Restore::new("r", RestoreSpec { backup_name: "b".into(), ..Default::default() });
         restore.status = Some(RestoreObjectStatus { phase: Some(phase), ..Default::default() });
         restore
+    }
+
+    #[test]
+    fn velero_backups_are_never_deleted_by_cairn() {
+        let mut velero = backup(BackupPhase::Completed);
+        velero.status.as_mut().unwrap().format_version = Some("velero/1.1.0".into());
+        let refused = check_deletable(&velero, &[], None).unwrap_err();
+        assert!(refused.to_string().contains("velero backup delete b"), "{refused}");
+        assert!(check_deletable(&backup(BackupPhase::Completed), &[], None).is_ok());
     }
 
     #[test]

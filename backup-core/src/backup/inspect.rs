@@ -54,11 +54,15 @@ pub async fn find_backup(store: &Store, name: &str) -> Result<BackupRecord, Insp
 
 /// The keys of a backup's files.
 pub fn backup_keys(record: &BackupRecord) -> BackupKeys {
+    if record.is_velero() {
+        return super::velero::keys(record.name());
+    }
     Layout.backup_keys(record.name(), &record.status.run, record.compression())
 }
 
 fn require_archive(record: &BackupRecord) -> Result<(), InspectError> {
-    if record.status.archive.is_some() {
+    let velero_archive = record.is_velero() && matches!(record.status.phase, Phase::Completed | Phase::PartiallyFailed);
+    if record.status.archive.is_some() || velero_archive {
         return Ok(());
     }
     Err(InspectError::NoArchive {
@@ -77,6 +81,13 @@ pub async fn read_log(store: &Store, record: &BackupRecord) -> Result<String, In
 pub async fn read_results(store: &Store, record: &BackupRecord) -> Result<BackupResults, InspectError> {
     if record.status.phase == Phase::Failed {
         return Ok(BackupResults::default());
+    }
+    if record.is_velero() {
+        let key = backup_keys(record).results;
+        let json = store.get_gzip_text(&key).await?;
+        return super::velero::results_of(json.as_bytes()).map_err(|e| {
+            StoreError::Corrupt { key: key.to_string(), problem: format!("not Velero's results: {e}") }.into()
+        });
     }
     Ok(store.get_gzip_json(&backup_keys(record).results).await?)
 }
@@ -125,6 +136,9 @@ pub async fn verify_archive(
 ) -> Result<Verification, InspectError> {
     let name = record.name();
     require_archive(record)?;
+    if record.is_velero() {
+        return super::velero_verify::verify_velero(store, record, max_entry_bytes).await;
+    }
     let expected = record.status.archive.clone().expect("checked above");
     let keys = backup_keys(record);
     let mut problems = Vec::new();

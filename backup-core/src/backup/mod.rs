@@ -16,6 +16,8 @@ mod related;
 pub mod retention;
 mod sink;
 mod sync_plan;
+mod velero;
+mod velero_verify;
 
 pub use catalog::{BackupListing, create_record, list_backup_names, list_backups, read_backup};
 pub use engine::{BackupError, BackupOutcome, BackupProgress, BackupRequest, run_backup, validate_name};
@@ -27,3 +29,4 @@ pub use inspect::{
 };
 pub use record::{BackupRecord, BackupResults, BackupSpec, BackupStatus, Phase, Progress};
 pub use sync_plan::{ClusterBackup, SyncPlan, plan_sync};
+pub use velero::VELERO_FORMAT;

@@ -129,7 +129,9 @@ impl BackupSource {
     /// Opens backup `name` in `store`: Cairn's record first, else Velero's. No entry of its archive may be
     /// larger than `max_entry_bytes`.
     pub async fn open(store: &Store, name: &str, max_entry_bytes: u64) -> Result<BackupSource, RestoreError> {
-        if let Some(record) = crate::backup::read_backup(store, name).await? {
+        if let Some(record) = crate::backup::read_backup(store, name).await?
+            && !record.is_velero()
+        {
             if record.status.phase == Phase::Failed || record.status.archive.is_none() {
                 return Err(RestoreError::NotRestorable {
                     name: name.to_owned(),

@@ -43,6 +43,18 @@ pub struct BackupKeys {
 }
 
 impl BackupKeys {
+    /// Keys at the given paths, for a layout other than Cairn's (Velero's); they carry no run id.
+    pub(crate) fn new(
+        record: Path,
+        archive: Path,
+        manifest: Path,
+        log: Path,
+        results: Path,
+        resource_list: Path,
+    ) -> Self {
+        BackupKeys { record, archive, manifest, log, results, resource_list, run: String::new() }
+    }
+
     /// The run id these keys carry: unique to one attempt.
     pub fn run(&self) -> &str {
         &self.run

@@ -41,7 +41,10 @@ pub(crate) async fn collect(context: &Context) -> Result<(), ReconcileError> {
     let now = Timestamp::now();
     for backup in backups.list(&Default::default()).await.doing(|| "listing backups".into())?.items {
         let expiration = backup.status.as_ref().and_then(|s| s.expiration.as_ref()).map(|e| e.0);
-        if !retention::is_due(expiration, backup.phase(), now) {
+        // Velero collects its own backups.
+        if !retention::is_due(expiration, backup.phase(), now)
+            || backup_core::backup::deletion::is_velero_backup(&backup)
+        {
             continue;
         }
         let name = backup.name_any();
