@@ -103,7 +103,7 @@ impl Metrics {
         let restore_attempt = counter("restore_attempt", "Total number of attempted restores");
         let restore_success = counter("restore_success", "Total number of successful restores");
         let restore_partial_failure = counter("restore_partial_failure", "Total number of partially failed restores");
-        let restore_failure = counter("restore_failure", "Total number of failed restores");
+        let restore_failure = counter("restore_failed", "Total number of failed restores");
         let restore_validation_failed =
             counter("restore_validation_failed", "Total number of failed restores failing validations");
 
@@ -383,7 +383,7 @@ mod tests {
         assert_has(&lines, r#"cairn_restore_attempt_total{schedule="nightly"} 1"#);
         assert_has(&lines, r#"cairn_restore_success_total{schedule="nightly"} 1"#);
         assert_has(&lines, r#"cairn_restore_partial_failure_total{schedule="nightly"} 1"#);
-        assert_has(&lines, r#"cairn_restore_failure_total{schedule=""} 1"#);
+        assert_has(&lines, r#"cairn_restore_failed_total{schedule=""} 1"#);
         assert_has(&lines, r#"cairn_restore_validation_failed_total{schedule=""} 1"#);
         assert_has(&lines, "# TYPE cairn_backup_total gauge");
         assert_has(&lines, "cairn_backup_total 7");
