@@ -1,7 +1,7 @@
 //! What happens to an object between the archive and the API server, and how it is compared with what is
 //! already there. Pure functions over JSON: no I/O.
 
-use cairn_kube::resources::{CLUSTER_ROLE_BINDINGS, JOBS, NAMESPACES, PODS, PVS, ROLE_BINDINGS, SERVICES};
+use cairn_kube::resources::{CLUSTER_ROLE_BINDINGS, JOBS, NAMESPACES, PODS, PVCS, PVS, ROLE_BINDINGS, SERVICES};
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
@@ -77,6 +77,9 @@ pub fn strip(group_resource: &str, object: &mut Value, preserve_node_ports: bool
         PODS => strip_pod(object),
         SERVICES => strip_service(object, preserve_node_ports),
         NAMESPACES => strip_namespace(object),
+        PVS => strip_volume_binding(object, &["/spec/claimRef/uid", "/spec/claimRef/resourceVersion"]),
+        PVCS => strip_volume_binding(object, &[]),
+        JOBS => strip_job(object),
         _ => {}
     }
     if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -93,6 +96,52 @@ pub fn strip(group_resource: &str, object: &mut Value, preserve_node_ports: bool
     }
     if let Some(map) = object.as_object_mut() {
         map.remove("status");
+    }
+}
+
+/// The binding controller's marks, which name the old binding (as Velero removes them).
+const BINDING_ANNOTATIONS: [&str; 2] = ["pv.kubernetes.io/bind-completed", "pv.kubernetes.io/bound-by-controller"];
+
+/// A volume or claim binds again after a restore: the binding controller's annotations go, and for a volume
+/// the uid and resourceVersion of the claim it was bound to (the restored claim is a new object; its
+/// namespace and name stay, so the two find each other).
+fn strip_volume_binding(object: &mut Value, claim_fields: &[&str]) {
+    for pointer in claim_fields {
+        let (parent, field) = pointer.rsplit_once('/').expect("pointers have a parent");
+        if let Some(parent) = object.pointer_mut(parent).and_then(Value::as_object_mut) {
+            parent.remove(field);
+        }
+    }
+    remove_keys(object, "/metadata/annotations", &BINDING_ANNOTATIONS);
+}
+
+/// The labels the Job controller derives from the old Job's uid: a restored Job is a new object, and the API
+/// server refuses a selector it did not generate (Velero removes them too).
+const JOB_UID_LABELS: [&str; 2] = ["controller-uid", "batch.kubernetes.io/controller-uid"];
+
+fn strip_job(job: &mut Value) {
+    remove_keys(job, "/spec/selector/matchLabels", &JOB_UID_LABELS);
+    remove_keys(job, "/spec/template/metadata/labels", &JOB_UID_LABELS);
+    let empty = job.pointer("/spec/selector").and_then(Value::as_object).is_some_and(|selector| {
+        selector.get("matchLabels").and_then(Value::as_object).is_none_or(|m| m.is_empty())
+            && selector.get("matchExpressions").and_then(Value::as_array).is_none_or(|e| e.is_empty())
+    });
+    if empty && let Some(spec) = job.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.remove("selector");
+    }
+}
+
+/// Removes `keys` from the map at `pointer`, and the map when that leaves it empty.
+fn remove_keys(object: &mut Value, pointer: &str, keys: &[&str]) {
+    let Some(map) = object.pointer_mut(pointer).and_then(Value::as_object_mut) else { return };
+    for key in keys {
+        map.remove(*key);
+    }
+    if map.is_empty()
+        && let Some((parent, field)) = pointer.rsplit_once('/')
+        && let Some(parent) = object.pointer_mut(parent).and_then(Value::as_object_mut)
+    {
+        parent.remove(field);
     }
 }
 
@@ -363,6 +412,24 @@ mod tests {
             json!({"volumes": [{"name": "data", "emptyDir": {}}], "containers": [{"name": "c", "volumeMounts": [{"name": "data"}]}]})
         );
         assert!(pod.get("status").is_none());
+    }
+
+    #[test]
+    fn volumes_claims_and_jobs_lose_what_names_their_old_objects() {
+        let mut pv = json!({"metadata": {"name": "pv", "annotations": {"pv.kubernetes.io/bound-by-controller": "yes"}},
+            "spec": {"claimRef": {"namespace": "a", "name": "c", "uid": "u-1", "resourceVersion": "7"}}});
+        strip(PVS, &mut pv, false);
+        assert_eq!(pv["spec"]["claimRef"], json!({"namespace": "a", "name": "c"}));
+        assert!(pv["metadata"].get("annotations").is_none());
+        let mut pvc = json!({"metadata": {"annotations": {"pv.kubernetes.io/bind-completed": "yes", "keep": "me"}}, "spec": {"volumeName": "pv"}});
+        strip(PVCS, &mut pvc, false);
+        assert_eq!(pvc["metadata"]["annotations"], json!({"keep": "me"}));
+        assert_eq!(pvc["spec"]["volumeName"], "pv");
+        let mut job = json!({"spec": {"selector": {"matchLabels": {"controller-uid": "u-2"}},
+            "template": {"metadata": {"labels": {"controller-uid": "u-2", "batch.kubernetes.io/controller-uid": "u-2", "app": "x"}}}}});
+        strip(JOBS, &mut job, false);
+        assert!(job["spec"].get("selector").is_none(), "{job}");
+        assert_eq!(job["spec"]["template"]["metadata"]["labels"], json!({"app": "x"}));
     }
 
     #[test]

@@ -459,3 +459,77 @@ async fn explicit_node_ports_and_field_owners_come_back_and_allocated_node_ports
         .collect();
     assert!(managers.contains(&("team-deploy".to_owned(), "Apply".to_owned())), "{managers:?}");
 }
+
+#[tokio::test]
+async fn a_volume_and_its_claim_bind_again_and_an_unfinished_job_is_restored() {
+    use k8s_openapi::api::{
+        batch::v1::Job,
+        core::v1::{PersistentVolume, PersistentVolumeClaim},
+    };
+    let env = TestEnv::get();
+    let client = env.client().await;
+    let namespace = env.namespace("bind-again").await;
+    let volume = format!("pv-{namespace}");
+    let class = format!("manual-{namespace}");
+    let manifests = format!(
+        r#"---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {{name: {volume}}}
+spec:
+  storageClassName: {class}
+  capacity: {{storage: 1Gi}}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  hostPath: {{path: /tmp/{volume}}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: data, namespace: {namespace}}}
+spec:
+  storageClassName: {class}
+  volumeName: {volume}
+  accessModes: [ReadWriteOnce]
+  resources: {{requests: {{storage: 1Gi}}}}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {{name: work, namespace: {namespace}}}
+spec:
+  suspend: true
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{{name: w, image: registry.invalid/w:1}}]
+"#
+    );
+    apply_manifests(&client, &manifests).await.unwrap();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace);
+    let bound = |claims: Api<PersistentVolumeClaim>| async move {
+        for _ in 0..120 {
+            if claims.get("data").await.ok().and_then(|c| c.status?.phase).as_deref() == Some("Bound") {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        false
+    };
+    assert!(bound(claims.clone()).await, "the claim never bound before the backup");
+    let store = env.s3_store(&env.bucket_prefix("bind-again"));
+    backup_namespace(&client, &store, "bound", &namespace).await;
+    wait_gone(&client, &namespace).await;
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    volumes.delete(&volume, &DeleteParams::default()).await.unwrap();
+    for _ in 0..120 {
+        if volumes.get_opt(&volume).await.unwrap().is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    let outcome = restore(&client, &store, restore_request("bound-back", "bound")).await.unwrap();
+    assert_eq!(outcome.restore.status.phase, RestorePhase::Completed, "{:#?}", outcome.errors);
+    assert!(bound(claims).await, "the restored claim and volume did not bind again");
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &namespace);
+    assert!(jobs.get_opt("work").await.unwrap().is_some(), "the unfinished Job was not restored");
+}
