@@ -116,9 +116,20 @@ pub(crate) struct SpecArgs {
     /// The server's BackupStorageLocation to write to; default: the server's default location.
     #[arg(long)]
     storage_location: Option<String>,
-    /// Archive compression; default zstd.
+    /// Archive compression; default zstd (gzip with --format velero).
     #[arg(long, value_enum)]
     compression: Option<CompressionArg>,
+    /// `velero` also writes the backup in Velero's bucket layout (velero-backup.json, NAME.tar.gz and its
+    /// side files), so that a Velero server pointed at the bucket syncs and restores it; needs gzip.
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
+}
+
+/// `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum FormatArg {
+    Cairn,
+    Velero,
 }
 
 impl SpecArgs {
@@ -138,6 +149,10 @@ impl SpecArgs {
             }),
             // Hooks are stated in pod annotations, or in a Backup object's spec (Velero has no flag either).
             hooks: Default::default(),
+            format: self.format.map(|f| match f {
+                FormatArg::Cairn => cairn_api::BackupFormat::Cairn,
+                FormatArg::Velero => cairn_api::BackupFormat::Velero,
+            }),
         })
     }
 

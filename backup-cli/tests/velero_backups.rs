@@ -171,3 +171,61 @@ async fn velero_backups_are_listed_described_verified_synced_and_never_deleted_b
     assert!(backups.get_opt("velero-short").await.unwrap().is_some(), "Cairn's GC deleted a Velero backup");
     assert!(store.get_bytes(&Path::from_iter(["backups", "velero-short", "velero-short.tar.gz"])).await.is_ok());
 }
+
+#[tokio::test]
+async fn a_backup_in_velero_format_is_written_in_velero_layout_too() {
+    use cairn_tests::apply::apply_manifests;
+    let env = TestEnv::get();
+    let client = env.client().await;
+    let namespace = env.namespace("velero-format").await;
+    apply_manifests(
+        &client,
+        &format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings, namespace: {namespace}}}\ndata: {{k: v}}\n"),
+    )
+    .await
+    .unwrap();
+    let prefix = env.bucket_prefix("velero-format");
+    let storage = env.info().storage_url(&prefix);
+    let refused = cairn(
+        &env,
+        &storage,
+        &[
+            "backup",
+            "create",
+            "zstd",
+            "--format",
+            "velero",
+            "--compression",
+            "zstd",
+            "--include-namespaces",
+            &namespace,
+        ],
+    );
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("format velero needs gzip compression"));
+    let created =
+        cairn(&env, &storage, &["backup", "create", "both", "--format", "velero", "--include-namespaces", &namespace]);
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+
+    let store = env.s3_store(&prefix);
+    let file = |suffix: &str| Path::from_iter(["backups", "both", &format!("both{suffix}")]);
+    let record: Value = serde_json::from_slice(
+        &store.get_bytes(&Path::from_iter(["backups", "both", "velero-backup.json"])).await.unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (record["kind"].as_str(), record["status"]["phase"].as_str()),
+        (Some("Backup"), Some("Completed")),
+        "{record}"
+    );
+    assert_eq!(record["status"]["formatVersion"], "1.1.0");
+    assert_eq!(record["spec"]["includedNamespaces"], json!([namespace]));
+    for suffix in [".tar.gz", "-logs.gz", "-resource-list.json.gz", "-results.gz"] {
+        assert!(store.get_bytes(&file(suffix)).await.is_ok(), "both{suffix} is missing");
+    }
+    let list: Value = store.get_gzip_json(&file("-resource-list.json.gz")).await.unwrap();
+    assert!(list["v1/ConfigMap"].as_array().unwrap().contains(&json!(format!("{namespace}/settings"))), "{list}");
+    // Cairn itself sees its own record (with its checksums) first.
+    let described = json_of(&cairn(&env, &storage, &["backup", "describe", "both", "-o", "json"]));
+    assert_ne!(described["backup"]["status"]["formatVersion"], "velero/1.1.0", "{described}");
+    assert!(cairn(&env, &storage, &["backup", "verify", "both"]).status.success());
+}

@@ -43,6 +43,9 @@ pub struct BackupSpec {
     /// The archive's compression: `zstd` (the default) or `gzip` (Velero's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression: Option<Compression>,
+    /// `velero` also writes the backup in Velero's bucket layout (gzip only), for Velero to restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<crate::compression::BackupFormat>,
     /// Commands run in selected pods before and after the backup reads the cluster.
     #[serde(default, skip_serializing_if = "crate::hooks::BackupHooks::is_empty")]
     pub hooks: crate::hooks::BackupHooks,

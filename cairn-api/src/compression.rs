@@ -19,3 +19,15 @@ impl Compression {
         }
     }
 }
+
+/// Which bucket layouts a backup is written in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupFormat {
+    /// Cairn's only (`cairn-backup.json`, run-stamped files, a checksum manifest).
+    #[default]
+    Cairn,
+    /// Cairn's, and Velero's as well (`velero-backup.json`, `<name>.tar.gz` and its side files), so that a
+    /// Velero server pointed at the bucket syncs and restores it. Needs gzip compression.
+    Velero,
+}

@@ -21,7 +21,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 pub use backup::{Backup, BackupObjectProgress, BackupObjectStatus, BackupPhase, BackupSpec, DEFAULT_TTL};
-pub use compression::Compression;
+pub use compression::{BackupFormat, Compression};
 pub use hooks::{
     BackupHook, BackupHooks, BackupResourceHookSpec, ExecHook, ExecRestoreHook, HookErrorMode, InitRestoreHook,
     RestoreHooks, RestoreResourceHook, RestoreResourceHookSpec, annotations as hook_annotations, restore_annotations,

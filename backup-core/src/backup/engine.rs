@@ -8,7 +8,7 @@ use std::{
     sync::{Arc, atomic::AtomicU64},
 };
 
-use cairn_api::{API_VERSION, RecordMeta};
+use cairn_api::{API_VERSION, BackupFormat, RecordMeta};
 use cairn_kube::{
     discovery::DiscoveryError,
     duration::{DurationError, expires_at, format_duration},
@@ -48,6 +48,9 @@ pub enum BackupError {
     /// The spec's hooks cannot be used.
     #[error("invalid hooks: {0}")]
     Hooks(String),
+    /// The format and compression asked for do not go together.
+    #[error("{0}")]
+    Format(String),
     /// A backup of that name exists already.
     #[error("backup {name:?} already exists in {location}; choose another name (nothing was written)")]
     Exists {
@@ -242,6 +245,12 @@ async fn commit(
     };
     if let Err(error) = side_files.await {
         let reason = format!("writing the backup's side files failed: {error}");
+        return Err(fail(store, keys, record, &mut log, reason).await);
+    }
+    if record.spec.format == Some(BackupFormat::Velero)
+        && let Err(error) = super::velero_write::write(store, &record, keys, &results).await
+    {
+        let reason = format!("writing the backup in Velero's layout failed: {error}");
         return Err(fail(store, keys, record, &mut log, reason).await);
     }
     match super::create_record(store, &record).await {

@@ -18,6 +18,7 @@ mod sink;
 mod sync_plan;
 mod velero;
 mod velero_verify;
+mod velero_write;
 
 pub use catalog::{BackupListing, create_record, list_backup_names, list_backups, read_backup};
 pub use engine::{BackupError, BackupOutcome, BackupProgress, BackupRequest, run_backup, validate_name};

@@ -63,7 +63,18 @@ pub(super) async fn plan(client: &Client, store: &Store, request: &BackupRequest
     let name = request.name.clone();
     validate_name(&name)?;
     let ttl = super::retention::effective_ttl(&request.spec.ttl, cairn_api::DEFAULT_TTL)?;
-    let compression = request.spec.compression.unwrap_or(Compression::Zstd);
+    let velero = request.spec.format == Some(cairn_api::BackupFormat::Velero);
+    let compression = match (request.spec.compression, velero) {
+        (Some(Compression::Zstd), true) => {
+            return Err(BackupError::Format(
+                "format velero needs gzip compression (Velero reads tar.gz archives only): drop --compression zstd"
+                    .into(),
+            ));
+        }
+        (Some(compression), _) => compression,
+        (None, true) => Compression::Gzip,
+        (None, false) => Compression::Zstd,
+    };
     store.check_reachable().await?;
     if super::read_backup(store, &name).await?.is_some() {
         return Err(BackupError::Exists { name, location: store.location().to_string() });

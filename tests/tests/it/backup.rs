@@ -34,6 +34,7 @@ fn request(name: &str, selection: SelectionSpec, compression: Compression) -> Ba
             storage_location: String::new(),
             compression: Some(compression),
             hooks: Default::default(),
+            format: None,
         },
         labels: BTreeMap::new(),
     }

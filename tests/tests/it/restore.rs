@@ -44,6 +44,7 @@ pub(crate) async fn backup_selected(
             storage_location: String::new(),
             compression: Some(Compression::Zstd),
             hooks: Default::default(),
+            format: None,
         },
         labels: BTreeMap::new(),
     };
