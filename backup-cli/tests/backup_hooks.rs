@@ -243,11 +243,13 @@ async fn a_backup_objects_spec_hooks_run_in_the_pods_they_select_through_the_ser
         hooks: BackupHooks {
             resources: vec![BackupResourceHookSpec {
                 name: "dump".into(),
-                included_namespaces: vec![namespace.clone()],
-                label_selector: Some(serde_json::from_value(json!({"matchLabels": {"app": "db"}})).unwrap()),
+                selection: cairn_api::HookSelection {
+                    included_namespaces: vec![namespace.clone()],
+                    label_selector: Some(serde_json::from_value(json!({"matchLabels": {"app": "db"}})).unwrap()),
+                    ..Default::default()
+                },
                 pre: vec![hook("pre")],
                 post: vec![hook("post")],
-                ..Default::default()
             }],
         },
         ..Default::default()

@@ -22,13 +22,12 @@ impl BackupHooks {
     }
 }
 
-/// Hooks for the pods selected by namespace, resource and labels.
+/// Which pods a hooks entry is for, as a Backup's or Restore's selection names them (Velero's fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct BackupResourceHookSpec {
-    /// The entry's name, shown in the backup's log and results.
-    pub name: String,
-    /// Namespaces whose pods the hooks are for (names or globs); empty means all.
+pub struct HookSelection {
+    /// Namespaces whose pods the hooks are for (names or globs); empty means all. For a restore, the
+    /// namespaces as archived, before mapping.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub included_namespaces: Vec<String>,
     /// Namespaces left out.
@@ -44,6 +43,31 @@ pub struct BackupResourceHookSpec {
     /// Only pods matching this selector.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_selector: Option<LabelSelector>,
+}
+
+impl HookSelection {
+    /// The selection, as a backup's or restore's own selection states it (so that it compiles the same way).
+    pub fn selection_spec(&self) -> crate::SelectionSpec {
+        crate::SelectionSpec {
+            included_namespaces: self.included_namespaces.clone(),
+            excluded_namespaces: self.excluded_namespaces.clone(),
+            included_resources: self.included_resources.clone(),
+            excluded_resources: self.excluded_resources.clone(),
+            label_selector: self.label_selector.clone(),
+            ..crate::SelectionSpec::default()
+        }
+    }
+}
+
+/// Hooks for the pods selected by namespace, resource and labels.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupResourceHookSpec {
+    /// The entry's name, shown in the backup's log and results.
+    pub name: String,
+    /// Which pods.
+    #[serde(flatten)]
+    pub selection: HookSelection,
     /// Run before the backup reads the cluster.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pre: Vec<BackupHook>,
@@ -127,21 +151,9 @@ impl RestoreHooks {
 pub struct RestoreResourceHookSpec {
     /// The entry's name, shown in the restore's log and results.
     pub name: String,
-    /// Namespaces whose pods the hooks are for (names or globs); empty means all.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub included_namespaces: Vec<String>,
-    /// Namespaces left out.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub excluded_namespaces: Vec<String>,
-    /// Resource types the entry applies to (it applies when `pods` is included; empty means all).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub included_resources: Vec<String>,
-    /// Resource types the entry does not apply to.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub excluded_resources: Vec<String>,
-    /// Only pods matching this selector.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label_selector: Option<LabelSelector>,
+    /// Which pods.
+    #[serde(flatten)]
+    pub selection: HookSelection,
     /// The hooks, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub post_hooks: Vec<RestoreResourceHook>,

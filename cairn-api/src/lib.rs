@@ -23,8 +23,9 @@ use kube::CustomResourceExt;
 pub use backup::{Backup, BackupObjectProgress, BackupObjectStatus, BackupPhase, BackupSpec, DEFAULT_TTL};
 pub use compression::{BackupFormat, Compression};
 pub use hooks::{
-    BackupHook, BackupHooks, BackupResourceHookSpec, ExecHook, ExecRestoreHook, HookErrorMode, InitRestoreHook,
-    RestoreHooks, RestoreResourceHook, RestoreResourceHookSpec, annotations as hook_annotations, restore_annotations,
+    BackupHook, BackupHooks, BackupResourceHookSpec, ExecHook, ExecRestoreHook, HookErrorMode, HookSelection,
+    InitRestoreHook, RestoreHooks, RestoreResourceHook, RestoreResourceHookSpec, annotations as hook_annotations,
+    restore_annotations,
 };
 pub use images::{
     DEFAULT_PRUNE_HISTORY, ImagePrune, ImagePrunePolicy, ImagePrunePolicySpec, ImagePrunePolicyStatus, ImagePruneSpec,

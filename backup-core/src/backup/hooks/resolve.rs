@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use cairn_api::{BackupHooks, ExecHook, HookErrorMode, SelectionSpec, hook_annotations};
+use cairn_api::{BackupHooks, ExecHook, HookErrorMode, hook_annotations};
 use cairn_kube::{discovery::Discovery, duration::parse_duration, resources::PODS};
 use k8s_openapi::api::core::v1::Pod;
 
@@ -59,15 +59,7 @@ pub(crate) struct HookEntry {
 /// Compiles the spec's entries; an entry whose selection cannot be read is refused naming it.
 pub(crate) fn compile(hooks: &BackupHooks, discovery: &Discovery) -> Result<Vec<HookEntry>, String> {
     let compile_one = |entry: &cairn_api::BackupResourceHookSpec| -> Result<HookEntry, SelectionError> {
-        let spec = SelectionSpec {
-            included_namespaces: entry.included_namespaces.clone(),
-            excluded_namespaces: entry.excluded_namespaces.clone(),
-            included_resources: entry.included_resources.clone(),
-            excluded_resources: entry.excluded_resources.clone(),
-            label_selector: entry.label_selector.clone(),
-            ..SelectionSpec::default()
-        };
-        let selection = Selection::compile(&spec, discovery)?;
+        let selection = Selection::compile(&entry.selection.selection_spec(), discovery)?;
         Ok(HookEntry {
             name: entry.name.clone(),
             selection,

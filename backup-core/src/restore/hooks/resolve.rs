@@ -2,7 +2,7 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use cairn_api::{HookErrorMode, RestoreHooks, RestoreResourceHook, SelectionSpec, restore_annotations as keys};
+use cairn_api::{HookErrorMode, RestoreHooks, RestoreResourceHook, restore_annotations as keys};
 use cairn_kube::{discovery::Discovery, duration::parse_duration, resources::PODS};
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
@@ -31,14 +31,7 @@ pub(crate) fn compile(hooks: &RestoreHooks, discovery: &Discovery) -> Result<Vec
         .resources
         .iter()
         .map(|entry| {
-            let spec = SelectionSpec {
-                included_namespaces: entry.included_namespaces.clone(),
-                excluded_namespaces: entry.excluded_namespaces.clone(),
-                included_resources: entry.included_resources.clone(),
-                excluded_resources: entry.excluded_resources.clone(),
-                label_selector: entry.label_selector.clone(),
-                ..SelectionSpec::default()
-            };
+            let spec = entry.selection.selection_spec();
             for hook in &entry.post_hooks {
                 if let Some(exec) = &hook.exec {
                     for (what, text) in [("execTimeout", &exec.exec_timeout), ("waitTimeout", &exec.wait_timeout)] {
