@@ -45,6 +45,20 @@ impl ExecOutcome {
     pub fn succeeded(&self) -> bool {
         self.exit_code == Some(0)
     }
+
+    /// What went wrong, in words (the exit code, the timeout and whether the command was killed, why it did
+    /// not run); `None` when it exited with 0.
+    pub fn problem(&self) -> Option<String> {
+        match (&self.failure, self.exit_code) {
+            (Some(failure), _) if self.timed_out && !self.killed => {
+                Some(format!("{failure}; the container has no /bin/sh to stop it with, so it may still run there"))
+            }
+            (Some(failure), _) if self.timed_out => Some(format!("{failure}; it was killed in the container")),
+            (Some(failure), _) => Some(failure.clone()),
+            (None, Some(code)) if code != 0 => Some(format!("exited with {code}")),
+            _ => None,
+        }
+    }
 }
 
 /// What a stream gave: its first bytes (where the wrapper's process ID is) and its last [`TAIL_BYTES`].

@@ -141,15 +141,7 @@ async fn run_hook(
             if outcome.succeeded() {
                 run.outcome = HookOutcome::Succeeded;
             }
-            run.message = match (&outcome.failure, outcome.exit_code) {
-                (Some(failure), _) if outcome.timed_out && !outcome.killed => {
-                    Some(format!("{failure}; the container has no /bin/sh to stop it with, so it may still run there"))
-                }
-                (Some(failure), _) if outcome.timed_out => Some(format!("{failure}; it was killed in the container")),
-                (Some(failure), _) => Some(failure.clone()),
-                (None, Some(code)) if code != 0 => Some(format!("exited with {code}")),
-                _ => None,
-            };
+            run.message = outcome.problem();
             let last = outcome.output.last().map(|l| format!("; last output: {l}")).unwrap_or_default();
             format!("{}{last}", run.message.clone().unwrap_or_else(|| "exited with 0".to_owned()))
         }

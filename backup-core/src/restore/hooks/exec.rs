@@ -93,15 +93,7 @@ async fn run_one(client: &Client, pod: &PodExecHooks, plan: &ExecPlan) -> HookRu
     match exec(client, &pod.namespace, &pod.pod, &plan.container, &plan.command, plan.exec_timeout).await {
         Ok(outcome) => {
             let succeeded = outcome.succeeded();
-            let message = match (&outcome.failure, outcome.exit_code) {
-                (Some(failure), _) if outcome.timed_out && !outcome.killed => {
-                    Some(format!("{failure}; the container has no /bin/sh to stop it with, so it may still run there"))
-                }
-                (Some(failure), _) if outcome.timed_out => Some(format!("{failure}; it was killed in the container")),
-                (Some(failure), _) => Some(failure.clone()),
-                (None, Some(code)) if code != 0 => Some(format!("exited with {code}")),
-                _ => None,
-            };
+            let message = outcome.problem();
             let outcome_kind = if succeeded { HookOutcome::Succeeded } else { HookOutcome::Failed };
             let mut run = record(pod, Some(plan), outcome_kind, message);
             run.exit_code = outcome.exit_code;
