@@ -17,7 +17,6 @@ pub mod retention;
 mod sink;
 mod sync_plan;
 mod velero;
-mod velero_verify;
 mod velero_write;
 
 pub use catalog::{BackupListing, create_record, list_backup_names, list_backups, read_backup};

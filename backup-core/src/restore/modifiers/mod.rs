@@ -18,13 +18,14 @@
 //! anything; [`Modifiers::apply`] changes one object. `rules.rs` reads the document; `conditions.rs` (with
 //! `glob.rs`) decides which objects a rule changes; `patches.rs` (with `pointer.rs` and `value.rs`) applies
 //! JSON patches and merge patches, `strategic.rs` strategic merge patches; `shortcuts.rs` turns the plugins'
-//! ConfigMaps into rules.
+//! ConfigMaps into rules whose actions are in `renames.rs`.
 
 mod conditions;
 mod error;
 mod glob;
 mod patches;
 mod pointer;
+mod renames;
 mod rules;
 mod shortcuts;
 mod strategic;

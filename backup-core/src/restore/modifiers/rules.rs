@@ -11,7 +11,7 @@ use super::{
     conditions::{Conditions, RawConditions},
     error::{ModifierError, RuleProblem},
     patches::{self, Operation, RawOperation, RawPatchData},
-    shortcuts::{ImageNames, StorageClasses},
+    renames::{ImageNames, StorageClasses},
     strategic,
 };
 

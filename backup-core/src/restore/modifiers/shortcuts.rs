@@ -25,9 +25,14 @@ use cairn_kube::{
     names::is_valid_name,
     resources::{PODS, PVCS, PVS},
 };
-use serde_json::Value;
 
-use super::{Modifiers, conditions::Conditions, error::ModifierError, rules::Action, rules::Rule};
+use super::{
+    Modifiers,
+    conditions::Conditions,
+    error::ModifierError,
+    renames::{CRON_JOBS, ImageNames, STATEFUL_SETS, StorageClasses},
+    rules::{Action, Rule},
+};
 
 /// The label that marks a ConfigMap as a Velero plugin's configuration (its value is empty).
 pub const PLUGIN_CONFIG_LABEL: &str = "velero.io/plugin-config";
@@ -37,11 +42,6 @@ pub const CHANGE_STORAGE_CLASS_LABEL: &str = "velero.io/change-storage-class";
 pub const CHANGE_IMAGE_NAME_LABEL: &str = "velero.io/change-image-name";
 /// The value of a plugin's label: the kind of plugin the ConfigMap configures.
 pub const RESTORE_ITEM_ACTION: &str = "RestoreItemAction";
-
-/// StatefulSets.
-const STATEFUL_SETS: &str = "statefulsets.apps";
-/// CronJobs.
-const CRON_JOBS: &str = "cronjobs.batch";
 
 /// The rules of a `velero.io/change-storage-class` ConfigMap's data (old class: new class). No data, no
 /// rules.
@@ -58,7 +58,7 @@ pub fn storage_class_changes(data: &BTreeMap<String, String>) -> Result<Modifier
     let rule = Rule {
         name: CHANGE_STORAGE_CLASS_LABEL.to_owned(),
         conditions: Conditions::group_resources(&format!("{{{PVCS},{PVS},{STATEFUL_SETS}}}")),
-        action: Action::StorageClasses(StorageClasses(classes)),
+        action: Action::StorageClasses(StorageClasses::new(classes)),
     };
     Ok(Modifiers { rules: vec![rule] })
 }
@@ -83,63 +83,7 @@ pub fn image_name_changes(data: &BTreeMap<String, String>) -> Result<Modifiers, 
     let rule = Rule {
         name: CHANGE_IMAGE_NAME_LABEL.to_owned(),
         conditions: Conditions::group_resources(&groups),
-        action: Action::ImageNames(ImageNames(renames)),
+        action: Action::ImageNames(ImageNames::new(renames)),
     };
     Ok(Modifiers { rules: vec![rule] })
-}
-
-/// Old storage class -> new.
-#[derive(Debug, Clone)]
-pub(super) struct StorageClasses(BTreeMap<String, String>);
-
-impl StorageClasses {
-    /// Changes the classes `object` names; what changed, if anything.
-    pub(super) fn apply(&self, group_resource: &str, object: &mut Value) -> Option<String> {
-        let mut changes = Vec::new();
-        let mut change = |place: String, class: Option<&mut Value>| {
-            let Some(Value::String(class)) = class else { return };
-            if let Some(new) = self.0.get(class.as_str()) {
-                changes.push(format!("{place} {class} -> {new}"));
-                *class = new.clone();
-            }
-        };
-        if group_resource == STATEFUL_SETS {
-            let templates = object.pointer_mut("/spec/volumeClaimTemplates").and_then(Value::as_array_mut);
-            for (i, template) in templates.into_iter().flatten().enumerate() {
-                let place = format!("/spec/volumeClaimTemplates/{i}/spec/storageClassName");
-                change(place, template.pointer_mut("/spec/storageClassName"));
-            }
-        } else {
-            change("/spec/storageClassName".to_owned(), object.pointer_mut("/spec/storageClassName"));
-        }
-        (!changes.is_empty()).then(|| changes.join(", "))
-    }
-}
-
-/// (old part, new part), in the ConfigMap's key order.
-#[derive(Debug, Clone)]
-pub(super) struct ImageNames(Vec<(String, String)>);
-
-impl ImageNames {
-    /// Changes the images `object`'s pod spec names; what changed, if anything.
-    pub(super) fn apply(&self, group_resource: &str, object: &mut Value) -> Option<String> {
-        let pod_spec = match group_resource {
-            PODS => "/spec",
-            CRON_JOBS => "/spec/jobTemplate/spec/template/spec",
-            _ => "/spec/template/spec",
-        };
-        let spec = object.pointer_mut(pod_spec)?;
-        let mut changes = Vec::new();
-        for (list, what) in [("containers", "container"), ("initContainers", "init container")] {
-            for container in spec.get_mut(list).and_then(Value::as_array_mut).into_iter().flatten() {
-                let name = container.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
-                let Some(Value::String(image)) = container.get_mut("image") else { continue };
-                let Some((old, new)) = self.0.iter().find(|(old, _)| image.contains(old.as_str())) else { continue };
-                let renamed = image.replace(old.as_str(), new);
-                changes.push(format!("{what} {name} {image} -> {renamed}"));
-                *image = renamed;
-            }
-        }
-        (!changes.is_empty()).then(|| changes.join(", "))
-    }
 }
