@@ -21,6 +21,8 @@
 mod drain;
 #[path = "cairn-bench/images.rs"]
 mod images;
+#[path = "cairn-bench/velero.rs"]
+mod velero;
 
 use std::{
     collections::BTreeMap,
@@ -111,6 +113,21 @@ enum Bench {
         /// The cairn binary to measure (build it with --release).
         #[arg(long, default_value = "target/release/cairn")]
         cairn: PathBuf,
+    },
+    /// Velero beside Cairn: backups and restores of the same objects by both, time and peak memory.
+    Velero {
+        /// Object counts to measure (each in new namespaces).
+        #[arg(long, value_delimiter = ',', default_value = "5000,20000")]
+        sizes: Vec<usize>,
+        /// The cairn binary to measure (build it with --release).
+        #[arg(long, default_value = "target/release/cairn")]
+        cairn: PathBuf,
+        /// The velero binary (tests/env/build-velero.sh prints its path first).
+        #[arg(long)]
+        velero: PathBuf,
+        /// The directory holding the AWS plugin (build-velero.sh prints it second).
+        #[arg(long)]
+        plugin_dir: PathBuf,
     },
     /// Restore throughput and memory against objects created one by one with one client.
     Restore {
@@ -584,6 +601,9 @@ async fn main() -> anyhow::Result<()> {
         Bench::Backup { sizes, cairn } => backup_bench(sizes, cairn).await,
         Bench::Server { objects, cairn, server } => server_bench(objects, cairn, server).await,
         Bench::Restore { objects, cairn } => restore_bench(objects, cairn).await,
+        Bench::Velero { sizes, cairn, velero, plugin_dir } => {
+            velero::velero_bench(sizes, &cairn, &velero, &plugin_dir).await
+        }
         Bench::Images { nodes, images, cairn } => images::image_bench(nodes, images, &cairn).await,
         Bench::Drain { nodes, pods_per_node, concurrency, cairn, kubectl } => {
             let kubectl = kubectl.unwrap_or_else(|| {
