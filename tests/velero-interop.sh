@@ -9,6 +9,7 @@
 # Cairn and once by Velero (the namespace deleted between), each result dumped and compared field by field
 # (spec, data, labels and annotations of Velero's and Cairn's own aside, node ports, field managers).
 # Exit 0 only when Velero restored every object Cairn's resource list names and both restores agree.
+# Velero's server always listens on :8080: run one of this script or `bench.sh velero` at a time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CAIRN_BUILD_KUBECTL=1
