@@ -24,6 +24,20 @@ pub fn node_label_value(node: &str) -> String {
 
 /// The label grouping the ImagePrunes one request created (one per node).
 pub const RUN_LABEL: &str = "cairn.dev/image-prune-run";
+/// Whether a node's image agent runs: its Lease was renewed within the duration the Lease declares.
+pub fn agent_runs(
+    lease: Option<&k8s_openapi::api::coordination::v1::Lease>,
+    now: k8s_openapi::jiff::Timestamp,
+) -> bool {
+    let Some(spec) = lease.and_then(|l| l.spec.as_ref()) else { return false };
+    match (&spec.renew_time, spec.lease_duration_seconds) {
+        (Some(renewed), Some(seconds)) => {
+            renewed.0 + k8s_openapi::jiff::SignedDuration::from_secs(i64::from(seconds)) > now
+        }
+        _ => false,
+    }
+}
+
 /// The Lease an image agent renews while it runs: `image-agent-<node label value>` in the Cairn namespace.
 pub fn agent_lease_name(node: &str) -> String {
     format!("image-agent-{}", node_label_value(node))
@@ -152,6 +166,32 @@ pub struct ImagePruneStatus {
 }
 
 impl ImagePrune {
+    /// The request for `node`'s agent, one of run `run`: named `<prefix>-<random>` by the API server and
+    /// labelled with the node (so that only its agent watches it) and the run.
+    pub fn for_node(
+        node: &str,
+        prefix: &str,
+        run: &str,
+        rules: &PruneRules,
+        protected_images: &BTreeMap<String, String>,
+    ) -> ImagePrune {
+        let mut prune = ImagePrune::new(
+            "",
+            ImagePruneSpec {
+                node_name: node.to_owned(),
+                rules: rules.clone(),
+                protected_images: protected_images.clone(),
+            },
+        );
+        let prefix: String = prefix.chars().take(50).collect();
+        prune.metadata.generate_name = Some(format!("{}-", prefix.trim_end_matches(['-', '.'])));
+        prune.metadata.labels = Some(BTreeMap::from([
+            (NODE_LABEL.to_owned(), node_label_value(node)),
+            (RUN_LABEL.to_owned(), run.to_owned()),
+        ]));
+        prune
+    }
+
     /// The phase; New when no agent has taken it yet.
     pub fn phase(&self) -> PrunePhase {
         self.status.as_ref().and_then(|s| s.phase).unwrap_or_default()

@@ -30,7 +30,7 @@ pub use hooks::{
 pub use images::{
     DEFAULT_PRUNE_HISTORY, ImagePrune, ImagePrunePolicy, ImagePrunePolicySpec, ImagePrunePolicyStatus, ImagePruneSpec,
     ImagePruneStatus, ImageVerdict, NODE_LABEL, NodePruneSummary, POLICY_LABEL, PrunePhase, PruneRules, RUN_LABEL,
-    agent_lease_name, node_label_value,
+    agent_lease_name, agent_runs, node_label_value,
 };
 pub use location::{
     AccessMode, BackupStorageLocation, BackupStorageLocationSpec, BackupStorageLocationStatus, LocationPhase,

@@ -12,8 +12,8 @@ use backup_core::{
     schedule::{Firing, History, Schedule, decide},
 };
 use cairn_api::{
-    BackupStorageLocation, DEFAULT_PRUNE_HISTORY, ImagePrune, ImagePrunePolicy, ImagePruneSpec, NODE_LABEL,
-    NodePruneSummary, POLICY_LABEL, RUN_LABEL, agent_lease_name, node_label_value,
+    BackupStorageLocation, DEFAULT_PRUNE_HISTORY, ImagePrune, ImagePrunePolicy, NodePruneSummary, POLICY_LABEL,
+    RUN_LABEL, agent_lease_name,
 };
 use cairn_kube::{duration::parse_duration, names::label_value};
 use jiff::{SignedDuration, Timestamp};
@@ -23,7 +23,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Resource, ResourceExt,
-    api::{DeleteParams, ListParams, ObjectMeta, PostParams},
+    api::{DeleteParams, ListParams, PostParams},
     runtime::controller::Action,
 };
 use serde_json::json;
@@ -146,11 +146,7 @@ async fn backup_images(context: &Context, now: Timestamp) -> Result<BTreeMap<Str
 /// Whether the node's image agent renewed its Lease within the Lease's duration.
 async fn agent_runs(context: &Context, node: &str, now: Timestamp) -> Result<bool, ReconcileError> {
     let lease = context.api::<Lease>().get_opt(&agent_lease_name(node)).await.doing(|| "reading Leases".into())?;
-    let spec = lease.and_then(|l| l.spec).unwrap_or_default();
-    Ok(match (spec.renew_time, spec.lease_duration_seconds) {
-        (Some(renewed), Some(seconds)) => renewed.0 + SignedDuration::from_secs(i64::from(seconds)) > now,
-        _ => false,
-    })
+    Ok(cairn_api::agent_runs(lease.as_ref(), now))
 }
 
 /// Creates the run's ImagePrunes and records its start.
@@ -193,24 +189,9 @@ async fn start_run(context: &Context, policy: &ImagePrunePolicy, now: Timestamp)
             });
             continue;
         }
-        let mut prune = ImagePrune::new(
-            "",
-            ImagePruneSpec {
-                node_name: node.clone(),
-                rules: policy.spec.rules.clone(),
-                protected_images: backups.clone(),
-            },
-        );
-        prune.metadata = ObjectMeta {
-            generate_name: Some(format!("{}-", name.chars().take(50).collect::<String>().trim_end_matches(['-', '.']))),
-            labels: Some(BTreeMap::from([
-                (NODE_LABEL.to_owned(), node_label_value(&node)),
-                (POLICY_LABEL.to_owned(), label_value(&name)),
-                (RUN_LABEL.to_owned(), run.clone()),
-            ])),
-            owner_references: Some(owner.clone()),
-            ..ObjectMeta::default()
-        };
+        let mut prune = ImagePrune::for_node(&node, &name, &run, &policy.spec.rules, &backups);
+        prune.labels_mut().insert(POLICY_LABEL.to_owned(), label_value(&name));
+        prune.metadata.owner_references = Some(owner.clone());
         let created = context
             .api::<ImagePrune>()
             .create(&PostParams::default(), &prune)
@@ -345,7 +326,7 @@ async fn delete_old_runs(context: &Context, policy: &ImagePrunePolicy) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_api::{ImagePruneStatus, ImageVerdict, PrunePhase};
+    use cairn_api::{ImagePruneSpec, ImagePruneStatus, ImageVerdict, PrunePhase};
 
     fn prune(node: &str, phase: Option<PrunePhase>, freed: u64, kept: &[&str]) -> ImagePrune {
         let mut prune =

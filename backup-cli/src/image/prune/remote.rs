@@ -9,7 +9,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use cairn_api::{ImagePrune, ImagePruneSpec, NODE_LABEL, PruneRules, RUN_LABEL, agent_lease_name, node_label_value};
+use cairn_api::{ImagePrune, PruneRules, RUN_LABEL, agent_lease_name, node_label_value};
 use image_maintenance::inventory::RuntimeList;
 use k8s_openapi::api::{
     coordination::v1::Lease,
@@ -17,7 +17,7 @@ use k8s_openapi::api::{
 };
 use kube::{
     Api, Client, ResourceExt,
-    api::{ListParams, ObjectMeta, PostParams},
+    api::{ListParams, PostParams},
 };
 
 use super::{NodeReport, Report};
@@ -60,32 +60,13 @@ async fn resolve(client: &Client, nodes: &Nodes) -> anyhow::Result<Vec<String>> 
     Ok(found)
 }
 
-/// Whether the node's agent renewed its Lease within the Lease's duration.
 async fn agent_runs(leases: &Api<Lease>, node: &str) -> anyhow::Result<bool> {
-    let Some(lease) = leases.get_opt(&agent_lease_name(node)).await.context("reading the image agents' Leases")? else {
-        return Ok(false);
-    };
-    let spec = lease.spec.unwrap_or_default();
-    let (Some(renewed), Some(seconds)) = (spec.renew_time, spec.lease_duration_seconds) else { return Ok(false) };
-    let expires = renewed.0 + jiff::SignedDuration::from_secs(i64::from(seconds));
-    Ok(expires > jiff::Timestamp::now())
+    let lease = leases.get_opt(&agent_lease_name(node)).await.context("reading the image agents' Leases")?;
+    Ok(cairn_api::agent_runs(lease.as_ref(), jiff::Timestamp::now()))
 }
 
 fn request(node: &str, run: &str, rules: &PruneRules, backups: &BTreeMap<String, String>) -> ImagePrune {
-    let label = node_label_value(node);
-    let mut prune = ImagePrune::new(
-        "",
-        ImagePruneSpec { node_name: node.to_owned(), rules: rules.clone(), protected_images: backups.clone() },
-    );
-    prune.metadata = ObjectMeta {
-        generate_name: Some(format!(
-            "prune-{}-",
-            label.chars().take(40).collect::<String>().trim_end_matches(['-', '.'])
-        )),
-        labels: Some(BTreeMap::from([(NODE_LABEL.to_owned(), label), (RUN_LABEL.to_owned(), run.to_owned())])),
-        ..ObjectMeta::default()
-    };
-    prune
+    ImagePrune::for_node(node, &format!("prune-{}", node_label_value(node)), run, rules, backups)
 }
 
 fn no_agent(node: &str, namespace: &str) -> NodeReport {
