@@ -58,6 +58,9 @@ impl Write for PartWriter {
                     // doubling that would reach 8 MiB on the way to 5.
                     self.buffer.reserve_exact(PART_SIZE);
                 }
+                // Never past the part: a write that crossed it would double the buffer to 10 MiB. The
+                // rest of `buf` comes in the next call (`write_all` loops).
+                let buf = &buf[..buf.len().min(PART_SIZE - self.buffer.len())];
                 self.buffer.extend_from_slice(buf);
                 if self.buffer.len() >= PART_SIZE {
                     let started =
@@ -67,6 +70,7 @@ impl Write for PartWriter {
                     self.runtime.block_on(upload.wait_for_capacity(0)).map_err(io::Error::other)?;
                     self.upload = Some(upload);
                 }
+                return Ok(buf.len());
             }
             Some(upload) => {
                 upload.write(buf);
@@ -79,5 +83,32 @@ impl Write for PartWriter {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_buffer_never_grows_past_a_part_and_every_byte_arrives() {
+        let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let key = Path::from("archive");
+        let data: Vec<u8> = (0..12 * 1024 * 1024 + 777).map(|i| (i * 31 % 251) as u8).collect();
+        let (store, written) = (objects.clone(), data.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut writer = PartWriter::new(store, key, Handle::current());
+            // Writes that straddle the part boundary, as the compressor's do.
+            for chunk in written.chunks(100_003) {
+                writer.write_all(chunk).unwrap();
+                assert!(writer.buffer.capacity() <= PART_SIZE, "{}", writer.buffer.capacity());
+            }
+            writer.finish().unwrap();
+        })
+        .await
+        .unwrap();
+        let stored = objects.get(&Path::from("archive")).await.unwrap().bytes().await.unwrap();
+        assert_eq!(stored.as_ref(), data.as_slice());
     }
 }
