@@ -155,8 +155,7 @@ pub async fn run_restore(
     let discovery = Discovery::run(client).await?;
     let selection = Selection::compile(&request.spec.selection, &discovery)?;
     let hook_entries = super::hooks::compile(&request.spec.hooks, &discovery).map_err(RestoreError::Hooks)?;
-    let chosen: Vec<IndexEntry> =
-        index.into_iter().filter(|e| wave_of(&e.group_resource).is_some() && selection.includes_stored(e)).collect();
+    let chosen = with_their_namespaces(index, |e| wave_of(&e.group_resource).is_some() && selection.includes_stored(e));
     progress.send_modify(|p| p.total = chosen.len() as u64);
 
     let rules = Rules {
@@ -198,6 +197,25 @@ pub async fn run_restore(
     let items = tally.results.into_inner().expect("results lock");
     let log = log.into_inner().expect("log lock");
     finish(store, &request, source.name, started, Finished { items, hooks }, log, failure.take()).await
+}
+
+/// The entries `chooses` takes, and with them the archived namespace of each namespaced one the restore
+/// would not restore itself (Velero's rule: objects go into a namespace created from its archived object,
+/// labels, annotations and spec kept, even when a resource filter or selector leaves namespaces out; a
+/// bare one only when the backup has none, as when the namespace was labelled out of the backup).
+fn with_their_namespaces(index: Vec<IndexEntry>, chooses: impl Fn(&IndexEntry) -> bool) -> Vec<IndexEntry> {
+    let mut archived_namespaces = HashMap::new();
+    let mut chosen = Vec::new();
+    for entry in index {
+        if chooses(&entry) {
+            chosen.push(entry);
+        } else if entry.group_resource == NAMESPACES {
+            archived_namespaces.insert(entry.name.clone(), entry);
+        }
+    }
+    let needed: BTreeSet<String> = chosen.iter().filter_map(|e| e.namespace.clone()).collect();
+    chosen.extend(needed.iter().filter_map(|ns| archived_namespaces.remove(ns)));
+    chosen
 }
 
 /// What was done: each object's result and each exec hook's run.
@@ -453,6 +471,22 @@ mod tests {
         assert!(selected(item("persistentvolumes", None, "pv")));
         assert!(!selected(item("clusterroles.rbac.authorization.k8s.io", None, "r")));
         assert!(!selected(item("events", Some("a"), "e")));
+    }
+
+    #[test]
+    fn objects_bring_their_archived_namespace_when_the_restore_leaves_namespaces_out() {
+        let paths = [
+            "resources/namespaces/cluster/a.json",
+            "resources/namespaces/cluster/b.json",
+            "resources/configmaps/namespaces/a/c.json",
+            "resources/configmaps/namespaces/z/c.json",
+            "resources/secrets/namespaces/b/s.json",
+        ];
+        let index: Vec<IndexEntry> = paths.iter().filter_map(|p| IndexEntry::parse(p)).collect();
+        let chosen = with_their_namespaces(index, |e| e.group_resource == "configmaps");
+        let names: Vec<&str> = chosen.iter().map(|e| e.path.as_str()).collect();
+        // a's object comes along; z has none in the archive (a bare one is made); b holds nothing chosen.
+        assert_eq!(names, [paths[2], paths[3], paths[0]]);
     }
 
     #[test]

@@ -283,6 +283,28 @@ async fn velero_archives_restore_and_escaping_paths_are_refused() {
         "velero"
     );
 
+    // Velero's rule for namespaces the restore leaves out: a restore of only the ConfigMaps into another
+    // namespace creates it from the archived namespace (its labels kept); a backup without the namespace
+    // object (it was labelled out of the backup) gets a bare one.
+    let mapped = env.unique_name("velero-mapped");
+    let mut request = restore_request("configmaps-only", "velero-nightly");
+    request.spec.selection.included_resources = vec!["configmaps".into()];
+    request.spec.namespace_mapping = BTreeMap::from([(namespace.clone(), mapped.clone())]);
+    let outcome = restore(&client, &store, request).await.unwrap();
+    assert_eq!(outcome.restore.status.phase, RestorePhase::Completed, "{:#?}", outcome.items);
+    let created = Api::<Namespace>::all(client.clone()).get(&mapped).await.unwrap();
+    assert_eq!(created.metadata.labels.unwrap_or_default().get("origin").map(String::as_str), Some("velero"));
+    assert!(Api::<ConfigMap>::namespaced(client.clone(), &mapped).get_opt("settings").await.unwrap().is_some());
+    let unlabelled = env.unique_name("no-ns-object");
+    let orphan = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "orphan", "namespace": unlabelled}, "data": {}});
+    velero_backup(&store, "without-namespace", &[(&item_path("configmaps", Some(&unlabelled), "orphan"), orphan)])
+        .await;
+    let outcome = restore(&client, &store, restore_request("bare-namespace", "without-namespace")).await.unwrap();
+    assert_eq!(outcome.restore.status.phase, RestorePhase::Completed, "{:#?}", outcome.items);
+    let bare = Api::<Namespace>::all(client.clone()).get(&unlabelled).await.unwrap();
+    let labels = bare.metadata.labels.unwrap_or_default();
+    assert!(labels.keys().all(|k| k == "kubernetes.io/metadata.name"), "{labels:?}");
+
     // An archive with a path that climbs out is refused whole: not even its harmless objects are applied.
     let other = env.unique_name("never-created");
     let harmless = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other}});
