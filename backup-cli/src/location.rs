@@ -3,7 +3,8 @@
 //! failure midway leaves no default rather than two.
 
 use cairn_api::{
-    AccessMode, BackupStorageLocation, BackupStorageLocationSpec, LocationPhase, ObjectStorage, SecretKeySelector,
+    AccessMode, BackupFormat, BackupStorageLocation, BackupStorageLocationSpec, LocationPhase, ObjectStorage,
+    SecretKeySelector,
 };
 use std::collections::BTreeMap;
 
@@ -110,6 +111,10 @@ pub(crate) struct CreateArgs {
     /// How often availability is checked (Go duration); default: the server's.
     #[arg(long)]
     validation_frequency: Option<String>,
+    /// The layout of the backups written here that name none: `velero` also writes each in Velero's layout
+    /// (gzip), so a Velero server pointed at the bucket restores it; default `cairn`.
+    #[arg(long, value_enum)]
+    backup_format: Option<BackupFormatArg>,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
     output: OutputFormat,
@@ -129,9 +134,30 @@ pub(crate) struct SetArgs {
     /// The Secret and key holding an AWS credentials file: SECRET=KEY.
     #[arg(long)]
     credential: Option<String>,
+    /// The layout of the backups written here that name none: `cairn` or `velero`.
+    #[arg(long, value_enum)]
+    backup_format: Option<BackupFormatArg>,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
     output: OutputFormat,
+}
+
+/// Bucket layouts on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BackupFormatArg {
+    /// Cairn's only.
+    Cairn,
+    /// Cairn's and Velero's.
+    Velero,
+}
+
+impl From<BackupFormatArg> for BackupFormat {
+    fn from(format: BackupFormatArg) -> BackupFormat {
+        match format {
+            BackupFormatArg::Cairn => BackupFormat::Cairn,
+            BackupFormatArg::Velero => BackupFormat::Velero,
+        }
+    }
 }
 
 /// `SECRET=KEY`, checked.
@@ -197,6 +223,7 @@ impl CreateArgs {
                 access_mode: self.access_mode.map(AccessMode::from).unwrap_or_default(),
                 backup_sync_period: duration_flag("backup-sync-period", &self.backup_sync_period)?,
                 validation_frequency: duration_flag("validation-frequency", &self.validation_frequency)?,
+                backup_format: self.backup_format.map(BackupFormat::from),
             },
             status: None,
         };
@@ -314,9 +341,10 @@ async fn create(args: CreateArgs, server: &ServerApi) -> anyhow::Result<()> {
 }
 
 async fn set(args: SetArgs, server: &ServerApi) -> anyhow::Result<()> {
-    if args.default.is_none() && args.access_mode.is_none() && args.credential.is_none() {
+    if args.default.is_none() && args.access_mode.is_none() && args.credential.is_none() && args.backup_format.is_none()
+    {
         bail!(
-            "nothing to change for backup storage location {:?}: pass --default, --access-mode or --credential",
+            "nothing to change for backup storage location {:?}: pass --default, --access-mode, --credential or --backup-format",
             args.name
         );
     }
@@ -330,6 +358,9 @@ async fn set(args: SetArgs, server: &ServerApi) -> anyhow::Result<()> {
     }
     if let Some(text) = &args.credential {
         spec.insert("credential".into(), serde_json::to_value(credential(text)?)?);
+    }
+    if let Some(format) = args.backup_format {
+        spec.insert("backupFormat".into(), serde_json::to_value(BackupFormat::from(format))?);
     }
     let previous =
         if args.default == Some(true) { unset_other_defaults(&args.name, server).await? } else { Vec::new() };

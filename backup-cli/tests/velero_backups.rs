@@ -229,3 +229,40 @@ async fn a_backup_in_velero_format_is_written_in_velero_layout_too() {
     assert_ne!(described["backup"]["status"]["formatVersion"], "velero/1.1.0", "{described}");
     assert!(cairn(&env, &storage, &["backup", "verify", "both"]).status.success());
 }
+
+#[tokio::test]
+async fn a_location_set_to_velero_format_writes_every_backup_in_velero_layout_too() {
+    let env = TestEnv::get();
+    let client = env.client().await;
+    let namespace = env.namespace("velero-location").await;
+    let prefix = env.bucket_prefix("velero-location");
+    install_crds(&client).await;
+    let server_namespace = env.namespace("velero-location-server").await;
+    create_s3_location(&client, &env, &server_namespace, "default", &prefix, AccessMode::ReadWrite).await;
+    let set =
+        support::cairn(&env, &server_namespace, &["backup-location", "set", "default", "--backup-format", "velero"]);
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let _server = ServerProcess::start(
+        &support::server_binary(),
+        &env,
+        &server_namespace,
+        "velero-location",
+        &["--leader-elect", "false", "--backup-sync-period", "0s"],
+    )
+    .expect("the server starts");
+    let created = support::cairn(
+        &env,
+        &server_namespace,
+        &["backup", "create", "by-location", "--include-namespaces", &namespace, "--wait"],
+    );
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let store = env.s3_store(&prefix);
+    let record: Value = serde_json::from_slice(
+        &store.get_bytes(&Path::from_iter(["backups", "by-location", "velero-backup.json"])).await.unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["status"]["phase"], "Completed", "{record}");
+    assert!(store.get_bytes(&Path::from_iter(["backups", "by-location", "by-location.tar.gz"])).await.is_ok());
+    let backup = Api::<Backup>::namespaced(client.clone(), &server_namespace).get("by-location").await.unwrap();
+    assert_eq!(backup.spec.format, Some(cairn_api::BackupFormat::Velero), "the object says which layout it got");
+}

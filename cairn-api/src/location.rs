@@ -53,6 +53,11 @@ pub struct BackupStorageLocationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(super::DURATION_PATTERN))]
     pub validation_frequency: Option<String>,
+    /// The layout backups written here get when they name none: `velero` also writes each one in Velero's
+    /// layout (gzip), so a Velero server pointed at the bucket syncs and restores it; absent or `cairn`:
+    /// Cairn's only. A backup's own `format` wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_format: Option<crate::BackupFormat>,
 }
 
 /// The bucket and prefix.

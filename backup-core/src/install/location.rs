@@ -50,6 +50,7 @@ pub(super) fn backup_storage_location(namespace: &str, location: &DefaultLocatio
         access_mode: AccessMode::ReadWrite,
         backup_sync_period: None,
         validation_frequency: None,
+        backup_format: None,
     };
     let mut object = BackupStorageLocation::new(DEFAULT_LOCATION_NAME, spec);
     object.metadata = meta(DEFAULT_LOCATION_NAME, Some(namespace));

@@ -100,6 +100,7 @@ async fn validate(backup: &Backup, context: &Context) -> Result<Result<Validated
         return Ok(Err(validation_failed(refused.to_string(), ttl)));
     }
     spec.storage_location = location.name();
+    spec.format = spec.format.or(location.object.spec.backup_format);
     Ok(Ok(Validated { spec, ttl, location }))
 }
 
@@ -141,7 +142,7 @@ async fn mark_started(api: &Api<Backup>, backup: &Backup, validated: &Validated)
     let location = validated.location.name();
     let metadata = json!({
         "metadata": { "uid": uid, "labels": { labels::STORAGE_LOCATION: location } },
-        "spec": { "storageLocation": location, "ttl": validated.spec.ttl },
+        "spec": { "storageLocation": location, "ttl": validated.spec.ttl, "format": validated.spec.format },
     });
     api.patch(&name, &PatchParams::default(), &Patch::Merge(metadata))
         .await
