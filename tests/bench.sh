@@ -3,7 +3,8 @@
 # them against a fresh local test environment. Figures and the machine go into docs/benchmarks.md.
 #   bash tests/bench.sh backup [--sizes 5000,20000]
 #   bash tests/bench.sh restore [--objects 20000]
-#   bash tests/bench.sh server [--objects 20000]
+#   bash tests/bench.sh server [--objects 20000 --backups 1]   (--backups 200: one server process, 200 backups in a row)
+#   bash tests/bench.sh sync [--backups 10000 --period 2s]   (a fresh server syncing a bucket of that many backups)
 #   bash tests/bench.sh drain [--nodes 20 --pods-per-node 30 --concurrency 1,4,10]   (builds kubectl too)
 #   bash tests/bench.sh images [--nodes 500 --images 200]
 #   bash tests/bench.sh velero [--sizes 5000,20000]   (builds Velero and its AWS plugin too: build-velero.sh)

@@ -63,6 +63,19 @@ pub async fn create_s3_location(
     prefix: &str,
     mode: AccessMode,
 ) {
+    create_s3_location_at(client, env, namespace, name, prefix, mode, &env.info().s3_endpoint).await
+}
+
+/// [`create_s3_location`] reaching the S3 server at `endpoint` (a proxy in front of it).
+pub async fn create_s3_location_at(
+    client: &Client,
+    env: &TestEnv,
+    namespace: &str,
+    name: &str,
+    prefix: &str,
+    mode: AccessMode,
+    endpoint: &str,
+) {
     let info = env.info();
     let secret_name = format!("{name}-credentials");
     let credentials = format!(
@@ -89,8 +102,7 @@ pub async fn create_s3_location(
                 prefix: Some(prefix.into()),
                 ca_cert: None,
             },
-            config: [("s3Url".to_owned(), info.s3_endpoint.clone()), ("region".to_owned(), info.s3_region.clone())]
-                .into(),
+            config: [("s3Url".to_owned(), endpoint.to_owned()), ("region".to_owned(), info.s3_region.clone())].into(),
             credential: Some(SecretKeySelector { name: secret_name, key: "cloud".into() }),
             default: true,
             access_mode: mode,

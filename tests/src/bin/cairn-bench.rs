@@ -9,7 +9,17 @@
 //!
 //! `cairn-bench server --objects 20000 --server target/release/backup-server` backs the same objects up twice:
 //! with `cairn backup create` standalone (the baseline) and as a Backup object run by `backup-server`, and
-//! prints both times and the server's resident memory idle, at its peak, and after the backup.
+//! prints both times and the server's resident memory idle, at its peak, and after the backup. With
+//! `--backups N` the same server process then runs N more backups one after the other, printing after each
+//! its time, RSS, peak, open file descriptors, threads and the API server's requests (its own
+//! `apiserver_request_total`, every client, with the idle rate measured before), and at the end the
+//! least-squares slope of RSS over the last 150 backups (the last 3/4 below 200) with its verdict.
+//!
+//! `cairn-bench sync --backups 10000 --period 2s` fills a bucket prefix with that many stored backups (one
+//! real backup's record copied under other names), starts a fresh `backup-server` with that
+//! `--backup-sync-period` whose location reaches the S3 server through a counting proxy, and prints the time
+//! until every backup is a Backup object, the server's memory, the bucket and API server requests per sync
+//! period in steady state, and the cost of the periods that pick up one new backup.
 //!
 //! `cairn-bench drain --nodes 20 --pods-per-node 30 --concurrency 1,4,10` drains simulated nodes with
 //! `kubectl drain` one after the other (the baseline) and with `cairn node drain` at each concurrency.
@@ -21,8 +31,12 @@
 mod drain;
 #[path = "cairn-bench/images.rs"]
 mod images;
+#[path = "cairn-bench/requests.rs"]
+mod requests;
 #[path = "cairn-bench/server.rs"]
 mod server;
+#[path = "cairn-bench/sync.rs"]
+mod sync;
 #[path = "cairn-bench/velero.rs"]
 mod velero;
 
@@ -78,7 +92,27 @@ enum Bench {
         /// Objects to load and back up.
         #[arg(long, default_value_t = 20000)]
         objects: usize,
+        /// After the comparison, backups the same server process runs in a row, each measured (memory, open
+        /// files, threads, API requests), with the trend of its memory at the end.
+        #[arg(long, default_value_t = 1)]
+        backups: usize,
         /// The cairn binary (the baseline).
+        #[arg(long, default_value = "target/release/cairn")]
+        cairn: PathBuf,
+        /// The backup-server binary to measure (build it with --release).
+        #[arg(long, default_value = "target/release/backup-server")]
+        server: PathBuf,
+    },
+    /// Bucket sync at scale: a fresh backup-server showing a bucket's stored backups as objects, and what each
+    /// sync period costs the bucket and the API server once nothing changes, and when one backup appears.
+    Sync {
+        /// Stored backups to put in the bucket.
+        #[arg(long, default_value_t = 10000)]
+        backups: usize,
+        /// The server's --backup-sync-period.
+        #[arg(long, default_value = "2s")]
+        period: String,
+        /// The cairn binary (it writes the one real backup the others are copied from).
         #[arg(long, default_value = "target/release/cairn")]
         cairn: PathBuf,
         /// The backup-server binary to measure (build it with --release).
@@ -530,7 +564,10 @@ fn memory_mib(pid: u32) -> (f64, f64) {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Bench::Backup { sizes, cairn } => backup_bench(sizes, cairn).await,
-        Bench::Server { objects, cairn, server } => server::server_bench(objects, &cairn, &server).await,
+        Bench::Server { objects, backups, cairn, server } => {
+            server::server_bench(objects, backups, &cairn, &server).await
+        }
+        Bench::Sync { backups, period, cairn, server } => sync::sync_bench(backups, &period, &cairn, &server).await,
         Bench::Restore { objects, cairn } => restore_bench(objects, cairn).await,
         Bench::Velero { sizes, cairn, velero, plugin_dir } => {
             velero::velero_bench(sizes, &cairn, &velero, &plugin_dir).await
