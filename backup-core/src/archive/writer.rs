@@ -11,6 +11,8 @@ use cairn_api::Compression;
 
 /// zstd level: level 3 is zstd's default, fast enough to keep up with the API server.
 const ZSTD_LEVEL: i32 = 3;
+/// The manifest compressor's window: 2^17 bytes.
+const MANIFEST_WINDOW_LOG: u32 = 17;
 
 /// What a finished archive amounts to; recorded so the stored bytes can be checked later.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -104,7 +106,10 @@ impl<A: Write, M: Write> ArchiveWriter<A, M> {
     /// `mtime` (seconds since the epoch) stamps every entry.
     pub fn new(archive: A, manifest: M, compression: Compression, mtime: u64) -> io::Result<Self> {
         let tar = tar::Builder::new(Compressor::new(Hashing::new(archive), compression)?);
-        let manifest = zstd::Encoder::new(Hashing::new(manifest), ZSTD_LEVEL)?;
+        let mut manifest = zstd::Encoder::new(Hashing::new(manifest), ZSTD_LEVEL)?;
+        // Lines repeat within a few kilobytes (paths of one type and namespace; checksums never repeat): a
+        // 128 KiB window compresses them as well as level 3's 2 MiB, in 1 MiB of memory instead of 3.7.
+        manifest.window_log(MANIFEST_WINDOW_LOG)?;
         let mut writer = ArchiveWriter { tar, manifest, entries: 0, mtime };
         writer.append(VERSION_PATH, format!("{FORMAT_VERSION}\n").as_bytes())?;
         Ok(writer)

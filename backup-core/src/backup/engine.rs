@@ -30,8 +30,9 @@ use crate::{
     store::{BackupKeys, Layout, Store, StoreError},
 };
 
-/// Pages waiting for the archive sink.
-const SINK_QUEUE: usize = 4;
+/// Pages waiting for the archive sink. One: the sink compresses a page in a few milliseconds where the API
+/// server takes tens to list one, so a longer queue only held more pages (1.5 MiB each) in memory.
+const SINK_QUEUE: usize = 1;
 
 /// Why a backup did not run or did not complete.
 #[derive(Debug, thiserror::Error)]

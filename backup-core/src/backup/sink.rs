@@ -13,6 +13,7 @@ use std::{
 
 use tokio::{sync::mpsc, task::JoinHandle};
 
+use super::resource_list::ResourceList;
 use crate::{
     archive::{ArchiveSummary, ArchiveWriter},
     store::{BackupKeys, Store},
@@ -42,8 +43,8 @@ pub(super) struct SinkOutput {
     pub summary: ArchiveSummary,
     /// Objects per group-resource.
     pub counts: BTreeMap<String, u64>,
-    /// `{"<apiVersion>/<Kind>": ["ns/name", ...]}`, sorted.
-    pub resource_list: BTreeMap<String, Vec<String>>,
+    /// `{"<apiVersion>/<Kind>": ["ns/name", ...]}`, in archive order.
+    pub resource_list: ResourceList,
     /// The container images the archived workloads name.
     pub images: BTreeSet<String>,
 }
@@ -63,7 +64,7 @@ pub(super) fn spawn_sink(
     tokio::task::spawn_blocking(move || {
         let mut writer = ArchiveWriter::new(archive, manifest, compression, mtime)?;
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-        let mut resource_list: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut resource_list = ResourceList::default();
         let mut images = BTreeSet::new();
         while let Some(page) = pages.blocking_recv() {
             for object in page {
@@ -71,11 +72,7 @@ pub(super) fn spawn_sink(
                 writer.add_object(&object.group_resource, &object.version, namespace, &object.name, &object.json)?;
                 *counts.entry(object.group_resource.to_string()).or_default() += 1;
                 super::images::collect(&object.group_resource, &object.json, &mut images);
-                let entry = match namespace {
-                    Some(ns) => format!("{ns}/{}", object.name),
-                    None => object.name,
-                };
-                resource_list.entry(object.type_key.to_string()).or_default().push(entry);
+                resource_list.push(&object.type_key, namespace, &object.name);
             }
             bytes.store(writer.bytes_written(), Ordering::Relaxed);
         }
@@ -83,7 +80,6 @@ pub(super) fn spawn_sink(
         archive.finish()?;
         manifest.finish()?;
         bytes.store(summary.size, Ordering::Relaxed);
-        resource_list.values_mut().for_each(|names| names.sort());
         Ok(SinkOutput { summary, counts, resource_list, images })
     })
 }

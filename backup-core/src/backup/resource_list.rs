@@ -1,0 +1,144 @@
+//! The resource list written beside an archive (`{"<apiVersion>/<Kind>": ["ns/name", ...]}`, Velero's side
+//! file), remembered compactly while the archive is written: each type's names front-coded, a name kept as
+//! the length it shares with the one before it and the rest. The API server lists in key order, so names
+//! that follow each other share most of their bytes: a few bytes per object instead of a string each, which
+//! keeps a backup's memory flat however many objects it holds. Names stay in the order they were archived.
+
+use std::collections::BTreeMap;
+
+use serde::{Serialize, Serializer, ser::SerializeMap};
+
+/// Every archived object's name, by type, in archive order.
+#[derive(Debug, Default)]
+pub(super) struct ResourceList {
+    types: BTreeMap<String, FrontCoded>,
+}
+
+impl ResourceList {
+    /// Notes one archived object of `type_key` (`apps/v1/Deployment`).
+    pub(super) fn push(&mut self, type_key: &str, namespace: Option<&str>, name: &str) {
+        if !self.types.contains_key(type_key) {
+            self.types.insert(type_key.to_owned(), FrontCoded::default());
+        }
+        let names = self.types.get_mut(type_key).expect("inserted above");
+        match namespace {
+            Some(ns) => names.push_parts(&[ns, "/", name]),
+            None => names.push_parts(&[name]),
+        }
+    }
+
+    /// Objects noted.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.types.values().map(|t| t.count).sum()
+    }
+}
+
+impl Serialize for ResourceList {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.types.len()))?;
+        for (type_key, names) in &self.types {
+            map.serialize_entry(type_key, names)?;
+        }
+        map.end()
+    }
+}
+
+/// Names front-coded one after the other: for each, the bytes it shares with the previous name and the
+/// length of the rest (both as LEB128 varints), then the rest.
+#[derive(Debug, Default)]
+struct FrontCoded {
+    bytes: Vec<u8>,
+    last: Vec<u8>,
+    count: usize,
+}
+
+impl FrontCoded {
+    fn push_parts(&mut self, parts: &[&str]) {
+        let mut name = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+        parts.iter().for_each(|p| name.extend_from_slice(p.as_bytes()));
+        let shared = self.last.iter().zip(&name).take_while(|(a, b)| a == b).count();
+        write_varint(&mut self.bytes, shared);
+        write_varint(&mut self.bytes, name.len() - shared);
+        self.bytes.extend_from_slice(&name[shared..]);
+        self.last = name;
+        self.count += 1;
+    }
+
+    /// Calls `each` with every name in order.
+    fn for_each(&self, mut each: impl FnMut(&str)) {
+        let (mut at, mut name) = (0, Vec::new());
+        while at < self.bytes.len() {
+            let shared = read_varint(&self.bytes, &mut at);
+            let rest = read_varint(&self.bytes, &mut at);
+            name.truncate(shared);
+            name.extend_from_slice(&self.bytes[at..at + rest]);
+            at += rest;
+            // Whole names were pushed as strings and cut only at bytes they share with the one before.
+            each(std::str::from_utf8(&name).expect("names are stored whole from strings"));
+        }
+    }
+}
+
+impl Serialize for FrontCoded {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.count))?;
+        let mut result = Ok(());
+        self.for_each(|name| {
+            if result.is_ok() {
+                result = seq.serialize_element(name);
+            }
+        });
+        result?;
+        seq.end()
+    }
+}
+
+fn write_varint(bytes: &mut Vec<u8>, mut value: usize) {
+    while value >= 0x80 {
+        bytes.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    bytes.push(value as u8);
+}
+
+fn read_varint(bytes: &[u8], at: &mut usize) -> usize {
+    let (mut value, mut shift) = (0usize, 0);
+    loop {
+        let byte = bytes[*at];
+        *at += 1;
+        value |= usize::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return value;
+        }
+        shift += 7;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_come_back_in_order_per_type_and_take_a_few_bytes_each() {
+        let mut list = ResourceList::default();
+        // As the API server lists them: by namespace, then by name.
+        for i in 0..10_000 {
+            list.push("v1/ConfigMap", Some(&format!("bench-{:02}", i / 200)), &format!("config-{i:05}"));
+        }
+        list.push("v1/Namespace", None, "bench-00");
+        list.push("v1/ConfigMap", Some("ünïcode-ns"), "é");
+        list.push("v1/ConfigMap", Some("ünïcode-ns"), "è");
+        assert_eq!(list.len(), 10_003);
+        let json: BTreeMap<String, Vec<String>> = serde_json::from_value(serde_json::to_value(&list).unwrap()).unwrap();
+        assert_eq!(json["v1/Namespace"], ["bench-00"]);
+        let maps = &json["v1/ConfigMap"];
+        assert_eq!(maps.len(), 10_002);
+        assert_eq!(maps[0], "bench-00/config-00000");
+        assert_eq!(maps[9_999], "bench-49/config-09999");
+        assert_eq!(maps[10_000..], ["ünïcode-ns/é", "ünïcode-ns/è"]);
+        let stored = list.types["v1/ConfigMap"].bytes.len();
+        assert!(stored < 10_002 * 5, "{stored} bytes for 10,002 names of 21 bytes");
+    }
+}
