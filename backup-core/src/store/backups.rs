@@ -39,10 +39,14 @@ impl Store {
         StoreError::Access { location, problem, fix, cause: cairn_kube::cause::chain_text(&error) }
     }
 
-    /// Checks that the location answers (bucket present, credentials accepted) by listing its backups folder.
+    /// Checks that the location answers (bucket present, credentials accepted) by listing its backups folder:
+    /// the first page only, one request however many backups it holds.
     pub async fn check_reachable(&self) -> Result<(), StoreError> {
         let dir = Layout.backups_dir();
-        self.objects().list_with_delimiter(Some(&dir)).await.map(drop).map_err(|e| self.explain(&dir, e))
+        match self.objects().list(Some(&dir)).next().await {
+            None | Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => Err(self.explain(&dir, e)),
+        }
     }
 
     /// A streamed upload to `key` for a blocking thread, holding at most one part in memory

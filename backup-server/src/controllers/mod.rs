@@ -21,7 +21,7 @@ use std::{fmt::Debug, future::Future, sync::Arc, time::Duration};
 use futures::StreamExt;
 use kube::{
     Resource,
-    runtime::{Controller, controller::Action, watcher},
+    runtime::{Controller, controller::Action, reflector::Store, watcher},
 };
 use serde::de::DeserializeOwned;
 
@@ -167,8 +167,44 @@ fn retry_later<K>(_object: Arc<K>, error: &ReconcileError, _context: Arc<Context
     Action::requeue(Duration::from_secs(5))
 }
 
+/// The controller of every object of `K` in the server's namespace, not yet running: its store (the watch's
+/// copy of the objects) can be handed to the periodic loops first, so they read the objects without a request.
+pub(crate) fn controller<K>(context: &Context) -> Controller<K>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    Controller::new(context.api::<K>(), watcher::Config::default())
+}
+
 /// Runs a reconciler for every object of `K` in the server's namespace until `shutdown` resolves.
 pub(crate) async fn run_controller<K, F, Fut>(
+    context: Arc<Context>,
+    reconcile: F,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) where
+    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+    F: FnMut(Arc<K>, Arc<Context>) -> Fut,
+    Fut: Future<Output = Result<Action, ReconcileError>> + Send + 'static,
+{
+    let controller = controller::<K>(&context);
+    run(controller, context, reconcile, shutdown).await
+}
+
+/// Runs `controller` with `reconcile` (guarded against panics) until `shutdown` resolves.
+async fn run<K, F, Fut>(
+    controller: Controller<K>,
     context: Arc<Context>,
     reconcile: F,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
@@ -188,7 +224,7 @@ pub(crate) async fn run_controller<K, F, Fut>(
         let label = format!("{} {}", K::kind(&()), object.meta().name.as_deref().unwrap_or_default());
         guarded(label, reconcile(object, context))
     };
-    Controller::new(context.api::<K>(), watcher::Config::default())
+    controller
         .graceful_shutdown_on(shutdown)
         .run(guarded_reconcile, retry_later, context)
         .for_each(|result| async move {
@@ -206,8 +242,13 @@ pub(crate) fn spawn_all(
 ) -> tokio::task::JoinSet<()> {
     let stop = || stopping.clone().cancelled_owned();
     let mut set = tokio::task::JoinSet::new();
-    set.spawn(run_controller::<cairn_api::Backup, _, _>(context.clone(), backup::reconcile, stop()));
-    set.spawn(run_controller::<cairn_api::Restore, _, _>(context.clone(), restore::reconcile, stop()));
+    // The Backup and Restore controllers' stores, shared: bucket sync and the totals read the objects from
+    // the watch instead of listing them every period.
+    let backups = controller::<cairn_api::Backup>(context);
+    let restores = controller::<cairn_api::Restore>(context);
+    let watched = Watched { backups: backups.store(), restores: restores.store() };
+    set.spawn(run(backups, context.clone(), backup::reconcile, stop()));
+    set.spawn(run(restores, context.clone(), restore::reconcile, stop()));
     set.spawn(run_controller::<cairn_api::Schedule, _, _>(context.clone(), schedule::reconcile, stop()));
     set.spawn(run_controller::<cairn_api::DeleteBackupRequest, _, _>(context.clone(), deletion::reconcile, stop()));
     set.spawn(run_controller::<cairn_api::ServerStatusRequest, _, _>(
@@ -218,10 +259,29 @@ pub(crate) fn spawn_all(
     set.spawn(run_controller::<cairn_api::DownloadRequest, _, _>(context.clone(), download::reconcile, stop()));
     set.spawn(run_controller::<cairn_api::NodeMaintenance, _, _>(context.clone(), maintenance::reconcile, stop()));
     set.spawn(run_controller::<cairn_api::ImagePrunePolicy, _, _>(context.clone(), image_prune::reconcile, stop()));
-    set.spawn(locations::run(context.clone(), stop()));
+    set.spawn(locations::run(context.clone(), watched.backups.clone(), stop()));
     set.spawn(gc::run(context.clone(), stop()));
-    set.spawn(totals::run(context.clone(), stop()));
+    set.spawn(totals::run(context.clone(), watched, stop()));
     set
+}
+
+/// The objects the controllers' watches hold, for the periodic loops.
+#[derive(Clone)]
+pub(crate) struct Watched {
+    /// Every Backup in the server's namespace.
+    pub backups: Store<cairn_api::Backup>,
+    /// Every Restore in the server's namespace.
+    pub restores: Store<cairn_api::Restore>,
+}
+
+/// Whether `store` holds the watch's first full list yet (before, it is empty, whatever the cluster holds).
+pub(crate) fn is_ready<K>(store: &Store<K>) -> bool
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    use futures::FutureExt;
+    matches!(store.wait_until_ready().now_or_never(), Some(Ok(())))
 }
 
 /// While an engine runs, writes `to_status` of its latest counters to the object's status every two seconds.
