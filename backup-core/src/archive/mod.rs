@@ -1,11 +1,13 @@
 //! The archive: a tar of one JSON file per object in Velero's layout (`paths.rs` spells and parses its
 //! paths), compressed with zstd (or gzip, Velero's own format), and a manifest that lists every entry with
 //! its size and SHA-256 so a backup can be verified without restoring it. `writer.rs` writes it;
-//! `reader.rs` is the one way to read it (bounded, telling outages from damage); `verify.rs` checks it.
+//! `reader.rs` is the one way to read it (bounded, telling outages from damage); `verify.rs` checks it;
+//! `resource_list.rs` keeps the resource lists written beside backups and restores.
 
 mod manifest;
 mod paths;
 mod reader;
+mod resource_list;
 mod verify;
 mod writer;
 
@@ -14,6 +16,7 @@ pub use paths::{
     IdentityMeta, ItemPath, ObjectIdentity, VERSION_PATH, check_entry, item_path, path_is_safe, preferred_version_path,
 };
 pub use reader::{DEFAULT_MAX_ENTRY_BYTES, Entry, Flow, ReadError, read_archive};
+pub(crate) use resource_list::ResourceList;
 pub use verify::{VerifyProblem, VerifyReport, verify};
 pub use writer::{ArchiveSummary, ArchiveWriter};
 
@@ -50,6 +53,20 @@ pub fn hex(bytes: &[u8]) -> String {
     text
 }
 
+/// The 32 bytes a 64-digit hex SHA-256 spells, or `None` when it spells none.
+pub fn sha256_of_hex(text: &str) -> Option<[u8; 32]> {
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let text = text.as_bytes();
+    if text.len() != 64 {
+        return None;
+    }
+    let mut bytes = [0u8; 32];
+    for (i, pair) in text.chunks_exact(2).enumerate() {
+        bytes[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(bytes)
+}
+
 /// Readers for the tests of this module.
 #[cfg(test)]
 pub(crate) mod testing {
@@ -65,5 +82,21 @@ pub(crate) mod testing {
             }
             self.0.read(buf)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256};
+
+    #[test]
+    fn a_hex_checksum_reads_back_as_its_bytes_and_anything_else_is_refused() {
+        let digest: [u8; 32] = Sha256::digest(b"cairn").into();
+        assert_eq!(sha256_of_hex(&hex(&digest)), Some(digest));
+        assert_eq!(sha256_of_hex(&hex(&digest).to_uppercase()), Some(digest));
+        assert_eq!(sha256_of_hex(&hex(&digest)[..62]), None);
+        assert_eq!(sha256_of_hex(&"g".repeat(64)), None);
+        assert_eq!(sha256_of_hex(&"é".repeat(32)), None);
     }
 }

@@ -13,7 +13,6 @@ pub mod placement;
 mod plan;
 mod record;
 mod related;
-mod resource_list;
 pub mod retention;
 mod sink;
 mod sync_plan;

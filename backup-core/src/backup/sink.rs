@@ -13,9 +13,8 @@ use std::{
 
 use tokio::{sync::mpsc, task::JoinHandle};
 
-use super::resource_list::ResourceList;
 use crate::{
-    archive::{ArchiveSummary, ArchiveWriter},
+    archive::{ArchiveSummary, ArchiveWriter, ResourceList},
     store::{BackupKeys, Store},
 };
 

@@ -7,7 +7,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     sync::{
-        Mutex,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -16,7 +16,6 @@ use std::{
 use futures::{StreamExt, stream};
 use jiff::Timestamp;
 use kube::Client;
-use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
 use super::{
@@ -36,7 +35,7 @@ use cairn_kube::{
 };
 
 use crate::{
-    archive::DEFAULT_MAX_ENTRY_BYTES,
+    archive::{DEFAULT_MAX_ENTRY_BYTES, ResourceList},
     backup::{HookOutcome, HookRun},
     selection::Selection,
     store::{Layout, Store, StoreError},
@@ -257,10 +256,11 @@ async fn apply_waves(
     }
     let budget = budget(request.max_entry_bytes);
     for (wave, entries) in waves.into_iter().enumerate().filter(|(_, e)| !e.is_empty()) {
-        let wanted = entries.iter().map(|e| (e.path.clone(), e.sha256.clone())).collect();
-        let by_path: HashMap<String, IndexEntry> = entries.into_iter().map(|e| (e.path.clone(), e)).collect();
+        // One map for the reader (what to send, the checksum each must have) and the appliers.
+        let by_path: Arc<HashMap<String, IndexEntry>> =
+            Arc::new(entries.into_iter().map(|e| (e.path.clone(), e)).collect());
         let (sender, receiver) = mpsc::channel(PARALLEL_ITEMS * 2);
-        let reader = source.read_pass(wanted, budget.clone(), sender).await?;
+        let reader = source.read_pass(by_path.clone(), budget.clone(), sender).await?;
         let items = stream::unfold(receiver, |mut r| async move { r.recv().await.map(|x| (x, r)) });
         let by_path = &by_path;
         let mut failure = None;
@@ -423,25 +423,34 @@ async fn finish(
 
 async fn write_results(store: &Store, outcome: &RestoreOutcome, log: &RunLog) -> Result<(), StoreError> {
     let keys = Layout.restore_keys(&outcome.restore.metadata.name);
-    let mut list: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // Both side files are serialized straight from the results (no JSON tree of every object in between).
+    let mut list = ResourceList::default();
     for r in &outcome.items {
-        let name = match &r.namespace {
-            Some(ns) => format!("{ns}/{}({})", r.name, r.outcome.as_str()),
-            None => format!("{}({})", r.name, r.outcome.as_str()),
-        };
-        list.entry(format!("{}/{}", r.api_version, r.kind)).or_default().push(name);
+        let type_key = format!("{}/{}", r.api_version, r.kind);
+        let (name, outcome) = (r.name.as_str(), r.outcome.as_str());
+        match &r.namespace {
+            Some(ns) => list.push_parts(&type_key, &[ns, "/", name, "(", outcome, ")"]),
+            None => list.push_parts(&type_key, &[name, "(", outcome, ")"]),
+        }
     }
-    list.values_mut().for_each(|v| v.sort());
+    #[derive(serde::Serialize)]
+    struct StoredResults<'a> {
+        warnings: &'a [Problem],
+        errors: &'a [Problem],
+        items: &'a [ItemResult],
+        hooks: &'a [HookRun],
+    }
+    let results = StoredResults {
+        warnings: &outcome.warnings,
+        errors: &outcome.errors,
+        items: &outcome.items,
+        hooks: &outcome.hooks,
+    };
     // The record first and create-only: a restore of the same name written meanwhile (another cluster on the
     // same bucket) keeps its files, and this one's are not written.
     store.create_json(&keys.record, &outcome.restore).await?;
     store.put_gzip_json(&keys.resource_list, &list).await?;
-    store
-        .put_gzip_json(
-            &keys.results,
-            &json!({"warnings": outcome.warnings, "errors": outcome.errors, "items": outcome.items, "hooks": outcome.hooks}),
-        )
-        .await?;
+    store.put_gzip_json(&keys.results, &results).await?;
     store.put_gzip_text(&keys.log, &log.text()).await
 }
 

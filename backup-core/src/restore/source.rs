@@ -14,7 +14,8 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 use super::RestoreError;
 use crate::{
     archive::{
-        FORMAT_VERSION, Flow, ItemPath, ManifestReader, ReadError, VERSION_PATH, check_entry, hex, read_archive,
+        FORMAT_VERSION, Flow, ItemPath, ManifestReader, ReadError, VERSION_PATH, check_entry, read_archive,
+        sha256_of_hex,
     },
     backup::{BackupRecord, InspectError, Phase, backup_keys, verify_archive},
     store::{Layout, Store, StoreError},
@@ -28,8 +29,8 @@ pub struct IndexEntry {
     /// Its path in the archive.
     pub path: String,
     /// The SHA-256 the manifest lists for it (Cairn backups): every later read is checked against it, so
-    /// what is applied is what was verified.
-    pub sha256: Option<String>,
+    /// what is applied is what was verified. Kept as bytes: an index holds one per archived object.
+    pub sha256: Option<[u8; 32]>,
 }
 
 impl Deref for IndexEntry {
@@ -203,9 +204,15 @@ impl BackupSource {
             let mut entries = Vec::new();
             loop {
                 match manifest.next_entry().map_err(|e| RestoreError::StoreRead(e.to_string()))? {
-                    Ok(Some(line)) => entries.extend(
-                        IndexEntry::parse(&line.path).map(|entry| IndexEntry { sha256: Some(line.sha256), ..entry }),
-                    ),
+                    Ok(Some(line)) => {
+                        let Some(sha256) = sha256_of_hex(&line.sha256) else {
+                            let problem = format!("the manifest changed: {:?} is not a SHA-256", line.sha256);
+                            return Err(RestoreError::Archive(problem));
+                        };
+                        entries.extend(
+                            IndexEntry::parse(&line.path).map(|entry| IndexEntry { sha256: Some(sha256), ..entry }),
+                        )
+                    }
                     Ok(None) => return Ok(entries),
                     Err(problem) => return Err(RestoreError::Archive(format!("the manifest changed: {problem}"))),
                 }
@@ -252,7 +259,7 @@ impl BackupSource {
     /// is not what the index says (the archive changed since it was verified) ends the pass with an error.
     pub(crate) async fn read_pass(
         &self,
-        wanted: HashMap<String, Option<String>>,
+        wanted: Arc<HashMap<String, IndexEntry>>,
         budget: Arc<Semaphore>,
         sender: mpsc::Sender<Result<ReadItem, RestoreError>>,
     ) -> Result<tokio::task::JoinHandle<Result<(), RestoreError>>, RestoreError> {
@@ -264,14 +271,14 @@ impl BackupSource {
             let mut remaining = wanted.len();
             let mut changed: Option<RestoreError> = None;
             read_archive(raw, compression, limit, |mut entry| {
-                let Some(expected) = wanted.get(entry.path) else { return Ok(Flow::Continue) };
+                let Some(expected) = wanted.get(entry.path).map(|e| e.sha256) else { return Ok(Flow::Continue) };
                 let permits = permits_for(entry.size);
                 let Ok(share) = runtime.block_on(budget.clone().acquire_many_owned(permits)) else {
                     return Ok(Flow::Stop);
                 };
                 let bytes = entry.read_all()?;
                 if let Some(expected) = expected
-                    && hex(&Sha256::digest(&bytes)) != *expected
+                    && Sha256::digest(&bytes).as_slice() != expected
                 {
                     let problem =
                         "its content changed since the backup was verified; nothing more is read from it".into();

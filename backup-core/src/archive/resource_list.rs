@@ -1,30 +1,34 @@
-//! The resource list written beside an archive (`{"<apiVersion>/<Kind>": ["ns/name", ...]}`, Velero's side
-//! file), remembered compactly while the archive is written: each type's names front-coded, a name kept as
+//! The resource lists written beside a backup's archive and a restore's results (`{"<apiVersion>/<Kind>":
+//! ["ns/name", ...]}`, Velero's side files), remembered compactly while objects go by: each type's names front-coded, a name kept as
 //! the length it shares with the one before it and the rest. The API server lists in key order, so names
 //! that follow each other share most of their bytes: a few bytes per object instead of a string each, which
-//! keeps a backup's memory flat however many objects it holds. Names stay in the order they were archived.
+//! keeps memory flat however many objects there are. Names stay in the order they were noted.
 
 use std::collections::BTreeMap;
 
 use serde::{Serialize, Serializer, ser::SerializeMap};
 
-/// Every archived object's name, by type, in archive order.
+/// Every noted object's name, by type, in the order noted.
 #[derive(Debug, Default)]
-pub(super) struct ResourceList {
+pub(crate) struct ResourceList {
     types: BTreeMap<String, FrontCoded>,
 }
 
 impl ResourceList {
-    /// Notes one archived object of `type_key` (`apps/v1/Deployment`).
-    pub(super) fn push(&mut self, type_key: &str, namespace: Option<&str>, name: &str) {
+    /// Notes one object of `type_key` (`apps/v1/Deployment`) as `ns/name`, or `name` when cluster-scoped.
+    pub(crate) fn push(&mut self, type_key: &str, namespace: Option<&str>, name: &str) {
+        match namespace {
+            Some(ns) => self.push_parts(type_key, &[ns, "/", name]),
+            None => self.push_parts(type_key, &[name]),
+        }
+    }
+
+    /// Notes one object of `type_key` written as the concatenation of `parts`.
+    pub(crate) fn push_parts(&mut self, type_key: &str, parts: &[&str]) {
         if !self.types.contains_key(type_key) {
             self.types.insert(type_key.to_owned(), FrontCoded::default());
         }
-        let names = self.types.get_mut(type_key).expect("inserted above");
-        match namespace {
-            Some(ns) => names.push_parts(&[ns, "/", name]),
-            None => names.push_parts(&[name]),
-        }
+        self.types.get_mut(type_key).expect("inserted above").push_parts(parts);
     }
 
     /// Objects noted.
