@@ -16,6 +16,28 @@ pub async fn get_text(client: &kube::Client, path: &str) -> Result<String, kube:
     .await
 }
 
+/// GETs `path` and returns the body as received: one copy of a list page fewer than [`get_text`] (kube's
+/// `request_text` copies the gathered bytes once more into its string), which is megabytes per page in
+/// flight for a backup. Error statuses become the same [`kube::Error::Api`] errors.
+pub async fn get_bytes(client: &kube::Client, path: &str) -> Result<bytes::Bytes, kube::Error> {
+    use http_body_util::BodyExt;
+    crate::retry::retrying(|| async {
+        let request = http::Request::get(path).body(kube::client::Body::empty()).expect("a GET request builds");
+        let response = client.send(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        if status.is_client_error() || status.is_server_error() {
+            let text = String::from_utf8_lossy(&body);
+            let problem = serde_json::from_str::<kube::core::Status>(&text).unwrap_or_else(|_| {
+                kube::core::Status::failure(text.trim(), "Failed to parse error data").with_code(status.as_u16())
+            });
+            return Err(kube::Error::Api(problem.boxed()));
+        }
+        Ok(body)
+    })
+    .await
+}
+
 /// Sends `body` as JSON (or a merge patch, by `content_type`) with `method` to `path` and discards the
 /// server's echo of the object.
 pub async fn send_json(

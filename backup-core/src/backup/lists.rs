@@ -17,7 +17,7 @@ use kube::Client;
 use tokio::sync::{mpsc, watch};
 
 use cairn_kube::{
-    client::get_text,
+    client::{get_bytes, get_text},
     discovery::ResourceType,
     errors::{describe, is_not_found},
     report::{Problem, RunLog, Severity},
@@ -144,7 +144,7 @@ async fn run_list(client: &Client, shared: &Collector<'_>, task: &ListTask) -> b
     let mut token: Option<String> = None;
     loop {
         let url = page_url(resource_type, task.namespace.as_deref(), selector.as_deref(), token.as_deref());
-        let body = match get_text(client, &url).await {
+        let body = match get_bytes(client, &url).await {
             Ok(body) => body,
             Err(error) => {
                 let missing = is_not_found(&error);
@@ -158,7 +158,9 @@ async fn run_list(client: &Client, shared: &Collector<'_>, task: &ListTask) -> b
                 return true;
             }
         };
-        let page = match parse_page(resource_type, &body) {
+        let page = match std::str::from_utf8(&body).map_err(|e| e.to_string()).and_then(|text| {
+            parse_page(resource_type, text).map_err(|e| e.to_string())
+        }) {
             Ok(page) => page,
             Err(error) => {
                 let reason = format!("the server's list response could not be read: {error}");

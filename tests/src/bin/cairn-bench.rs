@@ -394,7 +394,9 @@ async fn backup_bench(sizes: Vec<usize>, cairn: PathBuf) -> anyhow::Result<()> {
         let prefix = env.bucket_prefix(&format!("bench-{size}"));
         let name = format!("bench-{size}");
         let command = cairn_command(&cairn, &env, &prefix, &["backup", "create", &name, "-o", "json"]);
-        let (wall, rss_kib, _, output) = run_measured(command)?;
+        let servers_before = cpu_by_process(CONTROL_PLANE);
+        let (wall, rss_kib, cairn_cpu, output) = run_measured(command)?;
+        let servers = cpu_delta(&servers_before, &cpu_by_process(CONTROL_PLANE));
         if !output.status.success() {
             bail!("cairn backup create failed: {}", String::from_utf8_lossy(&output.stderr));
         }
@@ -416,6 +418,8 @@ async fn backup_bench(sizes: Vec<usize>, cairn: PathBuf) -> anyhow::Result<()> {
             rss_mib,
         );
         eprintln!("  (the floor listed {listed} objects in {} types)", discovery.types.len());
+        // Where the backup's time goes on these shared cores: Cairn's own CPU and the servers' during it.
+        println!("{:>7} CPU during the backup: cairn {cairn_cpu:.1}s, {servers}", "");
         match first_rss {
             None => first_rss = Some(rss_mib),
             Some(first) => println!("{:>7} peak RSS vs the first size: {:+.1}%", "", (rss_mib / first - 1.0) * 100.0),
