@@ -167,17 +167,34 @@ fn retry_later<K>(_object: Arc<K>, error: &ReconcileError, _context: Arc<Context
     Action::requeue(Duration::from_secs(5))
 }
 
-/// The controller of every object of `K` in the server's namespace, not yet running: its store (the watch's
-/// copy of the objects) can be handed to the periodic loops first, so they read the objects without a request.
-pub(crate) fn controller<K>(context: &Context) -> Controller<K>
-where
+/// The objects the controllers watch: Cairn's kinds, in the server's namespace.
+pub(crate) trait CairnKind:
+    Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + DeserializeOwned
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> CairnKind for K where
     K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
         + Clone
         + DeserializeOwned
         + Debug
         + Send
         + Sync
-        + 'static,
+        + 'static
+{
+}
+
+/// The controller of every object of `K` in the server's namespace, not yet running: its store (the watch's
+/// copy of the objects) can be handed to the periodic loops first, so they read the objects without a request.
+pub(crate) fn controller<K>(context: &Context) -> Controller<K>
+where
+    K: CairnKind,
 {
     Controller::new(context.api::<K>(), watcher::Config::default())
 }
@@ -188,13 +205,7 @@ pub(crate) async fn run_controller<K, F, Fut>(
     reconcile: F,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) where
-    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + Debug
-        + Send
-        + Sync
-        + 'static,
+    K: CairnKind,
     F: FnMut(Arc<K>, Arc<Context>) -> Fut,
     Fut: Future<Output = Result<Action, ReconcileError>> + Send + 'static,
 {
@@ -209,13 +220,7 @@ async fn run<K, F, Fut>(
     reconcile: F,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) where
-    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + Debug
-        + Send
-        + Sync
-        + 'static,
+    K: CairnKind,
     F: FnMut(Arc<K>, Arc<Context>) -> Fut,
     Fut: Future<Output = Result<Action, ReconcileError>> + Send + 'static,
 {
