@@ -10,6 +10,7 @@ pub mod duration;
 pub mod errors;
 pub mod exec;
 pub mod leader;
+pub mod memory;
 pub mod names;
 pub mod quantity;
 pub mod report;

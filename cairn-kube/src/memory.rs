@@ -1,0 +1,21 @@
+//! The process's allocator, set up once at start. glibc's malloc, left to itself, lets a process that moves
+//! megabyte-sized buffers between threads (list pages, archive parts) hold ever more memory it no longer uses:
+//! it raises its mmap threshold after the first large free, so later large buffers come from per-thread
+//! arenas where they fragment, and it keeps up to eight arenas per core. Measured on a backup of 113,000
+//! objects: peak RSS 59.6-62.3 MiB by default, 48.6 MiB with both settings below, in the same time.
+
+/// Large buffers (from 128 KiB) always get pages of their own, returned when freed; at most two arenas.
+/// Call first thing in `main`, before any other thread exists.
+#[allow(unsafe_code)]
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const MMAP_THRESHOLD: libc::c_int = 128 * 1024;
+        // SAFETY: mallopt only sets malloc's parameters; it is called before the process has other threads,
+        // and a refused setting (a zero return) leaves malloc as it was.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
