@@ -48,11 +48,15 @@ impl Serialize for ResourceList {
     }
 }
 
+/// Bytes per chunk of front-coded names: chunks are allocated at their full size once, so the names never
+/// sit in a vector grown by doubling (up to twice the bytes, three times while it is copied).
+const CHUNK: usize = 64 * 1024;
+
 /// Names front-coded one after the other: for each, the bytes it shares with the previous name and the
-/// length of the rest (both as LEB128 varints), then the rest.
+/// length of the rest (both as LEB128 varints), then the rest; in chunks, no record split between two.
 #[derive(Debug, Default)]
 struct FrontCoded {
-    bytes: Vec<u8>,
+    chunks: Vec<Vec<u8>>,
     last: Vec<u8>,
     count: usize,
 }
@@ -62,25 +66,43 @@ impl FrontCoded {
         let mut name = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
         parts.iter().for_each(|p| name.extend_from_slice(p.as_bytes()));
         let shared = self.last.iter().zip(&name).take_while(|(a, b)| a == b).count();
-        write_varint(&mut self.bytes, shared);
-        write_varint(&mut self.bytes, name.len() - shared);
-        self.bytes.extend_from_slice(&name[shared..]);
+        let mut record = Vec::with_capacity(20 + name.len() - shared);
+        write_varint(&mut record, shared);
+        write_varint(&mut record, name.len() - shared);
+        record.extend_from_slice(&name[shared..]);
+        match self.chunks.last_mut() {
+            Some(chunk) if chunk.len() + record.len() <= chunk.capacity() => chunk.extend_from_slice(&record),
+            _ => {
+                let mut chunk = Vec::with_capacity(CHUNK.max(record.len()));
+                chunk.extend_from_slice(&record);
+                self.chunks.push(chunk);
+            }
+        }
         self.last = name;
         self.count += 1;
     }
 
     /// Calls `each` with every name in order.
     fn for_each(&self, mut each: impl FnMut(&str)) {
-        let (mut at, mut name) = (0, Vec::new());
-        while at < self.bytes.len() {
-            let shared = read_varint(&self.bytes, &mut at);
-            let rest = read_varint(&self.bytes, &mut at);
-            name.truncate(shared);
-            name.extend_from_slice(&self.bytes[at..at + rest]);
-            at += rest;
-            // Whole names were pushed as strings and cut only at bytes they share with the one before.
-            each(std::str::from_utf8(&name).expect("names are stored whole from strings"));
+        let mut name = Vec::new();
+        for chunk in &self.chunks {
+            let mut at = 0;
+            while at < chunk.len() {
+                let shared = read_varint(chunk, &mut at);
+                let rest = read_varint(chunk, &mut at);
+                name.truncate(shared);
+                name.extend_from_slice(&chunk[at..at + rest]);
+                at += rest;
+                // Whole names were pushed as strings and cut only at bytes they share with the one before.
+                each(std::str::from_utf8(&name).expect("names are stored whole from strings"));
+            }
         }
+    }
+
+    /// Bytes the names take.
+    #[cfg(test)]
+    fn stored(&self) -> usize {
+        self.chunks.iter().map(Vec::len).sum()
     }
 }
 
@@ -142,7 +164,22 @@ mod tests {
         assert_eq!(maps[0], "bench-00/config-00000");
         assert_eq!(maps[9_999], "bench-49/config-09999");
         assert_eq!(maps[10_000..], ["ünïcode-ns/é", "ünïcode-ns/è"]);
-        let stored = list.types["v1/ConfigMap"].bytes.len();
+        let stored = list.types["v1/ConfigMap"].stored();
         assert!(stored < 10_002 * 5, "{stored} bytes for 10,002 names of 21 bytes");
+    }
+
+    #[test]
+    fn names_spread_over_many_chunks_come_back_whole() {
+        let mut list = ResourceList::default();
+        let names: Vec<String> =
+            (0..40_000u64).map(|i| format!("{:016x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15))).collect();
+        names.iter().for_each(|n| list.push("v1/Secret", Some("ns"), n));
+        let coded = &list.types["v1/Secret"];
+        assert!(coded.chunks.len() > 5, "{} chunks", coded.chunks.len());
+        assert!(coded.chunks.iter().all(|c| c.capacity() == CHUNK));
+        let mut back = Vec::new();
+        coded.for_each(|n| back.push(n.to_owned()));
+        let expected: Vec<String> = names.iter().map(|n| format!("ns/{n}")).collect();
+        assert_eq!(back, expected);
     }
 }
