@@ -158,9 +158,10 @@ async fn run_list(client: &Client, shared: &Collector<'_>, task: &ListTask) -> b
                 return true;
             }
         };
-        let page = match std::str::from_utf8(&body).map_err(|e| e.to_string()).and_then(|text| {
-            parse_page(resource_type, text).map_err(|e| e.to_string())
-        }) {
+        let page = match std::str::from_utf8(&body)
+            .map_err(|e| e.to_string())
+            .and_then(|text| parse_page(resource_type, text).map_err(|e| e.to_string()))
+        {
             Ok(page) => page,
             Err(error) => {
                 let reason = format!("the server's list response could not be read: {error}");
