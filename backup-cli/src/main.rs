@@ -108,15 +108,10 @@ fn parse() -> Cli {
 }
 
 fn main() -> ExitCode {
-    cairn_kube::memory::tune_allocator();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("the async runtime starts")
-        .block_on(run_main())
+    cairn_kube::memory::run_main(async_main())
 }
 
-async fn run_main() -> ExitCode {
+async fn async_main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG").unwrap_or_else(|_| "off".into()))

@@ -145,15 +145,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    cairn_kube::memory::tune_allocator();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("the async runtime starts")
-        .block_on(run_main())
+    cairn_kube::memory::run_main(async_main())
 }
 
-async fn run_main() -> ExitCode {
+async fn async_main() -> ExitCode {
     let args = Args::parse();
     let logs = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()));

@@ -19,3 +19,10 @@ pub fn tune_allocator() {
         }
     }
 }
+
+/// Runs a binary's `main`: the allocator set up first, while the process has one thread, then `main` on a
+/// multi-thread async runtime.
+pub fn run_main<T>(main: impl std::future::Future<Output = T>) -> T {
+    tune_allocator();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("the async runtime starts").block_on(main)
+}
