@@ -7,18 +7,15 @@ pub fn client(mut config: kube::Config) -> Result<kube::Client, kube::Error> {
     kube::Client::try_from(config)
 }
 
-/// GETs `path` and returns the body, retried while the API server answers busy.
+/// GETs `path` and returns the body as text, retried while the API server answers busy.
 pub async fn get_text(client: &kube::Client, path: &str) -> Result<String, kube::Error> {
-    crate::retry::retrying(|| {
-        let request = http::Request::get(path).body(Vec::new()).expect("a GET request builds");
-        client.request_text(request)
-    })
-    .await
+    let bytes = get_bytes(client, path).await?;
+    String::from_utf8(Vec::from(bytes)).map_err(kube::Error::FromUtf8)
 }
 
-/// GETs `path` and returns the body as received: one copy of a list page fewer than [`get_text`] (kube's
-/// `request_text` copies the gathered bytes once more into its string), which is megabytes per page in
-/// flight for a backup. Error statuses become the same [`kube::Error::Api`] errors.
+/// GETs `path` and returns the body as received, retried while the API server answers busy: no copy beyond
+/// gathering it (kube's `request_text` makes one more, megabytes per list page in flight for a backup).
+/// Error statuses become [`kube::Error::Api`] errors, as kube makes them.
 pub async fn get_bytes(client: &kube::Client, path: &str) -> Result<bytes::Bytes, kube::Error> {
     use http_body_util::BodyExt;
     crate::retry::retrying(|| async {

@@ -5,9 +5,9 @@
 //! objects: peak RSS 59.6-62.3 MiB by default, 48.6 MiB with both settings below, in the same time.
 
 /// Large buffers (from 128 KiB) always get pages of their own, returned when freed; at most two arenas.
-/// Call first thing in `main`, before any other thread exists.
+/// Called by [`run_main`] before any other thread exists.
 #[allow(unsafe_code)]
-pub fn tune_allocator() {
+fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         const MMAP_THRESHOLD: libc::c_int = 128 * 1024;
