@@ -7,7 +7,7 @@ mod standalone;
 
 use std::collections::BTreeMap;
 
-use backup_core::restore::{ExistingResourcePolicy, ItemOutcome, ItemResult, RestoreSpec};
+use backup_core::restore::{ExistingResourcePolicy, ItemOutcome, ItemResults, RestoreSpec};
 use cairn_kube::report::Problem;
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -158,9 +158,9 @@ fn action(outcome: ItemOutcome, dry_run: bool) -> &'static str {
 }
 
 /// One row per object: ACTION RESOURCE NAMESPACE NAME DETAIL.
-fn items_table(items: &[ItemResult], dry_run: bool) -> String {
+fn items_table(items: &ItemResults, dry_run: bool) -> String {
     let mut rows = vec![["ACTION", "RESOURCE", "NAMESPACE", "NAME", "DETAIL"].map(String::from).to_vec()];
-    for item in items {
+    for item in items.iter() {
         let mut detail = item.reason.clone().unwrap_or_default();
         if !item.changes.is_empty() {
             let fields = format!("fields: {}", item.changes.join(", "));
@@ -178,10 +178,10 @@ fn items_table(items: &[ItemResult], dry_run: bool) -> String {
 }
 
 /// Objects per kind and outcome, as a table: KIND CREATED UPDATED UNCHANGED SKIPPED FAILED.
-fn per_kind_table(items: &[ItemResult]) -> String {
+fn per_kind_table(items: &ItemResults) -> String {
     let mut counts: BTreeMap<String, BTreeMap<&'static str, u64>> = BTreeMap::new();
-    for item in items {
-        *counts.entry(item.kind.clone()).or_default().entry(item.outcome.as_str()).or_default() += 1;
+    for item in items.iter() {
+        *counts.entry(item.kind).or_default().entry(item.outcome.as_str()).or_default() += 1;
     }
     let mut rows = vec![["KIND", "CREATED", "UPDATED", "UNCHANGED", "SKIPPED", "FAILED"].map(String::from).to_vec()];
     for (kind, counts) in counts {

@@ -52,7 +52,7 @@ pub struct StoredResults {
     /// Errors.
     pub errors: Vec<Problem>,
     /// Every object's result.
-    pub items: Vec<super::ItemResult>,
+    pub items: super::ItemResults,
     /// Every exec hook run in a restored pod (absent before restores had hooks).
     #[serde(default)]
     pub hooks: Vec<crate::backup::HookRun>,

@@ -7,6 +7,7 @@
 //! the rules they use.
 
 mod apply;
+mod choice;
 mod decide;
 mod hooks;
 mod inspect;
@@ -15,6 +16,7 @@ pub mod modifiers;
 mod modifiers_load;
 mod order;
 mod record;
+mod results;
 mod run;
 mod source;
 mod transform;
@@ -27,6 +29,7 @@ pub use record::{
     ExistingResourcePolicy, ItemOutcome, ItemResult, RestoreOutcome, RestorePhase, RestoreRecord, RestoreSpec,
     RestoreStatus,
 };
+pub use results::ItemResults;
 pub use run::{RestoreProgress, RestoreRequest, default_restore_name, run_restore};
 pub use source::{BackupSource, IndexEntry, SourceFormat};
 pub use transform::{BACKUP_NAME_LABEL, RESTORE_NAME_LABEL, Transform, changed_fields, merge_patch, strip};

@@ -1,7 +1,5 @@
 //! The restore record and per-object results, in the shape of `cairn.dev/v1` Restore (Velero's field names).
 
-use std::collections::BTreeMap;
-
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -132,8 +130,8 @@ pub struct ItemResult {
 pub struct RestoreOutcome {
     /// The record (stored unless this was a dry run).
     pub restore: RestoreRecord,
-    /// Every object's result, in the order applied.
-    pub items: Vec<ItemResult>,
+    /// Every object's result, in the order applied (kept compressed).
+    pub items: super::ItemResults,
     /// Warnings.
     pub warnings: Vec<Problem>,
     /// Errors.
@@ -141,15 +139,4 @@ pub struct RestoreOutcome {
     /// Every exec hook run (or skipped) in a restored pod.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<crate::backup::HookRun>,
-}
-
-impl RestoreOutcome {
-    /// Counts per outcome.
-    pub fn counts(&self) -> BTreeMap<ItemOutcome, u64> {
-        let mut counts = BTreeMap::new();
-        for item in &self.items {
-            *counts.entry(item.outcome).or_default() += 1;
-        }
-        counts
-    }
 }

@@ -5,9 +5,9 @@
 //! was applied, as Failed with the reason when it could not go on.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet},
     sync::{
-        Arc, Mutex,
+        Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -19,11 +19,11 @@ use kube::Client;
 use tokio::sync::{mpsc, watch};
 
 use super::{
-    IndexEntry, ItemOutcome, ItemResult, RestoreError, RestoreOutcome, RestorePhase, RestoreRecord, RestoreSpec,
-    RestoreStatus,
+    ItemOutcome, ItemResult, RestoreError, RestoreOutcome, RestorePhase, RestoreRecord, RestoreSpec, RestoreStatus,
     apply::{Applied, Applier, Pending},
+    choice::{Choice, Chosen},
     decide::{self, Rules},
-    order::{WAVES, wave_of},
+    results::{ItemResults, ItemResultsWriter},
     source::{BackupSource, ReadItem, budget},
     transform::Transform,
 };
@@ -31,7 +31,7 @@ use cairn_api::{API_VERSION, RecordMeta};
 use cairn_kube::{
     discovery::Discovery,
     report::{Problem, RunLog},
-    resources::{CRDS, NAMESPACES},
+    resources::CRDS,
 };
 
 use crate::{
@@ -90,7 +90,7 @@ pub fn default_restore_name(backup: &str, now: Timestamp) -> String {
 
 /// Results gathered while applying, from the tasks of a wave.
 struct Tally<'p> {
-    results: Mutex<Vec<ItemResult>>,
+    results: Mutex<Noted>,
     pending: Mutex<Vec<Pending>>,
     done: AtomicU64,
     progress: &'p watch::Sender<RestoreProgress>,
@@ -99,7 +99,7 @@ struct Tally<'p> {
 impl Tally<'_> {
     fn record(&self, applied: Applied) {
         match applied {
-            Applied::Done(result) => self.results.lock().expect("results lock").push(result),
+            Applied::Done(result) => self.note(result),
             Applied::Retry(pending) => self.pending.lock().expect("pending lock").push(pending),
             Applied::NotSelected => {}
         }
@@ -107,14 +107,38 @@ impl Tally<'_> {
         self.progress.send_modify(|p| p.done = count);
     }
 
-    /// CRDs of the results that did not fail: the ones to wait for.
-    fn restored_crds(&self) -> Vec<String> {
-        let results = self.results.lock().expect("results lock");
-        results
-            .iter()
-            .filter(|r| r.resource == CRDS && r.outcome != ItemOutcome::Failed)
-            .map(|r| r.name.clone())
-            .collect()
+    fn note(&self, result: ItemResult) {
+        self.results.lock().expect("results lock").push(result);
+    }
+}
+
+/// What the results come to, noted as they arrive: the results themselves compressed, and what the record
+/// and the waits need (counts, the problems, the CRDs restored).
+#[derive(Default)]
+struct Noted {
+    items: ItemResultsWriter,
+    /// Objects created or updated.
+    restored: u64,
+    /// Objects skipped because they differ from the cluster's.
+    warnings: Vec<Problem>,
+    /// Objects that failed.
+    errors: Vec<Problem>,
+    /// CRDs created, updated or found: the ones to wait for.
+    crds: Vec<String>,
+}
+
+impl Noted {
+    fn push(&mut self, r: ItemResult) {
+        match r.outcome {
+            ItemOutcome::Created | ItemOutcome::Updated => self.restored += 1,
+            ItemOutcome::Skipped if !r.changes.is_empty() => self.warnings.push(problem_of(&r)),
+            ItemOutcome::Failed => self.errors.push(problem_of(&r)),
+            ItemOutcome::Skipped | ItemOutcome::Unchanged => {}
+        }
+        if r.resource == CRDS && r.outcome != ItemOutcome::Failed {
+            self.crds.push(r.name.clone());
+        }
+        self.items.push(&r);
     }
 }
 
@@ -144,18 +168,19 @@ pub async fn run_restore(
     }
     let log = Mutex::new(RunLog::default());
     let source = BackupSource::open(store, &request.spec.backup_name, request.max_entry_bytes).await?;
-    let index = source.index().await?;
-    log.lock().expect("log lock").info(format!(
-        "restore {name} from backup {} ({} objects in the archive){}",
-        source.name,
-        index.len(),
-        if request.dry_run { ", dry run" } else { "" }
-    ));
     let discovery = Discovery::run(client).await?;
     let selection = Selection::compile(&request.spec.selection, &discovery)?;
     let hook_entries = super::hooks::compile(&request.spec.hooks, &discovery).map_err(RestoreError::Hooks)?;
-    let chosen = with_their_namespaces(index, |e| wave_of(&e.group_resource).is_some() && selection.includes_stored(e));
-    progress.send_modify(|p| p.total = chosen.len() as u64);
+    let mut choice = Choice::new(selection.clone());
+    let archived = source.index(|entry| choice.note(&entry)).await?;
+    let chosen = choice.finish();
+    log.lock().expect("log lock").info(format!(
+        "restore {name} from backup {} ({archived} objects in the archive, {} chosen){}",
+        source.name,
+        chosen.total(),
+        if request.dry_run { ", dry run" } else { "" }
+    ));
+    progress.send_modify(|p| p.total = chosen.total());
 
     let rules = Rules {
         selection: &selection,
@@ -172,16 +197,20 @@ pub async fn run_restore(
     };
     let (planned_namespaces, planned_types) = planned(&chosen, &rules);
     let applier = Applier::new(client, discovery, rules, planned_namespaces, planned_types);
-    let tally =
-        Tally { results: Mutex::new(Vec::new()), pending: Mutex::new(Vec::new()), done: AtomicU64::new(0), progress };
-    let mut failure = apply_waves(&applier, &source, chosen, &request, &tally, &log).await.err();
+    let tally = Tally {
+        results: Mutex::new(Noted::default()),
+        pending: Mutex::new(Vec::new()),
+        done: AtomicU64::new(0),
+        progress,
+    };
+    let mut failure = apply_waves(&applier, &source, &chosen, &request, &tally, &log).await.err();
     if failure.is_none() {
         retry_rounds(&applier, &tally, &log).await;
     } else {
         // The restore stops here: what waited for a later round is reported as not applied.
         for pending in std::mem::take(&mut *tally.pending.lock().expect("pending lock")) {
             let reason = format!("not applied: the restore stopped ({})", pending.reason);
-            tally.results.lock().expect("results lock").push(pending.desired.result(ItemOutcome::Failed, Some(reason)));
+            tally.note(pending.desired.result(ItemOutcome::Failed, Some(reason)));
         }
     }
     let pods_with_hooks = applier.take_exec_hooks();
@@ -193,50 +222,26 @@ pub async fn run_restore(
     } else {
         Vec::new()
     };
-    let items = tally.results.into_inner().expect("results lock");
+    let noted = tally.results.into_inner().expect("results lock");
     let log = log.into_inner().expect("log lock");
-    finish(store, &request, source.name, started, Finished { items, hooks }, log, failure.take()).await
-}
-
-/// The entries `chooses` takes, and with them the archived namespace of each namespaced one the restore
-/// would not restore itself (Velero's rule: objects go into a namespace created from its archived object,
-/// labels, annotations and spec kept, even when a resource filter or selector leaves namespaces out; a
-/// bare one only when the backup has none, as when the namespace was labelled out of the backup).
-fn with_their_namespaces(index: Vec<IndexEntry>, chooses: impl Fn(&IndexEntry) -> bool) -> Vec<IndexEntry> {
-    let mut archived_namespaces = HashMap::new();
-    let mut chosen = Vec::new();
-    for entry in index {
-        if chooses(&entry) {
-            chosen.push(entry);
-        } else if entry.group_resource == NAMESPACES {
-            archived_namespaces.insert(entry.name.clone(), entry);
-        }
-    }
-    let needed: BTreeSet<String> = chosen.iter().filter_map(|e| e.namespace.clone()).collect();
-    chosen.extend(needed.iter().filter_map(|ns| archived_namespaces.remove(ns)));
-    chosen
+    finish(store, &request, source.name, started, Finished { noted, hooks }, log, failure.take()).await
 }
 
 /// What was done: each object's result and each exec hook's run.
 struct Finished {
-    items: Vec<ItemResult>,
+    noted: Noted,
     hooks: Vec<HookRun>,
 }
 
 /// In a dry run, the namespaces and CRD types the restore would create, which count as present for what
 /// follows; in a real run, none (they are created on the way).
-fn planned(chosen: &[IndexEntry], rules: &Rules<'_>) -> (BTreeSet<String>, BTreeSet<String>) {
+fn planned(chosen: &Chosen, rules: &Rules<'_>) -> (BTreeSet<String>, BTreeSet<String>) {
     let namespaces = if rules.dry_run {
-        chosen
-            .iter()
-            .filter_map(|e| if e.group_resource == NAMESPACES { Some(e.name.as_str()) } else { e.namespace.as_deref() })
-            .map(|ns| rules.transform.target_namespace(ns).to_owned())
-            .collect()
+        chosen.namespaces.iter().map(|ns| rules.transform.target_namespace(ns).to_owned()).collect()
     } else {
         BTreeSet::new()
     };
-    let types = chosen.iter().filter(|e| e.group_resource == CRDS).map(|e| e.name.clone()).collect();
-    (namespaces, types)
+    (namespaces, chosen.crds.clone())
 }
 
 /// Applies the chosen objects wave by wave, one pass over the archive per wave. Stops at the first error
@@ -244,30 +249,21 @@ fn planned(chosen: &[IndexEntry], rules: &Rules<'_>) -> (BTreeSet<String>, BTree
 async fn apply_waves(
     applier: &Applier<'_>,
     source: &BackupSource,
-    chosen: Vec<IndexEntry>,
+    chosen: &Chosen,
     request: &RestoreRequest,
     tally: &Tally<'_>,
     log: &Mutex<RunLog>,
 ) -> Result<(), RestoreError> {
-    let mut waves: Vec<Vec<IndexEntry>> = vec![Vec::new(); WAVES];
-    for entry in chosen {
-        let wave = wave_of(&entry.group_resource).expect("chosen entries have a wave");
-        waves[wave].push(entry);
-    }
     let budget = budget(request.max_entry_bytes);
-    for (wave, entries) in waves.into_iter().enumerate().filter(|(_, e)| !e.is_empty()) {
-        // One map for the reader (what to send, the checksum each must have) and the appliers.
-        let by_path: Arc<HashMap<String, IndexEntry>> =
-            Arc::new(entries.into_iter().map(|e| (e.path.clone(), e)).collect());
+    for (wave, &expected) in chosen.per_wave.iter().enumerate().filter(|(_, n)| **n > 0) {
         let (sender, receiver) = mpsc::channel(PARALLEL_ITEMS * 2);
-        let reader = source.read_pass(by_path.clone(), budget.clone(), sender).await?;
+        let reader = source.read_pass(chosen.wanted(wave), expected, budget.clone(), sender).await?;
         let items = stream::unfold(receiver, |mut r| async move { r.recv().await.map(|x| (x, r)) });
-        let by_path = &by_path;
         let mut failure = None;
         items
             .map(|received| async move {
-                let ReadItem { path, bytes, share } = received?;
-                let prepared = decide::prepare(&by_path[&path], &bytes, applier.rules());
+                let ReadItem { entry, bytes, share } = received?;
+                let prepared = decide::prepare(&entry, &bytes, applier.rules());
                 drop(bytes);
                 let applied = applier.apply_prepared(prepared).await;
                 drop(share);
@@ -290,7 +286,8 @@ async fn apply_waves(
         }
         read?;
         if wave == 0 && !request.dry_run {
-            applier.settle_crds(&tally.restored_crds(), log).await;
+            let crds = tally.results.lock().expect("results lock").crds.clone();
+            applier.settle_crds(&crds, log).await;
         }
     }
     Ok(())
@@ -310,10 +307,9 @@ async fn retry_rounds(applier: &Applier<'_>, tally: &Tally<'_>, log: &Mutex<RunL
         for pending in retry {
             match applier.apply(pending.desired).await {
                 Applied::Retry(p) if round == RETRY_ROUNDS => {
-                    let result = p.desired.result(ItemOutcome::Failed, Some(p.reason));
-                    tally.results.lock().expect("results lock").push(result);
+                    tally.note(p.desired.result(ItemOutcome::Failed, Some(p.reason)))
                 }
-                Applied::Done(result) => tally.results.lock().expect("results lock").push(result),
+                Applied::Done(result) => tally.note(result),
                 Applied::Retry(p) => tally.pending.lock().expect("pending lock").push(p),
                 Applied::NotSelected => {}
             }
@@ -346,10 +342,8 @@ async fn finish(
     mut log: RunLog,
     failure: Option<RestoreError>,
 ) -> Result<RestoreOutcome, RestoreError> {
-    let Finished { items, hooks } = finished;
-    let mut warnings: Vec<Problem> =
-        items.iter().filter(|r| r.outcome == ItemOutcome::Skipped && !r.changes.is_empty()).map(problem_of).collect();
-    let mut errors: Vec<Problem> = items.iter().filter(|r| r.outcome == ItemOutcome::Failed).map(problem_of).collect();
+    let Finished { noted: Noted { items, restored, mut warnings, mut errors, .. }, hooks } = finished;
+    let items = items.finish();
     for hook in &hooks {
         let problem = |reason: String| Problem {
             resource: Some(cairn_kube::resources::PODS.to_owned()),
@@ -374,8 +368,6 @@ async fn finish(
     for e in &errors {
         log.error(e.to_string());
     }
-    let restored =
-        items.iter().filter(|r| matches!(r.outcome, ItemOutcome::Created | ItemOutcome::Updated)).count() as u64;
     let failure_reason = failure.map(|error| {
         let reason = format!("{error}; {restored} objects were restored before it stopped, and stay");
         log.error(format!("restore failed: {reason}"));
@@ -425,7 +417,7 @@ async fn write_results(store: &Store, outcome: &RestoreOutcome, log: &RunLog) ->
     let keys = Layout.restore_keys(&outcome.restore.metadata.name);
     // Both side files are serialized straight from the results (no JSON tree of every object in between).
     let mut list = ResourceList::default();
-    for r in &outcome.items {
+    for r in outcome.items.iter() {
         let type_key = format!("{}/{}", r.api_version, r.kind);
         let (name, outcome) = (r.name.as_str(), r.outcome.as_str());
         match &r.namespace {
@@ -437,7 +429,7 @@ async fn write_results(store: &Store, outcome: &RestoreOutcome, log: &RunLog) ->
     struct StoredResults<'a> {
         warnings: &'a [Problem],
         errors: &'a [Problem],
-        items: &'a [ItemResult],
+        items: &'a ItemResults,
         hooks: &'a [HookRun],
     }
     let results = StoredResults {
@@ -457,46 +449,6 @@ async fn write_results(store: &Store, outcome: &RestoreOutcome, log: &RunLog) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::ItemPath;
-    use cairn_api::SelectionSpec;
-
-    fn item(gr: &str, ns: Option<&str>, name: &str) -> ItemPath {
-        ItemPath { group_resource: gr.into(), namespace: ns.map(str::to_owned), name: name.into() }
-    }
-
-    #[test]
-    fn restore_selection_keeps_crds_and_volumes_with_some_namespaces() {
-        let discovery = Discovery::default();
-        let some = Selection::compile(
-            &SelectionSpec { included_namespaces: vec!["a".into()], ..Default::default() },
-            &discovery,
-        )
-        .unwrap();
-        let selected = |i: ItemPath| wave_of(&i.group_resource).is_some() && some.includes_stored(&i);
-        assert!(selected(item("configmaps", Some("a"), "c")));
-        assert!(!selected(item("configmaps", Some("b"), "c")));
-        assert!(selected(item("namespaces", None, "a")));
-        assert!(selected(item(CRDS, None, "widgets.example.com")));
-        assert!(selected(item("persistentvolumes", None, "pv")));
-        assert!(!selected(item("clusterroles.rbac.authorization.k8s.io", None, "r")));
-        assert!(!selected(item("events", Some("a"), "e")));
-    }
-
-    #[test]
-    fn objects_bring_their_archived_namespace_when_the_restore_leaves_namespaces_out() {
-        let paths = [
-            "resources/namespaces/cluster/a.json",
-            "resources/namespaces/cluster/b.json",
-            "resources/configmaps/namespaces/a/c.json",
-            "resources/configmaps/namespaces/z/c.json",
-            "resources/secrets/namespaces/b/s.json",
-        ];
-        let index: Vec<IndexEntry> = paths.iter().filter_map(|p| IndexEntry::parse(p)).collect();
-        let chosen = with_their_namespaces(index, |e| e.group_resource == "configmaps");
-        let names: Vec<&str> = chosen.iter().map(|e| e.path.as_str()).collect();
-        // a's object comes along; z has none in the archive (a bare one is made); b holds nothing chosen.
-        assert_eq!(names, [paths[2], paths[3], paths[0]]);
-    }
 
     #[test]
     fn default_names_carry_the_time() {

@@ -5,7 +5,7 @@
 //! archive holds.
 
 use cairn_api::Compression;
-use std::{collections::HashMap, ops::Deref, sync::Arc};
+use std::{ops::Deref, sync::Arc};
 
 use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -14,8 +14,8 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 use super::RestoreError;
 use crate::{
     archive::{
-        FORMAT_VERSION, Flow, ItemPath, ManifestReader, ReadError, VERSION_PATH, check_entry, read_archive,
-        sha256_of_hex,
+        FORMAT_VERSION, Flow, ItemPath, ManifestEntry, ManifestReader, ReadError, VERSION_PATH, check_entry,
+        read_archive, sha256_of_hex,
     },
     backup::{BackupRecord, InspectError, Phase, backup_keys, verify_archive},
     store::{Layout, Store, StoreError},
@@ -28,9 +28,6 @@ pub struct IndexEntry {
     pub item: ItemPath,
     /// Its path in the archive.
     pub path: String,
-    /// The SHA-256 the manifest lists for it (Cairn backups): every later read is checked against it, so
-    /// what is applied is what was verified. Kept as bytes: an index holds one per archived object.
-    pub sha256: Option<[u8; 32]>,
 }
 
 impl Deref for IndexEntry {
@@ -44,7 +41,7 @@ impl Deref for IndexEntry {
 impl IndexEntry {
     /// The entry at `path`, if the path names an object.
     pub fn parse(path: &str) -> Option<IndexEntry> {
-        ItemPath::parse(path).map(|item| IndexEntry { item, path: path.to_owned(), sha256: None })
+        ItemPath::parse(path).map(|item| IndexEntry { item, path: path.to_owned() })
     }
 
     /// What its path says it is.
@@ -71,13 +68,13 @@ pub enum SourceFormat {
 /// An archived object read for applying, with its share of the memory budget: the share is to be held
 /// until the object is applied (its bytes become a parsed object and a request body on the way).
 #[derive(Debug)]
-pub(crate) struct ReadItem {
-    /// The entry's path.
-    pub(crate) path: String,
+pub(crate) struct ReadItem<S = OwnedSemaphorePermit> {
+    /// The object.
+    pub(crate) entry: IndexEntry,
     /// Its bytes.
     pub(crate) bytes: Vec<u8>,
     /// Its share of the budget.
-    pub(crate) share: OwnedSemaphorePermit,
+    pub(crate) share: S,
 }
 
 /// Bytes of archived objects read but not yet applied, across a restore: objects are small, so this is
@@ -170,18 +167,28 @@ impl BackupSource {
         }
     }
 
-    /// Checks the archive and lists its objects. A Cairn archive is verified entry by entry against its
-    /// manifest and record; a Velero archive is read once, every object checked against its path. Any
-    /// unsafe path, mismatch, truncation, entry over the limit or unknown format version is an error,
-    /// before anything is applied; a failed read of the store is [`RestoreError::StoreRead`].
-    pub async fn index(&self) -> Result<Vec<IndexEntry>, RestoreError> {
-        match &self.format {
-            SourceFormat::Cairn(record) => self.cairn_index(record).await,
-            SourceFormat::Velero => self.velero_index().await,
+    /// Checks the archive, then calls `visit` with each archived object in archive order (nothing is kept
+    /// here: a restore remembers only what it chooses to, in counts and names of namespaces and types) and
+    /// returns how many there are. A Cairn archive is verified entry by entry against its manifest and
+    /// record; a Velero archive is read once, every object checked against its path. Any unsafe path,
+    /// mismatch, truncation, entry over the limit or unknown format version is an error, before anything is
+    /// applied; a failed read of the store is [`RestoreError::StoreRead`].
+    pub async fn index(&self, mut visit: impl FnMut(IndexEntry)) -> Result<u64, RestoreError> {
+        let (sender, mut receiver) = mpsc::channel::<Vec<IndexEntry>>(2);
+        let reading = match &self.format {
+            SourceFormat::Cairn(record) => self.cairn_index(record, sender).await?,
+            SourceFormat::Velero => self.velero_index(sender).await?,
+        };
+        let mut objects = 0;
+        while let Some(batch) = receiver.recv().await {
+            objects += batch.len() as u64;
+            batch.into_iter().for_each(&mut visit);
         }
+        reading.await.map_err(|e| RestoreError::Archive(e.to_string()))??;
+        Ok(objects)
     }
 
-    async fn cairn_index(&self, record: &BackupRecord) -> Result<Vec<IndexEntry>, RestoreError> {
+    async fn cairn_index(&self, record: &BackupRecord, sender: Batches) -> Result<Reading, RestoreError> {
         let verification = match verify_archive(&self.store, record, self.max_entry_bytes).await {
             Ok(verification) => verification,
             Err(InspectError::Archive(crate::archive::ArchiveError::Read(ReadError::Store(reason)))) => {
@@ -198,36 +205,28 @@ impl BackupSource {
             });
         }
         let stream = self.store.get_stream(&backup_keys(record).manifest).await?;
-        tokio::task::spawn_blocking(move || {
+        Ok(tokio::task::spawn_blocking(move || {
             let raw = SyncIoBridge::new(StreamReader::new(stream));
             let mut manifest = ManifestReader::new(raw).map_err(|e| RestoreError::StoreRead(e.to_string()))?;
-            let mut entries = Vec::new();
-            loop {
-                match manifest.next_entry().map_err(|e| RestoreError::StoreRead(e.to_string()))? {
-                    Ok(Some(line)) => {
-                        let Some(sha256) = sha256_of_hex(&line.sha256) else {
-                            let problem = format!("the manifest changed: {:?} is not a SHA-256", line.sha256);
-                            return Err(RestoreError::Archive(problem));
-                        };
-                        entries.extend(
-                            IndexEntry::parse(&line.path).map(|entry| IndexEntry { sha256: Some(sha256), ..entry }),
-                        )
-                    }
-                    Ok(None) => return Ok(entries),
-                    Err(problem) => return Err(RestoreError::Archive(format!("the manifest changed: {problem}"))),
+            let mut batch = Batch::new(sender);
+            while let Some(line) = next_line(&mut manifest)? {
+                if let Some(entry) = IndexEntry::parse(&line.path)
+                    && batch.push(entry).is_err()
+                {
+                    return Ok(());
                 }
             }
-        })
-        .await
-        .map_err(|e| RestoreError::Archive(e.to_string()))?
+            batch.send().ok();
+            Ok(())
+        }))
     }
 
-    async fn velero_index(&self) -> Result<Vec<IndexEntry>, RestoreError> {
+    async fn velero_index(&self, sender: Batches) -> Result<Reading, RestoreError> {
         let stream = self.store.get_stream(&self.archive).await?;
         let (name, compression, limit) = (self.name.clone(), self.compression, self.max_entry_bytes);
-        tokio::task::spawn_blocking(move || {
-            let mut entries = Vec::new();
+        Ok(tokio::task::spawn_blocking(move || {
             let mut refused: Option<RestoreError> = None;
+            let mut batch = Batch::new(sender);
             let raw = SyncIoBridge::new(StreamReader::new(stream));
             read_archive(raw, compression, limit, |mut entry| {
                 if entry.path == VERSION_PATH {
@@ -242,65 +241,230 @@ impl BackupSource {
                         refused = Some(RestoreError::Corrupt { name: name.clone(), item: item.path, problem });
                         return Ok(Flow::Stop);
                     }
-                    entries.push(item);
+                    if batch.push(item).is_err() {
+                        return Ok(Flow::Stop);
+                    }
                 }
                 Ok(Flow::Continue)
             })
             .map_err(|e| read_error(&name, e))?;
-            refused.map_or(Ok(entries), Err)
-        })
-        .await
-        .map_err(|e| RestoreError::Archive(e.to_string()))?
+            if let Some(refused) = refused {
+                return Err(refused);
+            }
+            batch.send().ok();
+            Ok(())
+        }))
     }
 
-    /// Streams the archive once on a blocking thread, sending the entries whose paths are in `wanted` (with
-    /// the SHA-256 each must have, when known) as they are read. Each sent item holds its share of `budget`
-    /// until dropped, so at most the budget's bytes are read ahead of the applying. An entry whose content
-    /// is not what the index says (the archive changed since it was verified) ends the pass with an error.
+    /// Streams the archive once on a blocking thread, sending the `expected` objects `wanted` takes as they
+    /// are read, and stopping after the last. A Cairn archive is read beside its manifest, entry for entry
+    /// (the order the backup wrote and the verification checked), and each object sent must have the size
+    /// and SHA-256 its line lists, so what is applied is what was verified, with nothing remembered per
+    /// object in between. Each sent item holds its share of `budget` until dropped, so at most the budget's
+    /// bytes are read ahead of the applying. An entry that is not what the manifest says (the archive
+    /// changed since it was verified) ends the pass with an error.
     pub(crate) async fn read_pass(
         &self,
-        wanted: Arc<HashMap<String, IndexEntry>>,
+        wanted: Wanted,
+        expected: u64,
         budget: Arc<Semaphore>,
         sender: mpsc::Sender<Result<ReadItem, RestoreError>>,
-    ) -> Result<tokio::task::JoinHandle<Result<(), RestoreError>>, RestoreError> {
+    ) -> Result<Reading, RestoreError> {
         let stream = self.store.get_stream(&self.archive).await?;
+        let manifest = match &self.format {
+            SourceFormat::Cairn(record) => Some(self.store.get_stream(&backup_keys(record).manifest).await?),
+            SourceFormat::Velero => None,
+        };
         let (name, compression, limit) = (self.name.clone(), self.compression, self.max_entry_bytes);
         let runtime = tokio::runtime::Handle::current();
         Ok(tokio::task::spawn_blocking(move || {
-            let raw = SyncIoBridge::new(StreamReader::new(stream));
-            let mut remaining = wanted.len();
-            let mut changed: Option<RestoreError> = None;
-            read_archive(raw, compression, limit, |mut entry| {
-                let Some(expected) = wanted.get(entry.path).map(|e| e.sha256) else { return Ok(Flow::Continue) };
-                let permits = permits_for(entry.size);
-                let Ok(share) = runtime.block_on(budget.clone().acquire_many_owned(permits)) else {
-                    return Ok(Flow::Stop);
-                };
-                let bytes = entry.read_all()?;
-                if let Some(expected) = expected
-                    && Sha256::digest(&bytes).as_slice() != expected
-                {
-                    let problem =
-                        "its content changed since the backup was verified; nothing more is read from it".into();
-                    changed = Some(RestoreError::Corrupt { name: name.clone(), item: entry.path.to_owned(), problem });
-                    return Ok(Flow::Stop);
-                }
-                let item = ReadItem { path: entry.path.to_owned(), bytes, share };
-                remaining -= 1;
-                if sender.blocking_send(Ok(item)).is_err() || remaining == 0 {
-                    return Ok(Flow::Stop);
-                }
-                Ok(Flow::Continue)
-            })
-            .map_err(|e| read_error(&name, e))?;
-            changed.map_or(Ok(()), Err)
+            let manifest = match manifest {
+                Some(stream) => Some(
+                    ManifestReader::new(SyncIoBridge::new(StreamReader::new(stream)))
+                        .map_err(|e| RestoreError::StoreRead(e.to_string()))?,
+                ),
+                None => None,
+            };
+            let pass = Pass { name: &name, compression, limit, wanted: &*wanted, expected };
+            pass.run(
+                SyncIoBridge::new(StreamReader::new(stream)),
+                manifest,
+                |size| runtime.block_on(budget.clone().acquire_many_owned(permits_for(size))).ok(),
+                |item| sender.blocking_send(Ok(item)).is_ok(),
+            )
         }))
+    }
+}
+
+/// One pass over an archive (and its manifest, for Cairn backups), on a blocking thread.
+struct Pass<'a> {
+    /// The backup's name, for errors.
+    name: &'a str,
+    compression: Compression,
+    limit: u64,
+    wanted: &'a (dyn Fn(&ItemPath) -> bool + Send + Sync),
+    /// Objects `wanted` takes: the pass stops after the last.
+    expected: u64,
+}
+
+impl Pass<'_> {
+    /// Reads `archive` beside `manifest`, and for each wanted object takes a share (`reserve`, given its
+    /// size; `None` ends the pass) and hands the object over (`deliver`; false ends the pass).
+    fn run<S>(
+        &self,
+        archive: impl std::io::Read,
+        mut manifest: Option<ManifestReader<impl std::io::Read>>,
+        mut reserve: impl FnMut(u64) -> Option<S>,
+        mut deliver: impl FnMut(ReadItem<S>) -> bool,
+    ) -> Result<(), RestoreError> {
+        let mut remaining = self.expected;
+        let mut changed: Option<RestoreError> = None;
+        let changed_at = |path: &str, what: &str| RestoreError::Corrupt {
+            name: self.name.to_owned(),
+            item: path.to_owned(),
+            problem: format!("{what} since the backup was verified; nothing more is read from it"),
+        };
+        read_archive(archive, self.compression, self.limit, |mut entry| {
+            let line = match manifest.as_mut().map(next_line).transpose() {
+                Ok(line) => line.flatten(),
+                Err(error) => {
+                    changed = Some(error);
+                    return Ok(Flow::Stop);
+                }
+            };
+            if manifest.is_some() && line.as_ref().is_none_or(|l| l.path != entry.path) {
+                changed = Some(changed_at(entry.path, "the archive or its manifest changed"));
+                return Ok(Flow::Stop);
+            }
+            let Some(item) = IndexEntry::parse(entry.path).filter(|item| (self.wanted)(item)) else {
+                return Ok(Flow::Continue);
+            };
+            let Some(share) = reserve(entry.size) else { return Ok(Flow::Stop) };
+            let bytes = entry.read_all()?;
+            if let Some(line) = line
+                && (line.size != bytes.len() as u64
+                    || sha256_of_hex(&line.sha256) != Some(Sha256::digest(&bytes).into()))
+            {
+                changed = Some(changed_at(entry.path, "its content changed"));
+                return Ok(Flow::Stop);
+            }
+            remaining = remaining.saturating_sub(1);
+            if !deliver(ReadItem { entry: item, bytes, share }) || remaining == 0 {
+                return Ok(Flow::Stop);
+            }
+            Ok(Flow::Continue)
+        })
+        .map_err(|e| read_error(self.name, e))?;
+        changed.map_or(Ok(()), Err)
+    }
+}
+
+/// Which archived objects a pass sends on; it runs on the reading thread.
+pub(crate) type Wanted = Arc<dyn Fn(&ItemPath) -> bool + Send + Sync>;
+
+/// A blocking read of the archive or manifest, and how it ended.
+pub(crate) type Reading = tokio::task::JoinHandle<Result<(), RestoreError>>;
+
+/// Where a blocking read sends index entries, a batch at a time.
+type Batches = mpsc::Sender<Vec<IndexEntry>>;
+
+/// Entries handed over per message: a few per message would cost a wake-up each.
+const BATCH: usize = 512;
+
+/// Index entries gathered on the reading thread and sent a batch at a time.
+struct Batch {
+    entries: Vec<IndexEntry>,
+    sender: Batches,
+}
+
+impl Batch {
+    fn new(sender: Batches) -> Self {
+        Batch { entries: Vec::with_capacity(BATCH), sender }
+    }
+
+    /// Adds one entry; Err when nobody receives any more.
+    fn push(&mut self, entry: IndexEntry) -> Result<(), ()> {
+        self.entries.push(entry);
+        if self.entries.len() == BATCH { self.send() } else { Ok(()) }
+    }
+
+    /// Sends what is gathered; Err when nobody receives any more.
+    fn send(&mut self) -> Result<(), ()> {
+        let entries = std::mem::replace(&mut self.entries, Vec::with_capacity(BATCH));
+        if entries.is_empty() { Ok(()) } else { self.sender.blocking_send(entries).map_err(drop) }
+    }
+}
+
+/// The manifest's next line; a line that cannot be read means the manifest changed since it was verified.
+fn next_line(manifest: &mut ManifestReader<impl std::io::Read>) -> Result<Option<ManifestEntry>, RestoreError> {
+    match manifest.next_entry().map_err(|e| RestoreError::StoreRead(e.to_string()))? {
+        Ok(line) => Ok(line),
+        Err(problem) => Err(RestoreError::Archive(format!("the manifest changed: {problem}"))),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn archive(values: &[(&str, &str)]) -> (Vec<u8>, Vec<u8>) {
+        let mut writer = crate::archive::ArchiveWriter::new(Vec::new(), Vec::new(), Compression::Zstd, 0).unwrap();
+        for (name, value) in values {
+            let json = format!(
+                r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}","namespace":"ns"}},"data":{{"v":"{value}"}}}}"#
+            );
+            writer.add_object("configmaps", "v1", Some("ns"), name, json.as_bytes()).unwrap();
+        }
+        let (archive, manifest, _) = writer.finish().unwrap();
+        (archive, manifest)
+    }
+
+    /// Runs a pass taking the objects whose names are in `names`, and returns what it handed over.
+    fn pass(archive: &[u8], manifest: &[u8], names: &[&str]) -> Result<Vec<String>, RestoreError> {
+        let wanted = |item: &ItemPath| names.contains(&item.name.as_str());
+        let pass = Pass {
+            name: "b",
+            compression: Compression::Zstd,
+            limit: crate::archive::DEFAULT_MAX_ENTRY_BYTES,
+            wanted: &wanted,
+            expected: names.len() as u64,
+        };
+        let mut taken = Vec::new();
+        let manifest = ManifestReader::new(manifest).unwrap();
+        pass.run(
+            archive,
+            Some(manifest),
+            |_| Some(()),
+            |item| {
+                taken.push(item.entry.name.clone());
+                true
+            },
+        )?;
+        Ok(taken)
+    }
+
+    #[test]
+    fn a_pass_hands_over_the_wanted_objects_checked_against_the_manifest() {
+        let (archive, manifest) = archive(&[("a", "1"), ("b", "2"), ("c", "3")]);
+        assert_eq!(pass(&archive, &manifest, &["a", "c"]).unwrap(), ["a", "c"]);
+        assert_eq!(pass(&archive, &manifest, &["b"]).unwrap(), ["b"]);
+    }
+
+    #[test]
+    fn an_archive_changed_since_it_was_verified_ends_the_pass_before_the_changed_object() {
+        let (_, manifest) = archive(&[("a", "1"), ("b", "2"), ("c", "3")]);
+        let (changed, _) = archive(&[("a", "1"), ("b", "7"), ("c", "3")]);
+        let error = pass(&changed, &manifest, &["a", "b", "c"]).unwrap_err();
+        assert!(
+            matches!(&error, RestoreError::Corrupt { item, problem, .. }
+                if item.ends_with("/b.json") && problem.contains("content changed")),
+            "{error}"
+        );
+        // An object slipped in between two listed ones is refused too, even when it is not wanted.
+        let (inserted, _) = archive(&[("a", "1"), ("x", "9"), ("b", "2"), ("c", "3")]);
+        let error = pass(&inserted, &manifest, &["c"]).unwrap_err();
+        assert!(error.to_string().contains("the archive or its manifest changed"), "{error}");
+    }
 
     #[test]
     fn only_format_version_1_is_read() {

@@ -247,7 +247,7 @@ async fn an_object_whose_content_names_another_place_than_its_path_is_refused_in
     velero_backup(&store, "unscoped", "1.1.0\n", &[(&item_path("configmaps", None, &home), unscoped)]).await;
     let outcome = restore(&client, &store, request("unscoped", "unscoped", RestoreSpec::default())).await.unwrap();
     assert_eq!(outcome.restore.status.phase, RestorePhase::PartiallyFailed);
-    let reason = outcome.items[0].reason.clone().unwrap_or_default();
+    let reason = outcome.items.iter().next().unwrap().reason.unwrap_or_default();
     assert!(reason.contains("refused") && reason.contains("namespaced"), "{reason}");
 }
 

@@ -219,7 +219,7 @@ async fn existing_objects_are_left_alone_or_patched_by_policy_and_dry_runs_chang
     let planned = restore(&client, &store, preview).await.unwrap();
     assert_eq!(planned.restore.status.phase, RestorePhase::DryRun);
     let find = |outcome: &RestoreOutcome, name: &str| {
-        outcome.items.iter().find(|i| i.name == name && i.resource == "configmaps").cloned().unwrap()
+        outcome.items.iter().find(|i| i.name == name && i.resource == "configmaps").unwrap()
     };
     let shop = find(&planned, "shop-config");
     assert_eq!((shop.outcome, shop.changes.clone()), (ItemOutcome::Updated, vec!["data.LOG_LEVEL".to_owned()]));
@@ -336,7 +336,7 @@ async fn velero_archives_restore_and_escaping_paths_are_refused() {
     velero_backup(&store, "old-api", &[(&item_path("deployments.apps", Some(&namespace), "legacy"), old)]).await;
     let outcome = restore(&client, &store, restore_request("old-api-restore", "old-api")).await.unwrap();
     assert_eq!(outcome.restore.status.phase, RestorePhase::PartiallyFailed);
-    let reason = outcome.items[0].reason.clone().unwrap_or_default();
+    let reason = outcome.items.iter().next().unwrap().reason.unwrap_or_default();
     assert!(reason.contains("does not serve apps/v1beta1") && reason.contains("apps/v1"), "{reason}");
 }
 
