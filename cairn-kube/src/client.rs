@@ -17,20 +17,9 @@ pub async fn get_text(client: &kube::Client, path: &str) -> Result<String, kube:
 /// gathering it (kube's `request_text` makes one more, megabytes per list page in flight for a backup).
 /// Error statuses become [`kube::Error::Api`] errors, as kube makes them.
 pub async fn get_bytes(client: &kube::Client, path: &str) -> Result<bytes::Bytes, kube::Error> {
-    use http_body_util::BodyExt;
     crate::retry::retrying(|| async {
         let request = http::Request::get(path).body(kube::client::Body::empty()).expect("a GET request builds");
-        let response = client.send(request).await?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        if status.is_client_error() || status.is_server_error() {
-            let text = String::from_utf8_lossy(&body);
-            let problem = serde_json::from_str::<kube::core::Status>(&text).unwrap_or_else(|_| {
-                kube::core::Status::failure(text.trim(), "Failed to parse error data").with_code(status.as_u16())
-            });
-            return Err(kube::Error::Api(problem.boxed()));
-        }
-        Ok(body)
+        request_bytes(client, request).await
     })
     .await
 }
@@ -48,7 +37,27 @@ pub async fn send_json(
         .method(method)
         .uri(path)
         .header(http::header::CONTENT_TYPE, content_type)
-        .body(serde_json::to_vec(body).expect("JSON serializes"))
+        .body(kube::client::Body::from(serde_json::to_vec(body).expect("JSON serializes")))
         .expect("a request builds");
-    client.request_text(request).await.map(drop)
+    request_bytes(client, request).await.map(drop)
+}
+
+/// Sends `request` and returns the response's body as received (not checked as text). Error statuses
+/// become [`kube::Error::Api`] errors, as kube makes them.
+async fn request_bytes(
+    client: &kube::Client,
+    request: http::Request<kube::client::Body>,
+) -> Result<bytes::Bytes, kube::Error> {
+    use http_body_util::BodyExt;
+    let response = client.send(request).await?;
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    if status.is_client_error() || status.is_server_error() {
+        let text = String::from_utf8_lossy(&body);
+        let problem = serde_json::from_str::<kube::core::Status>(&text).unwrap_or_else(|_| {
+            kube::core::Status::failure(text.trim(), "Failed to parse error data").with_code(status.as_u16())
+        });
+        return Err(kube::Error::Api(problem.boxed()));
+    }
+    Ok(body)
 }

@@ -116,6 +116,19 @@ impl<'a> ObjectIdentity<'a> {
     pub fn read(json: &'a [u8]) -> Result<ObjectIdentity<'a>, String> {
         serde_json::from_slice(json).map_err(|e| format!("not a readable JSON object ({e})"))
     }
+
+    /// The identity of an object already parsed (a field that is not a string counts as absent).
+    pub fn of(object: &'a serde_json::Value) -> ObjectIdentity<'a> {
+        let text = |pointer: &str| object.pointer(pointer).and_then(serde_json::Value::as_str);
+        ObjectIdentity {
+            api_version: Cow::Borrowed(text("/apiVersion").unwrap_or_default()),
+            kind: Cow::Borrowed(text("/kind").unwrap_or_default()),
+            metadata: IdentityMeta {
+                name: Cow::Borrowed(text("/metadata/name").unwrap_or_default()),
+                namespace: text("/metadata/namespace").map(Cow::Borrowed),
+            },
+        }
+    }
 }
 
 /// Checks the object in `json` against the path it was found at: the one rule, for verification and

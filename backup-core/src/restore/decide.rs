@@ -19,7 +19,7 @@ use cairn_kube::{
     resources::{NAMESPACES, PODS},
 };
 
-use crate::{archive::check_entry, selection::Selection};
+use crate::{archive::ObjectIdentity, selection::Selection};
 
 /// The rules a restore decides by.
 #[derive(Debug, Clone, Copy)]
@@ -105,14 +105,14 @@ pub(crate) enum Prepared {
 /// (failed), not selected by labels, not restorable by rule (skipped), else transformed.
 pub(crate) fn prepare(entry: &IndexEntry, bytes: &[u8], rules: &Rules<'_>) -> Prepared {
     let failed = |reason: String| Prepared::Done(result(entry, &Value::Null, ItemOutcome::Failed, Some(reason)));
-    if let Err(problem) = check_entry(&entry.item(), bytes) {
-        return failed(format!("refused: the archived object is not what its path {} says: {problem}", entry.path));
-    }
     let mut object: Value = match serde_json::from_slice(bytes) {
         Ok(object @ Value::Object(_)) => object,
         Ok(_) => return failed("the archived object is not a JSON object".into()),
         Err(e) => return failed(format!("unreadable JSON: {e}")),
     };
+    if let Err(problem) = entry.check(&ObjectIdentity::of(&object)) {
+        return failed(format!("refused: the archived object is not what its path {} says: {problem}", entry.path));
+    }
     if entry.group_resource != NAMESPACES {
         let labels: BTreeMap<String, String> =
             object.pointer("/metadata/labels").and_then(|l| serde_json::from_value(l.clone()).ok()).unwrap_or_default();

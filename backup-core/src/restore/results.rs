@@ -112,6 +112,8 @@ impl<'de> Deserialize<'de> for ItemResults {
 /// Notes results as they come; [`ItemResultsWriter::finish`] makes them [`ItemResults`].
 pub(crate) struct ItemResultsWriter {
     encoder: zstd::Encoder<'static, Vec<u8>>,
+    /// One result's line, written to the encoder whole.
+    line: Vec<u8>,
     len: usize,
 }
 
@@ -119,15 +121,17 @@ impl Default for ItemResultsWriter {
     fn default() -> Self {
         let mut encoder = zstd::Encoder::new(Vec::new(), LEVEL).expect("a zstd encoder over memory");
         encoder.window_log(WINDOW_LOG).expect("a valid window");
-        ItemResultsWriter { encoder, len: 0 }
+        ItemResultsWriter { encoder, line: Vec::new(), len: 0 }
     }
 }
 
 impl ItemResultsWriter {
     /// Notes one result.
     pub(crate) fn push(&mut self, item: &ItemResult) {
-        serde_json::to_writer(&mut self.encoder, item).expect("a result serializes into memory");
-        self.encoder.write_all(b"\n").expect("writing to memory cannot fail");
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, item).expect("a result serializes into memory");
+        self.line.push(b'\n');
+        self.encoder.write_all(&self.line).expect("writing to memory cannot fail");
         self.len += 1;
     }
 

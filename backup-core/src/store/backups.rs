@@ -66,7 +66,12 @@ impl Store {
     /// Writes `value` as gzip-compressed JSON.
     pub async fn put_gzip_json<T: Serialize>(&self, key: &Path, value: &T) -> Result<(), StoreError> {
         let mut encoder = GzEncoder::new(Vec::new(), GzLevel::default());
-        serde_json::to_writer(&mut encoder, value).expect("side files serialize");
+        // Through a buffer: flate2 clears its output space on every write, and serde writes a few bytes at a
+        // time (a restore's results were 6% of its CPU before this).
+        let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, &mut encoder);
+        serde_json::to_writer(&mut buffered, value).expect("side files serialize");
+        buffered.flush().expect("writing to memory cannot fail");
+        drop(buffered);
         let body = encoder.finish().expect("writing to memory cannot fail");
         self.objects().put(key, body.into()).await.map(drop).map_err(|e| self.explain(key, e))
     }
