@@ -2,9 +2,11 @@
 //! paths), compressed with zstd (or gzip, Velero's own format), and a manifest that lists every entry with
 //! its size and SHA-256 so a backup can be verified without restoring it. `writer.rs` writes it;
 //! `reader.rs` is the one way to read it (bounded, telling outages from damage); `verify.rs` checks it;
-//! `resource_list.rs` keeps the resource lists written beside backups and restores.
+//! `resource_list.rs` keeps the resource lists written beside backups and restores; `order.rs` is the order
+//! objects are restored in, which backups write them in too.
 
 mod manifest;
+pub mod order;
 mod paths;
 mod reader;
 mod resource_list;

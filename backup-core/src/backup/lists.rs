@@ -315,16 +315,31 @@ pub(super) async fn collect(
     };
     let complete = {
         let (tasks, collector, report) = (&plan.tasks, &collector, &report);
-        // Indices, not tasks, go through the stream: closures over borrowed tasks would not be provably Send.
-        let lists = stream::iter(0..tasks.len())
-            .map(|index| async move {
-                let alive = run_list(client, collector, &tasks[index]).await;
-                collector.lists_done.fetch_add(1, Ordering::Relaxed);
-                report(collector);
-                alive
-            })
-            .buffer_unordered(CONCURRENT_LISTS)
-            .all(|alive| async move { alive });
+        // The lists of one restore wave run together, and all of them end before the next wave's begin: the
+        // archive then holds objects in the order a restore applies them, and a restore reads it once.
+        let lists = async {
+            let mut start = 0;
+            while start < tasks.len() {
+                let end = start + tasks[start..].iter().take_while(|t| t.wave == tasks[start].wave).count();
+                // Indices, not tasks, go through the stream: closures over borrowed tasks would not be
+                // provably Send.
+                let alive = stream::iter(start..end)
+                    .map(|index| async move {
+                        let alive = run_list(client, collector, &tasks[index]).await;
+                        collector.lists_done.fetch_add(1, Ordering::Relaxed);
+                        report(collector);
+                        alive
+                    })
+                    .buffer_unordered(CONCURRENT_LISTS)
+                    .all(|alive| async move { alive })
+                    .await;
+                if !alive {
+                    return false;
+                }
+                start = end;
+            }
+            true
+        };
         let ticker = async {
             loop {
                 tokio::time::sleep(Duration::from_millis(250)).await;

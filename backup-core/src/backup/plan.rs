@@ -1,9 +1,10 @@
 //! The plan step of a backup, before the first byte is written: the request checked (name, TTL, a free name
 //! in a reachable location), the cluster discovered, the selection compiled, the namespaces that exclude
-//! themselves and the custom types found, and the list tasks to run, CRDs and namespaces first.
+//! themselves and the custom types found, and the list tasks to run, in the order a restore applies them.
 
 use std::{collections::BTreeSet, time::Duration};
 
+use crate::archive::order::{WAVES, wave_of};
 use cairn_api::Compression;
 use cairn_kube::{
     discovery::{Discovery, ResourceType},
@@ -26,6 +27,8 @@ pub(super) struct ListTask {
     pub(super) resource_type: ResourceType,
     /// The namespace, when the selection names exact namespaces.
     pub(super) namespace: Option<String>,
+    /// The restore wave of its type ([`wave_of`]; types never restored after the last wave).
+    pub(super) wave: usize,
 }
 
 /// What a backup will do.
@@ -151,14 +154,16 @@ async fn custom_types(client: &Client, discovery: &Discovery) -> Result<BTreeSet
     Ok(custom_types)
 }
 
-/// The selected types, and one list task per type (or per type and namespace, when the selection names
-/// exact namespaces); CRDs and namespaces first, so an archive read front to back meets them before what
-/// needs them.
 /// Types that serve the same objects as another: (the one archived, the one left out when both are taken).
 /// `events.events.k8s.io` are the core `events` seen through another group: archiving both stored every
 /// event twice.
 const SAME_OBJECTS: [(&str, &str); 1] = [("events", "events.events.k8s.io")];
 
+/// The selected types, and one list task per type (or per type and namespace, when the selection names
+/// exact namespaces), in restore waves ([`wave_of`]): CRDs, then namespaces, then Velero's high-priority
+/// types one by one, then the rest, then webhooks, then what is never restored. The lists of one wave run
+/// together and before the next wave's (`lists.rs`), so an archive read front to back meets objects in
+/// the order a restore applies them.
 fn list_tasks(
     discovery: &Discovery,
     selection: &Selection,
@@ -170,11 +175,7 @@ fn list_tasks(
         let group_resource = t.group_resource();
         !SAME_OBJECTS.iter().any(|(kept, twin)| group_resource == *twin && taken.contains(*kept))
     });
-    types.sort_by_key(|t| match t.group_resource().as_str() {
-        CRDS => 0,
-        NAMESPACES => 1,
-        _ => 2,
-    });
+    types.sort_by_key(|t| wave_key(&t.group_resource()));
     let exact = selection.exact_namespaces();
     let tasks = types
         .iter()
@@ -182,12 +183,25 @@ fn list_tasks(
             (Some(names), true) => names
                 .iter()
                 .filter(|ns| !excluded_namespaces.contains(*ns))
-                .map(|ns| ListTask { resource_type: resource_type.clone(), namespace: Some(ns.clone()) })
+                .map(|ns| ListTask {
+                    resource_type: resource_type.clone(),
+                    namespace: Some(ns.clone()),
+                    wave: wave_key(&resource_type.group_resource()),
+                })
                 .collect(),
-            _ => vec![ListTask { resource_type: resource_type.clone(), namespace: None }],
+            _ => vec![ListTask {
+                resource_type: resource_type.clone(),
+                namespace: None,
+                wave: wave_key(&resource_type.group_resource()),
+            }],
         })
         .collect();
     (types.len(), tasks)
+}
+
+/// A type's restore wave; types never restored come after every wave.
+fn wave_key(group_resource: &str) -> usize {
+    wave_of(group_resource).unwrap_or(WAVES)
 }
 
 #[cfg(test)]
@@ -222,8 +236,34 @@ mod tests {
             let (_, tasks) = list_tasks(&discovery, &selection, &BTreeSet::new());
             tasks.iter().map(|t| t.resource_type.group_resource()).collect::<Vec<_>>()
         };
-        assert_eq!(listed(SelectionSpec::default()), ["events", "configmaps"]);
+        assert_eq!(listed(SelectionSpec::default()), ["configmaps", "events"]);
         let only_new = SelectionSpec { included_resources: vec!["events.events.k8s.io".into()], ..Default::default() };
         assert_eq!(listed(only_new), ["events.events.k8s.io"]);
+    }
+
+    #[test]
+    fn types_are_listed_in_the_order_a_restore_applies_them() {
+        let discovery = Discovery {
+            types: vec![
+                resource_type("", "events", "Event"),
+                resource_type("apps", "deployments", "Deployment"),
+                resource_type("", "pods", "Pod"),
+                resource_type("", "configmaps", "ConfigMap"),
+                resource_type("", "secrets", "Secret"),
+                resource_type("", "namespaces", "Namespace"),
+                resource_type("apiextensions.k8s.io", "customresourcedefinitions", "CustomResourceDefinition"),
+            ],
+            ..Default::default()
+        };
+        let selection = Selection::compile(&SelectionSpec::default(), &discovery).unwrap();
+        let (_, tasks) = list_tasks(&discovery, &selection, &BTreeSet::new());
+        let listed: Vec<String> = tasks.iter().map(|t| t.resource_type.group_resource()).collect();
+        assert_eq!(
+            listed,
+            [CRDS, NAMESPACES, "secrets", "configmaps", "pods", "deployments.apps", "events"],
+            "waves {:?}",
+            tasks.iter().map(|t| t.wave).collect::<Vec<_>>()
+        );
+        assert!(tasks.windows(2).all(|w| w[0].wave <= w[1].wave));
     }
 }

@@ -2,18 +2,27 @@
 //! what the selection takes (by type, namespace and the cluster-scope rule), and the archived namespace of
 //! each namespace the chosen objects go into when the selection leaves namespaces out. Nothing per object
 //! is kept: counts per wave, and the names of namespaces and CRDs (a few per cluster, not per object), so
-//! a restore of 300,000 objects remembers as much here as one of 3,000. Pure: no I/O.
+//! a restore of 300,000 objects remembers as much here as one of 3,000. It also notes where in the archive
+//! each wave's objects lie, and groups the waves into passes over the archive: waves whose objects follow
+//! one another are served by one pass (Cairn's backups write objects in wave order, related objects
+//! found late excepted), so a restore reads the archive once or a few times rather than once per wave.
+//! Pure: no I/O.
 
-use std::{collections::BTreeSet, sync::Arc};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
 use cairn_kube::resources::{CRDS, NAMESPACES};
 
-use super::{
-    IndexEntry,
-    order::{WAVES, wave_of},
-    source::Wanted,
+use super::{IndexEntry, source::Wanted};
+use crate::{
+    archive::{
+        ItemPath,
+        order::{WAVES, wave_of},
+    },
+    selection::Selection,
 };
-use crate::{archive::ItemPath, selection::Selection};
 
 /// What the restore takes, noted from the index.
 #[derive(Debug)]
@@ -25,10 +34,14 @@ pub(crate) struct Choice {
     needed: BTreeSet<String>,
     /// Namespaces chosen as objects themselves.
     chosen_namespaces: BTreeSet<String>,
-    /// Namespace objects in the archive the selection leaves out.
-    archived_namespaces: BTreeSet<String>,
+    /// Namespace objects in the archive the selection leaves out, and where.
+    archived_namespaces: BTreeMap<String, u64>,
     /// CRDs chosen.
     crds: BTreeSet<String>,
+    /// Where each wave's objects lie in the archive: the first's and the last's position.
+    spans: [Option<(u64, u64)>; WAVES],
+    /// Objects noted so far.
+    position: u64,
 }
 
 impl Choice {
@@ -39,21 +52,25 @@ impl Choice {
             per_wave: [0; WAVES],
             needed: BTreeSet::new(),
             chosen_namespaces: BTreeSet::new(),
-            archived_namespaces: BTreeSet::new(),
+            archived_namespaces: BTreeMap::new(),
             crds: BTreeSet::new(),
+            spans: [None; WAVES],
+            position: 0,
         }
     }
 
     /// Notes one archived object.
     pub(crate) fn note(&mut self, entry: &IndexEntry) {
+        let position = self.position;
+        self.position += 1;
         let Some(wave) = wave_of(&entry.group_resource) else { return };
         if !self.selection.includes_stored(entry) {
             if entry.group_resource == NAMESPACES {
-                self.archived_namespaces.insert(entry.name.clone());
+                self.archived_namespaces.insert(entry.name.clone(), position);
             }
             return;
         }
-        self.per_wave[wave] += 1;
+        self.taken(wave, position);
         if let Some(ns) = &entry.namespace
             && !self.needed.contains(ns)
         {
@@ -66,14 +83,27 @@ impl Choice {
         }
     }
 
+    fn taken(&mut self, wave: usize, position: u64) {
+        self.per_wave[wave] += 1;
+        let span = self.spans[wave].get_or_insert((position, position));
+        span.0 = span.0.min(position);
+        span.1 = span.1.max(position);
+    }
+
     /// Everything noted: the restore's choice, fixed.
     pub(crate) fn finish(mut self) -> Chosen {
         // Velero's rule: objects go into a namespace created from its archived object (labels, annotations
         // and spec kept) even when a filter or selector leaves namespaces out; a bare one only when the
         // backup has none, as when the namespace was labelled out of the backup.
-        let brought: BTreeSet<String> = self.needed.intersection(&self.archived_namespaces).cloned().collect();
         let namespace_wave = wave_of(NAMESPACES).expect("namespaces are restored");
-        self.per_wave[namespace_wave] += brought.len() as u64;
+        let brought: BTreeMap<String, u64> = self
+            .needed
+            .iter()
+            .filter_map(|ns| self.archived_namespaces.get(ns).map(|&position| (ns.clone(), position)))
+            .collect();
+        brought.values().for_each(|&position| self.taken(namespace_wave, position));
+        let brought: BTreeSet<String> = brought.into_keys().collect();
+        let passes = passes(&self.spans);
         let mut namespaces = self.needed;
         namespaces.extend(self.chosen_namespaces);
         Chosen {
@@ -81,6 +111,7 @@ impl Choice {
             per_wave: self.per_wave,
             namespaces,
             crds: self.crds,
+            passes,
         }
     }
 }
@@ -95,6 +126,8 @@ pub(crate) struct Chosen {
     pub(crate) namespaces: BTreeSet<String>,
     /// CRDs chosen.
     pub(crate) crds: BTreeSet<String>,
+    /// The passes over the archive, each the waves it serves, in order.
+    pub(crate) passes: Vec<Vec<usize>>,
 }
 
 impl Chosen {
@@ -103,11 +136,29 @@ impl Chosen {
         self.per_wave.iter().sum()
     }
 
-    /// The objects of `wave` chosen, as a pass over the archive asks.
-    pub(crate) fn wanted(&self, wave: usize) -> Wanted {
-        let rule = self.rule.clone();
-        Arc::new(move |item: &ItemPath| wave_of(&item.group_resource) == Some(wave) && rule.takes(item))
+    /// The objects of `waves` chosen, as a pass over the archive asks.
+    pub(crate) fn wanted(&self, waves: &[usize]) -> Wanted {
+        let (rule, waves) = (self.rule.clone(), waves.to_vec());
+        Arc::new(move |item: &ItemPath| {
+            wave_of(&item.group_resource).is_some_and(|wave| waves.contains(&wave)) && rule.takes(item)
+        })
     }
+}
+
+/// Groups the waves that have objects into passes: a pass goes on to the next wave when all of that wave's
+/// objects come after all of the current one's, and otherwise ends (the next pass starts over from the top).
+fn passes(spans: &[Option<(u64, u64)>; WAVES]) -> Vec<Vec<usize>> {
+    let mut passes: Vec<Vec<usize>> = Vec::new();
+    let mut last_end: Option<u64> = None;
+    for (wave, span) in spans.iter().enumerate() {
+        let Some((first, last)) = *span else { continue };
+        match (passes.last_mut(), last_end) {
+            (Some(pass), Some(end)) if first > end => pass.push(wave),
+            _ => passes.push(vec![wave]),
+        }
+        last_end = Some(last);
+    }
+    passes
 }
 
 /// The rule a pass applies on the reading thread.
@@ -155,7 +206,7 @@ mod tests {
         let chosen = choice.finish();
         let taken = (0..WAVES)
             .flat_map(|wave| {
-                let wanted = chosen.wanted(wave);
+                let wanted = chosen.wanted(&[wave]);
                 entries.iter().filter(move |e| wanted(e)).map(|e| e.path.clone()).collect::<Vec<_>>()
             })
             .collect();
@@ -204,5 +255,28 @@ mod tests {
         let (chosen, taken) = choose(spec, &paths);
         assert_eq!(taken, [paths[0], paths[1], paths[2], paths[3]]);
         assert_eq!(chosen.crds, BTreeSet::from(["widgets.example.com".to_owned()]));
+    }
+
+    #[test]
+    fn waves_that_follow_one_another_in_the_archive_share_a_pass() {
+        let spec = || SelectionSpec { included_resources: vec!["configmaps".into()], ..Default::default() };
+        let ns = "resources/namespaces/cluster/a.json";
+        let secret = "resources/secrets/namespaces/a/s.json";
+        let configmap = "resources/configmaps/namespaces/a/c.json";
+        let crd = "resources/customresourcedefinitions.apiextensions.k8s.io/cluster/w.example.com.json";
+        let waves = |names: &[&str]| names.iter().map(|n| wave_of(n).unwrap()).collect::<Vec<_>>();
+        let all = waves(&[CRDS, NAMESPACES, "secrets", "configmaps"]);
+        let passes = |spec: SelectionSpec, paths: &[&str]| choose(spec, paths).0.passes;
+        // In wave order (as Cairn writes): one pass.
+        assert_eq!(passes(SelectionSpec::default(), &[crd, ns, secret, configmap]), [all.to_vec()]);
+        // A CRD found late (a related object, written last): a pass for it, then one for the rest.
+        assert_eq!(passes(SelectionSpec::default(), &[ns, secret, configmap, crd]), [vec![all[0]], all[1..].to_vec()]);
+        // Secrets come before ConfigMaps in a restore: after them in the archive, they start a pass of their own.
+        assert_eq!(passes(SelectionSpec::default(), &[ns, configmap, secret]), [all[1..3].to_vec(), vec![all[3]]]);
+        // ... unless the restore leaves them out.
+        assert_eq!(passes(spec(), &[ns, configmap, secret]), [all[1..].iter().step_by(2).copied().collect::<Vec<_>>()]);
+        // A namespace the chosen objects need, archived after them, takes a pass of its own.
+        assert_eq!(passes(spec(), &[configmap, ns]), [vec![all[1]], vec![all[3]]]);
+        assert_eq!(passes(spec(), &[configmap, "resources/namespaces/cluster/b.json"]), [vec![all[3]]]);
     }
 }

@@ -14,17 +14,16 @@ mod inspect;
 mod mapping;
 pub mod modifiers;
 mod modifiers_load;
-mod order;
 mod record;
 mod results;
 mod run;
 mod source;
 mod transform;
 
+pub use crate::archive::order::{HIGH_PRIORITY, LOW_PRIORITY, NEVER_RESTORED, WAVES, wave_of};
 pub use inspect::{StoredResults, find_restore, list_restores, read_restore_log, read_restore_results};
 pub use mapping::{check_mapping, parse_mappings};
 pub use modifiers_load::load_modifiers;
-pub use order::{HIGH_PRIORITY, LOW_PRIORITY, NEVER_RESTORED, WAVES, wave_of};
 pub use record::{
     ExistingResourcePolicy, ItemOutcome, ItemResult, RestoreOutcome, RestorePhase, RestoreRecord, RestoreSpec,
     RestoreStatus,

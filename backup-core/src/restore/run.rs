@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use futures::{StreamExt, stream};
+use futures::{Stream, StreamExt, stream};
 use jiff::Timestamp;
 use kube::Client;
 use tokio::sync::{mpsc, watch};
@@ -244,8 +244,9 @@ fn planned(chosen: &Chosen, rules: &Rules<'_>) -> (BTreeSet<String>, BTreeSet<St
     (namespaces, chosen.crds.clone())
 }
 
-/// Applies the chosen objects wave by wave, one pass over the archive per wave. Stops at the first error
-/// of a pass (the store failed, the archive changed); what was applied until then is in the tally.
+/// Applies the chosen objects wave by wave, in as few passes over the archive as its order allows (one for
+/// Cairn's backups, but for related objects found late; at most one per wave). Stops at the first error of
+/// a pass (the store failed, the archive changed); what was applied until then is in the tally.
 async fn apply_waves(
     applier: &Applier<'_>,
     source: &BackupSource,
@@ -255,42 +256,87 @@ async fn apply_waves(
     log: &Mutex<RunLog>,
 ) -> Result<(), RestoreError> {
     let budget = budget(request.max_entry_bytes);
-    for (wave, &expected) in chosen.per_wave.iter().enumerate().filter(|(_, n)| **n > 0) {
+    log.lock().expect("log lock").info(match chosen.passes.len() {
+        1 => "the archive holds the chosen objects in restore order: it is read once".to_owned(),
+        n => format!("the archive is read {n} times, each time for the waves whose objects follow one another"),
+    });
+    for waves in &chosen.passes {
+        let expected: u64 = waves.iter().map(|w| chosen.per_wave[*w]).sum();
         let (sender, receiver) = mpsc::channel(PARALLEL_ITEMS * 2);
-        let reader = source.read_pass(chosen.wanted(wave), expected, budget.clone(), sender).await?;
-        let items = stream::unfold(receiver, |mut r| async move { r.recv().await.map(|x| (x, r)) });
-        let mut failure = None;
-        items
-            .map(|received| async move {
-                let ReadItem { entry, bytes, share } = received?;
-                let prepared = decide::prepare(&entry, &bytes, applier.rules());
-                drop(bytes);
-                let applied = applier.apply_prepared(prepared).await;
-                drop(share);
-                Ok(applied)
-            })
-            .buffer_unordered(PARALLEL_ITEMS)
-            .for_each(|applied| {
-                match applied {
-                    Ok(applied) => tally.record(applied),
-                    Err(error) => {
-                        failure.get_or_insert(error);
+        let reader = source.read_pass(chosen.wanted(waves), expected, budget.clone(), sender).await?;
+        let mut items = received(receiver);
+        let mut applied = Ok(());
+        for &wave in waves {
+            // The objects come in wave order: this wave's are the next ones, and the wave ends (every request
+            // answered) before the next one's first object is sent.
+            let count = chosen.per_wave[wave];
+            match apply_items(applier, (&mut items).take(count as usize), tally).await {
+                Ok(received) if received == count => {
+                    if wave == 0 && !request.dry_run {
+                        let crds = tally.results.lock().expect("results lock").crds.clone();
+                        applier.settle_crds(&crds, log).await;
                     }
                 }
-                async {}
-            })
-            .await;
-        let read = reader.await.map_err(|e| RestoreError::Archive(e.to_string())).and_then(|r| r);
-        if let Some(error) = failure {
-            return Err(error);
+                // The pass stopped early: its result says why, if it failed.
+                Ok(received) => {
+                    let problem = format!("the archive ended after {received} of a wave's {count} objects");
+                    applied = Err(RestoreError::Archive(problem));
+                    break;
+                }
+                Err(error) => {
+                    applied = Err(error);
+                    break;
+                }
+            }
         }
-        read?;
-        if wave == 0 && !request.dry_run {
-            let crds = tally.results.lock().expect("results lock").crds.clone();
-            applier.settle_crds(&crds, log).await;
-        }
+        // What was read ahead is dropped, and with it the reader, if it was still reading.
+        drop(items);
+        reader.await.map_err(|e| RestoreError::Archive(e.to_string()))??;
+        applied?;
     }
     Ok(())
+}
+
+/// What a pass sends, as a stream.
+fn received(
+    receiver: mpsc::Receiver<Result<ReadItem, RestoreError>>,
+) -> impl Stream<Item = Result<ReadItem, RestoreError>> + Unpin {
+    Box::pin(stream::unfold(receiver, |mut r| async move { r.recv().await.map(|x| (x, r)) }))
+}
+
+/// Applies what a pass sends, [`PARALLEL_ITEMS`] at a time, until it ends; returns how many objects came,
+/// or the first error.
+async fn apply_items(
+    applier: &Applier<'_>,
+    items: impl Stream<Item = Result<ReadItem, RestoreError>>,
+    tally: &Tally<'_>,
+) -> Result<u64, RestoreError> {
+    let mut failure = None;
+    let mut count = 0;
+    items
+        .map(|received| async move {
+            let ReadItem { entry, bytes, share } = received?;
+            let prepared = decide::prepare(&entry, &bytes, applier.rules());
+            drop(bytes);
+            let applied = applier.apply_prepared(prepared).await;
+            drop(share);
+            Ok(applied)
+        })
+        .buffer_unordered(PARALLEL_ITEMS)
+        .for_each(|applied| {
+            match applied {
+                Ok(applied) => {
+                    count += 1;
+                    tally.record(applied);
+                }
+                Err(error) => {
+                    failure.get_or_insert(error);
+                }
+            }
+            async {}
+        })
+        .await;
+    failure.map_or(Ok(count), Err)
 }
 
 /// Retries what could not be applied yet (a namespace or type that appeared later), a few rounds apart;

@@ -164,6 +164,11 @@ async fn restore_after_the_namespace_is_gone_brings_every_object_back_field_by_f
     let keys = backup_core::store::Layout.restore_keys("after-loss");
     let list: BTreeMap<String, Vec<String>> = store.get_gzip_json(&keys.resource_list).await.unwrap();
     assert!(list["v1/ConfigMap"].contains(&format!("{namespace}/shop-config(created)")), "{list:?}");
+    // The backup wrote its objects wave by wave, then the related objects it found on the way (the CRD, the
+    // PersistentVolume, the ClusterRoleBinding and its ClusterRole): the restore reads the archive once for
+    // each run of waves that follow one another, five times instead of once per wave.
+    let log = backup_core::restore::read_restore_log(&store, "after-loss").await.unwrap();
+    assert!(log.contains("the archive is read 5 times"), "{log}");
 }
 
 #[tokio::test]
@@ -276,6 +281,8 @@ async fn velero_archives_restore_and_escaping_paths_are_refused() {
 
     let outcome = restore(&client, &store, restore_request("from-velero", "velero-nightly")).await.unwrap();
     assert_eq!(outcome.restore.status.phase, RestorePhase::Completed, "{:#?}", outcome.items);
+    let log = backup_core::restore::read_restore_log(&store, "from-velero").await.unwrap();
+    assert!(log.contains("in restore order: it is read once"), "{log}");
     let restored = Api::<ConfigMap>::namespaced(client.clone(), &namespace).get("settings").await.unwrap();
     assert_eq!(restored.data.unwrap()["mode"], "velero");
     assert_eq!(

@@ -1,7 +1,8 @@
 //! The order of a restore, in one place: which types are never restored, and the waves the rest are applied
 //! in. CRDs come first (and are waited for until Established), then Velero's high-priority list one type
 //! at a time, then every other type together, then the low list: webhook configurations and aggregated
-//! APIs, which call Services that must exist first.
+//! APIs, which call Services that must exist first. Backups list types wave by wave in this order, so a
+//! restore of a Cairn archive meets the objects in the order it applies them and reads the archive once.
 
 use cairn_kube::resources::CRDS;
 
