@@ -33,6 +33,7 @@ impl LocationProblem {
 }
 
 /// A location, opened.
+#[derive(Clone)]
 pub(crate) struct OpenLocation {
     /// The object.
     pub object: BackupStorageLocation,

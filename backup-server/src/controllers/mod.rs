@@ -21,7 +21,7 @@ use std::{fmt::Debug, future::Future, sync::Arc, time::Duration};
 use futures::StreamExt;
 use kube::{
     Resource,
-    runtime::{Controller, controller::Action, reflector::Store, watcher},
+    runtime::{Controller, WatchStreamExt, controller::Action, reflector::Store, watcher},
 };
 use serde::de::DeserializeOwned;
 
@@ -264,7 +264,20 @@ pub(crate) fn spawn_all(
     set.spawn(run_controller::<cairn_api::DownloadRequest, _, _>(context.clone(), download::reconcile, stop()));
     set.spawn(run_controller::<cairn_api::NodeMaintenance, _, _>(context.clone(), maintenance::reconcile, stop()));
     set.spawn(run_controller::<cairn_api::ImagePrunePolicy, _, _>(context.clone(), image_prune::reconcile, stop()));
-    set.spawn(locations::run(context.clone(), watched.backups.clone(), stop()));
+    // The locations, watched: the location loop reads them every second without asking the API server.
+    let (locations, writer) = kube::runtime::reflector::store();
+    let watch = kube::runtime::reflector(
+        writer,
+        watcher(context.api::<cairn_api::BackupStorageLocation>(), watcher::Config::default()).default_backoff(),
+    );
+    let stopped = stop();
+    set.spawn(async move {
+        tokio::select! {
+            () = watch.for_each(|_| async {}) => {}
+            () = stopped => {}
+        }
+    });
+    set.spawn(locations::run(context.clone(), locations, watched.backups.clone(), stop()));
     set.spawn(gc::run(context.clone(), stop()));
     set.spawn(totals::run(context.clone(), watched, stop()));
     set
