@@ -20,6 +20,18 @@ fn tune_allocator() {
     }
 }
 
+/// Hands the pages of memory freed since back to the system. glibc returns freed memory only from the top
+/// of a heap; pages freed in between stay resident, and over a long run (a backup of hundreds of thousands
+/// of objects, a server running for weeks) they add up. Cheap enough to call every few seconds.
+#[allow(unsafe_code)]
+pub fn release_freed() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only gives free pages back to the system; it takes malloc's own locks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Runs a binary's `main`: the allocator set up first, while the process has one thread, then `main` on a
 /// multi-thread async runtime.
 pub fn run_main<T>(main: impl std::future::Future<Output = T>) -> T {
