@@ -91,9 +91,30 @@ pub(super) fn page_url(
 
 /// Parses a LIST response body.
 pub(super) fn parse_page(resource_type: &ResourceType, body: &str) -> Result<Page, serde_json::Error> {
+    let page = split_page(body)?;
+    let continue_token = page.continue_token.clone();
+    Ok(Page { items: page.parse(resource_type)?, continue_token })
+}
+
+/// A LIST response read only as far as its items' bounds: the items still raw, the next page's token known
+/// (so the next page can be asked for before these are parsed).
+pub(super) struct RawPage<'a> {
+    items: Vec<&'a RawValue>,
+    /// Where the next page starts, if there is one.
+    pub(super) continue_token: Option<String>,
+}
+
+/// Splits a LIST response body into its raw items and its continue token.
+pub(super) fn split_page(body: &str) -> Result<RawPage<'_>, serde_json::Error> {
     let list: RawList<'_> = serde_json::from_str(body)?;
-    let items = list.items.into_iter().map(|raw| parse_object(resource_type, raw.get())).collect::<Result<_, _>>()?;
-    Ok(Page { items, continue_token: list.metadata.continue_token.filter(|t| !t.is_empty()) })
+    Ok(RawPage { items: list.items, continue_token: list.metadata.continue_token.filter(|t| !t.is_empty()) })
+}
+
+impl RawPage<'_> {
+    /// The items, parsed.
+    pub(super) fn parse(self, resource_type: &ResourceType) -> Result<Vec<Listed>, serde_json::Error> {
+        self.items.into_iter().map(|raw| parse_object(resource_type, raw.get())).collect()
+    }
 }
 
 /// Parses one object's JSON (from a list or a GET).

@@ -26,7 +26,7 @@ use cairn_kube::{
 
 use super::{
     BackupProgress, BackupResults,
-    collect::{Listed, list_filtered, page_url, parse_object, parse_page},
+    collect::{self, Listed, list_filtered, page_url, parse_object},
     plan::{BackupPlan, ListTask},
     related::{Related, binding_role_for},
     sink::SinkObject,
@@ -141,10 +141,17 @@ impl Collector<'_> {
 async fn run_list(client: &Client, shared: &Collector<'_>, task: &ListTask) -> bool {
     let resource_type = &task.resource_type;
     let selector = if is_namespace_type(resource_type) { None } else { shared.plan.selection.server_label_selector() };
-    let mut token: Option<String> = None;
-    loop {
+    let fetch = |token: Option<String>| {
         let url = page_url(resource_type, task.namespace.as_deref(), selector.as_deref(), token.as_deref());
-        let body = match get_bytes(client, &url).await {
+        async move { get_bytes(client, &url).await }
+    };
+    let unreadable = |error: String| {
+        let reason = format!("the server's list response could not be read: {error}");
+        shared.problem(Severity::Error, resource_type, task.namespace.as_deref(), None, reason);
+    };
+    let mut fetched = fetch(None).await;
+    loop {
+        let body = match fetched {
             Ok(body) => body,
             Err(error) => {
                 let missing = is_not_found(&error);
@@ -160,23 +167,43 @@ async fn run_list(client: &Client, shared: &Collector<'_>, task: &ListTask) -> b
         };
         let page = match std::str::from_utf8(&body)
             .map_err(|e| e.to_string())
-            .and_then(|text| parse_page(resource_type, text).map_err(|e| e.to_string()))
+            .and_then(|text| collect::split_page(text).map_err(|e| e.to_string()))
         {
             Ok(page) => page,
             Err(error) => {
-                let reason = format!("the server's list response could not be read: {error}");
-                shared.problem(Severity::Error, resource_type, task.namespace.as_deref(), None, reason);
+                unreadable(error);
                 return true;
             }
         };
+        // The next page is asked for first: the API server prepares it while this one is parsed and written.
+        let next = page.continue_token.clone().map(|token| fetch(Some(token)));
+        let write = async {
+            match page.parse(resource_type) {
+                Ok(items) => {
+                    let selected: Vec<Listed> =
+                        items.into_iter().filter(|o| shared.selects(resource_type, o)).collect();
+                    Some(shared.send(resource_type, selected).await)
+                }
+                Err(error) => {
+                    unreadable(error.to_string());
+                    None
+                }
+            }
+        };
+        let (written, next) = match next {
+            Some(next) => {
+                let (next, written) = tokio::join!(next, write);
+                (written, Some(next))
+            }
+            None => (write.await, None),
+        };
         drop(body);
-        let selected: Vec<Listed> = page.items.into_iter().filter(|o| shared.selects(resource_type, o)).collect();
-        if !shared.send(resource_type, selected).await {
-            return false;
-        }
-        match page.continue_token {
-            Some(next) => token = Some(next),
-            None => return true,
+        match (written, next) {
+            // Unreadable (said above), or the last page.
+            (None, _) | (Some(true), None) => return true,
+            // The sink is gone.
+            (Some(false), _) => return false,
+            (Some(true), Some(next)) => fetched = next,
         }
     }
 }
