@@ -4,7 +4,6 @@
 //! results instead of thirty. They are decoded again, one at a time, to be shown or stored.
 
 use std::{
-    collections::BTreeMap,
     fmt,
     io::{BufRead, BufReader, Write},
     sync::Arc,
@@ -12,7 +11,7 @@ use std::{
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer, ser::SerializeSeq};
 
-use super::{ItemOutcome, ItemResult};
+use super::ItemResult;
 
 /// The zstd level: the fastest; results are a small part of a restore's work.
 const LEVEL: i32 = 1;
@@ -51,15 +50,6 @@ impl ItemResults {
             lines.read_until(b'\n', &mut line).expect("results this process compressed decode");
             serde_json::from_slice(&line).expect("results this process wrote parse")
         })
-    }
-
-    /// Counts per outcome.
-    pub fn counts(&self) -> BTreeMap<ItemOutcome, u64> {
-        let mut counts = BTreeMap::new();
-        for item in self.iter() {
-            *counts.entry(item.outcome).or_default() += 1;
-        }
-        counts
     }
 }
 
@@ -148,6 +138,7 @@ impl ItemResultsWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::restore::ItemOutcome;
 
     fn result(i: usize, outcome: ItemOutcome) -> ItemResult {
         ItemResult {
@@ -171,8 +162,8 @@ mod tests {
         assert_eq!(results.len(), items.len());
         assert_eq!(results.iter().collect::<Vec<_>>(), items);
         assert_eq!(
-            results.counts()[&ItemOutcome::Failed],
-            items.iter().filter(|i| i.outcome == ItemOutcome::Failed).count() as u64
+            results.iter().filter(|i| i.outcome == ItemOutcome::Failed).count(),
+            items.iter().filter(|i| i.outcome == ItemOutcome::Failed).count()
         );
         assert!(
             results.compressed.len() < items.len() * 20,
