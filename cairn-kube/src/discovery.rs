@@ -7,6 +7,8 @@ use futures::{StreamExt, stream};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResourceList;
 use kube::Client;
 
+mod aggregated;
+
 /// How many API groups are queried at once.
 const CONCURRENT_GROUPS: usize = 8;
 /// The verbs a type needs to take part in backups and restores.
@@ -124,8 +126,18 @@ pub struct Discovery {
 }
 
 impl Discovery {
-    /// Reads the server's groups and their preferred versions' resources.
+    /// Reads the server's groups and their preferred versions' resources: from its aggregated discovery
+    /// documents (two requests), or one document per group where the server has no aggregated discovery.
     pub async fn run(client: &Client) -> Result<Discovery, DiscoveryError> {
+        match aggregated::run(client).await? {
+            Some(discovery) => Ok(discovery),
+            None => Discovery::run_per_group(client).await,
+        }
+    }
+
+    /// Discovery from the per-group documents: `/api/v1`, `/apis`, then each group's preferred version
+    /// (what [`Discovery::run`] falls back to; public so tests can compare the two).
+    pub async fn run_per_group(client: &Client) -> Result<Discovery, DiscoveryError> {
         let core = client.list_core_api_resources("v1").await.map_err(DiscoveryError::Core)?;
         let mut discovery = Discovery { types: usable_types("", "v1", &core), ..Default::default() };
         discovery.group_versions.insert(String::new(), vec!["v1".to_owned()]);
@@ -180,7 +192,7 @@ fn usable_types(group: &str, version: &str, list: &APIResourceList) -> Vec<Resou
     list.resources
         .iter()
         .filter(|r| !r.name.contains('/'))
-        .filter(|r| REQUIRED_VERBS.iter().all(|verb| r.verbs.iter().any(|v| v == verb)))
+        .filter(|r| is_usable(&r.verbs))
         .map(|r| ResourceType {
             group: group.to_owned(),
             version: version.to_owned(),
@@ -191,4 +203,9 @@ fn usable_types(group: &str, version: &str, list: &APIResourceList) -> Vec<Resou
             short_names: r.short_names.clone().unwrap_or_default(),
         })
         .collect()
+}
+
+/// Whether a type with these verbs can be backed up and restored.
+fn is_usable(verbs: &[String]) -> bool {
+    REQUIRED_VERBS.iter().all(|verb| verbs.iter().any(|v| v == verb))
 }

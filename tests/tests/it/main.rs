@@ -4,6 +4,7 @@
 mod adversity;
 mod backup;
 mod control_plane;
+mod discovery;
 mod leader;
 mod node;
 mod object_store;
