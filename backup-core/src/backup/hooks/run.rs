@@ -8,6 +8,7 @@ use cairn_kube::{
     report::{Problem, RunLog, Severity},
     resources::PODS,
 };
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::{Api, Client, api::ListParams};
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,8 @@ use crate::{backup::BackupResults, selection::Selection};
 
 /// Pods listed per request while looking for pods with hooks.
 const PODS_PER_PAGE: u32 = 500;
+/// Pods with hooks read at once.
+const POD_READS: usize = 8;
 
 /// How a hook ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,7 +70,10 @@ fn pod_key(pod: &Pod) -> (String, String) {
     (pod.metadata.namespace.clone().unwrap_or_default(), pod.metadata.name.clone().unwrap_or_default())
 }
 
-/// The selected pods that have hooks of either phase, read a page at a time (only those are kept).
+/// The selected pods that have hooks of either phase. Whether a pod has hooks depends on its metadata alone
+/// (annotations, labels, name and namespace), so pods are listed as metadata, a page at a time, and only
+/// those with hooks are read whole (their containers name where hooks run): a pod's spec and status are
+/// most of its size, and this list runs before every backup that takes pods.
 pub(crate) async fn hook_pods(
     client: &Client,
     selection: &Selection,
@@ -81,12 +87,13 @@ pub(crate) async fn hook_pods(
         Some(namespaces) => namespaces.iter().map(|ns| Api::namespaced(client.clone(), ns)).collect(),
         None => vec![Api::all(client.clone())],
     };
-    let mut found = Vec::new();
+    let mut with_hooks = Vec::new();
     for api in apis {
         let mut params = ListParams::default().limit(PODS_PER_PAGE);
         loop {
-            let page = api.list(&params).await?;
-            for pod in page.items {
+            let page = api.list_metadata(&params).await?;
+            for listed in page.items {
+                let pod = Pod { metadata: listed.metadata, ..Pod::default() };
                 let (namespace, name) = pod_key(&pod);
                 let labels = pod.metadata.labels.clone().unwrap_or_default();
                 let selected = pod.metadata.deletion_timestamp.is_none()
@@ -94,7 +101,7 @@ pub(crate) async fn hook_pods(
                 let has_hooks =
                     || [HookPhase::Pre, HookPhase::Post].iter().any(|p| !pod_hooks(&pod, *p, entries).is_empty());
                 if selected && has_hooks() {
-                    found.push(pod);
+                    with_hooks.push((namespace, name));
                 }
             }
             match page.metadata.continue_.filter(|c| !c.is_empty()) {
@@ -103,7 +110,12 @@ pub(crate) async fn hook_pods(
             }
         }
     }
-    Ok(found)
+    let read = with_hooks.into_iter().map(|(namespace, name)| async move {
+        Api::<Pod>::namespaced(client.clone(), &namespace).get_opt(&name).await
+    });
+    let pods: Vec<_> = futures::stream::iter(read).buffered(POD_READS).collect().await;
+    // A pod deleted since it was listed has no hooks to run.
+    pods.into_iter().filter_map(Result::transpose).collect()
 }
 
 fn problem(pod: &Pod, reason: String) -> Problem {
