@@ -1,10 +1,11 @@
 //! The archive sink: a blocking thread that takes pages of selected objects and streams them through the
-//! archive writer into two uploads (archive and manifest), counting per type as it goes.
+//! archive writer into the archive's upload and a spooled manifest, counting per type as it goes; the
+//! manifest is uploaded once the archive is stored.
 
 use cairn_api::Compression;
 use std::{
     collections::{BTreeMap, BTreeSet},
-    io,
+    io::{self, Seek, Write},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -48,8 +49,16 @@ pub(super) struct SinkOutput {
     pub images: BTreeSet<String>,
 }
 
+/// Bytes the manifest's spool gathers before writing to its file.
+const SPOOL_BUFFER: usize = 64 * 1024;
+
 /// Starts the sink. Pages arrive on `pages`; the sink ends when every sender is dropped, completing both
 /// uploads. `bytes` follows the compressed size for progress reports.
+///
+/// The manifest waits in an unnamed temporary file (gone when closed, whatever happens) until the archive
+/// is stored, then goes up. Uploaded alongside, its own part buffer filled to 5 MiB again and again at the
+/// same time as the archive's once a manifest passed a part (about 120,000 objects; 12.6 MiB at 300,000):
+/// the one part of memory that grew with the cluster.
 pub(super) fn spawn_sink(
     store: &Store,
     keys: &BackupKeys,
@@ -61,7 +70,8 @@ pub(super) fn spawn_sink(
     let archive = store.upload(&keys.archive);
     let manifest = store.upload(&keys.manifest);
     tokio::task::spawn_blocking(move || {
-        let mut writer = ArchiveWriter::new(archive, manifest, compression, mtime)?;
+        let spool = io::BufWriter::with_capacity(SPOOL_BUFFER, tempfile::tempfile()?);
+        let mut writer = ArchiveWriter::new(archive, spool, compression, mtime)?;
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         let mut resource_list = ResourceList::default();
         let mut images = BTreeSet::new();
@@ -75,8 +85,13 @@ pub(super) fn spawn_sink(
             }
             bytes.store(writer.bytes_written(), Ordering::Relaxed);
         }
-        let (archive, manifest, summary) = writer.finish()?;
+        let (archive, spool, summary) = writer.finish()?;
         archive.finish()?;
+        let mut spooled = spool.into_inner().map_err(io::IntoInnerError::into_error)?;
+        spooled.rewind()?;
+        let mut manifest = manifest;
+        io::copy(&mut spooled, &mut manifest)?;
+        manifest.flush()?;
         manifest.finish()?;
         bytes.store(summary.size, Ordering::Relaxed);
         Ok(SinkOutput { summary, counts, resource_list, images })
