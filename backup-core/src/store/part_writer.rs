@@ -1,7 +1,8 @@
 //! A blocking writer of one object that never holds more than one part in memory. Bytes are buffered up to
 //! a part; an object that ends within it goes up in one PUT; a larger one becomes a multipart upload whose
-//! full parts are sent one at a time, the writer waiting for each before taking more bytes. Memory stays at
-//! one part (5 MiB) whatever the object's size; a part takes an S3 server tens of milliseconds.
+//! full parts are sent one at a time, each buffer handed over whole, the writer waiting for each before
+//! taking more bytes. Memory stays at one part (5 MiB) whatever the object's size; a part takes an S3
+//! server tens of milliseconds.
 
 use std::{
     io::{self, Write},
@@ -35,7 +36,10 @@ impl PartWriter {
         let PartWriter { objects, key, buffer, upload, runtime } = self;
         match upload {
             None => runtime.block_on(objects.put(&key, buffer.into())).map(drop),
-            Some(upload) => runtime.block_on(upload.finish()).map(drop),
+            Some(mut upload) => {
+                upload.put(buffer.into());
+                runtime.block_on(upload.finish()).map(drop)
+            }
         }
         .map_err(io::Error::other)
     }
@@ -47,36 +51,36 @@ impl PartWriter {
             Some(upload) => self.runtime.block_on(upload.abort()).map_err(io::Error::other),
         }
     }
+
+    /// Hands the full buffer to the upload as it is (no copy: the upload's own writes would gather a part
+    /// in thousands of 8 KiB blocks next to the buffer) and waits until it is stored; the next part gets a
+    /// buffer of its own.
+    fn send_part(&mut self) -> io::Result<()> {
+        let upload = match &mut self.upload {
+            Some(upload) => upload,
+            None => {
+                let started = self.runtime.block_on(self.objects.put_multipart(&self.key)).map_err(io::Error::other)?;
+                self.upload.insert(WriteMultipart::new_with_chunk_size(started, PART_SIZE))
+            }
+        };
+        upload.put(mem::take(&mut self.buffer).into());
+        self.runtime.block_on(upload.wait_for_capacity(0)).map_err(io::Error::other)
+    }
 }
 
 impl Write for PartWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match &mut self.upload {
-            None => {
-                if self.buffer.capacity() == 0 {
-                    // One allocation of exactly a part (pages are only touched as bytes arrive), not the
-                    // doubling that would reach 8 MiB on the way to 5.
-                    self.buffer.reserve_exact(PART_SIZE);
-                }
-                // Never past the part: a write that crossed it would double the buffer to 10 MiB. The
-                // rest of `buf` comes in the next call (`write_all` loops).
-                let buf = &buf[..buf.len().min(PART_SIZE - self.buffer.len())];
-                self.buffer.extend_from_slice(buf);
-                if self.buffer.len() >= PART_SIZE {
-                    let started =
-                        self.runtime.block_on(self.objects.put_multipart(&self.key)).map_err(io::Error::other)?;
-                    let mut upload = WriteMultipart::new_with_chunk_size(started, PART_SIZE);
-                    upload.write(&mem::take(&mut self.buffer));
-                    self.runtime.block_on(upload.wait_for_capacity(0)).map_err(io::Error::other)?;
-                    self.upload = Some(upload);
-                }
-                return Ok(buf.len());
-            }
-            Some(upload) => {
-                upload.write(buf);
-                // A full part has just been handed to the upload: wait until it is stored.
-                self.runtime.block_on(upload.wait_for_capacity(0)).map_err(io::Error::other)?;
-            }
+        if self.buffer.capacity() == 0 {
+            // One allocation of exactly a part (pages are only touched as bytes arrive), not the doubling
+            // that would reach 8 MiB on the way to 5.
+            self.buffer.reserve_exact(PART_SIZE);
+        }
+        // Never past the part: a write that crossed it would double the buffer to 10 MiB. The rest of `buf`
+        // comes in the next call (`write_all` loops).
+        let buf = &buf[..buf.len().min(PART_SIZE - self.buffer.len())];
+        self.buffer.extend_from_slice(buf);
+        if self.buffer.len() >= PART_SIZE {
+            self.send_part()?;
         }
         Ok(buf.len())
     }
