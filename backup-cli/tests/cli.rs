@@ -270,6 +270,26 @@ async fn a_full_disk_fails_the_backup_with_its_cause_said_once_and_leaves_no_orp
 }
 
 #[tokio::test]
+async fn an_unwritable_temporary_directory_fails_the_backup_naming_tmpdir() {
+    let env = TestEnv::get();
+    let namespace = env.namespace("cli-no-tmp").await;
+    let storage = env.info().storage_url(&env.bucket_prefix("cli-no-tmp"));
+    let missing = std::env::temp_dir().join(format!("cairn-no-such-dir-{}", std::process::id()));
+    let failed = command(&env, &storage, &["backup", "create", "no-tmp", "--include-namespaces", &namespace])
+        .env("TMPDIR", &missing)
+        .output()
+        .expect("cairn runs");
+    let stderr = text(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("temporary file for the manifest"), "{stderr}");
+    assert!(stderr.contains("set TMPDIR to a writable directory"), "{stderr}");
+    let listed = cairn(&env, &storage, &["backup", "get", "no-tmp", "-o", "json"]);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let listed = text(&listed.stdout);
+    assert!(listed.contains("\"Failed\""), "a failed backup never looks Completed: {listed}");
+}
+
+#[tokio::test]
 async fn a_decompression_bomb_is_refused_in_bounded_memory() {
     let env = TestEnv::get();
     let prefix = env.bucket_prefix("cli-bomb");

@@ -70,7 +70,7 @@ pub(super) fn spawn_sink(
     let archive = store.upload(&keys.archive);
     let manifest = store.upload(&keys.manifest);
     tokio::task::spawn_blocking(move || {
-        let spool = io::BufWriter::with_capacity(SPOOL_BUFFER, tempfile::tempfile()?);
+        let spool = io::BufWriter::with_capacity(SPOOL_BUFFER, spool_file()?);
         let mut writer = ArchiveWriter::new(archive, spool, compression, mtime)?;
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         let mut resource_list = ResourceList::default();
@@ -95,5 +95,19 @@ pub(super) fn spawn_sink(
         manifest.finish()?;
         bytes.store(summary.size, Ordering::Relaxed);
         Ok(SinkOutput { summary, counts, resource_list, images })
+    })
+}
+
+/// The manifest's spool: an unnamed file in the temporary directory, or an error saying how to give one.
+fn spool_file() -> io::Result<std::fs::File> {
+    tempfile::tempfile().map_err(|e| {
+        let dir = std::env::temp_dir();
+        io::Error::new(
+            e.kind(),
+            format!(
+                "cannot create a temporary file for the manifest in {}: {e}; set TMPDIR to a writable directory",
+                dir.display()
+            ),
+        )
     })
 }
