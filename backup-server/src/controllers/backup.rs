@@ -173,6 +173,9 @@ async fn execute(
     let reporter = tokio::spawn(report_progress(api.clone(), name.clone(), uid.clone(), watcher, progress_status));
     let result = run_backup(&context.client, &validated.location.store, request, &progress).await;
     reporter.abort();
+    // The server lives on: what the backup freed after its lists ended (its record, side files, the
+    // manifest's upload) goes back to the system now rather than at the next backup's lists.
+    cairn_kube::memory::release_freed();
     let elapsed =
         Duration::from_secs_f64((Timestamp::now() - started).total(jiff::Unit::Second).unwrap_or(0.0).max(0.0));
     let (status, phase) = outcome_status(&result);
