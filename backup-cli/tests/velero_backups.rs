@@ -141,11 +141,12 @@ async fn velero_backups_are_listed_described_verified_synced_and_never_deleted_b
     )
     .expect("the server starts");
     let backups: Api<Backup> = Api::namespaced(client.clone(), &server_namespace);
-    let synced = eventually(Duration::from_secs(60), "both Velero backups synced", || {
+    // Sync creates each object, then writes its status: wait for both steps.
+    let synced = eventually(Duration::from_secs(60), "both Velero backups synced with their status", || {
         let backups = backups.clone();
         async move {
             let all = backups.list(&Default::default()).await.ok()?.items;
-            (all.len() == 2).then_some(all)
+            (all.len() == 2 && all.iter().all(|b| b.status.is_some())).then_some(all)
         }
     })
     .await;
