@@ -5,7 +5,7 @@
 use cairn_api::Compression;
 use std::{
     collections::{BTreeMap, BTreeSet},
-    io::{self, Seek, Write},
+    io::{self, Seek},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -68,7 +68,7 @@ pub(super) fn spawn_sink(
     bytes: Arc<AtomicU64>,
 ) -> JoinHandle<io::Result<SinkOutput>> {
     let archive = store.upload(&keys.archive);
-    let manifest = store.upload(&keys.manifest);
+    let mut manifest = store.upload(&keys.manifest);
     tokio::task::spawn_blocking(move || {
         let spool = io::BufWriter::with_capacity(SPOOL_BUFFER, spool_file()?);
         let mut writer = ArchiveWriter::new(archive, spool, compression, mtime)?;
@@ -89,9 +89,7 @@ pub(super) fn spawn_sink(
         archive.finish()?;
         let mut spooled = spool.into_inner().map_err(io::IntoInnerError::into_error)?;
         spooled.rewind()?;
-        let mut manifest = manifest;
         io::copy(&mut spooled, &mut manifest)?;
-        manifest.flush()?;
         manifest.finish()?;
         bytes.store(summary.size, Ordering::Relaxed);
         Ok(SinkOutput { summary, counts, resource_list, images })
