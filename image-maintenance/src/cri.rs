@@ -3,12 +3,12 @@
 //! image, and removal. The runtime protects nothing (it removes an image in use, the pause image, and every tag
 //! of an image asked for by one): what must be kept is decided before anything is asked to go ([`crate::prune`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use hyper_util::rt::TokioIo;
 use k8s_cri::v1::{
-    ImageSpec, ImageStatusRequest, ListContainersRequest, ListImagesRequest, RemoveImageRequest, StatusRequest,
-    image_service_client::ImageServiceClient, runtime_service_client::RuntimeServiceClient,
+    ContainerState, ImageSpec, ImageStatusRequest, ListContainersRequest, ListImagesRequest, RemoveImageRequest,
+    StatusRequest, image_service_client::ImageServiceClient, runtime_service_client::RuntimeServiceClient,
 };
 use tonic::transport::{Channel, Endpoint, Uri};
 
@@ -102,12 +102,14 @@ impl Runtime {
             .map_err(|s| failed("listing containers", &self.endpoint, s))?;
         let mut used: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for container in listed.into_inner().containers {
+            let exited = container.state == ContainerState::ContainerExited as i32;
             let name = container.metadata.map(|m| m.name).unwrap_or(container.id);
+            let name = if exited { format!("{name} (exited)") } else { name };
             let image = container.image.map(|i| i.image).unwrap_or_default();
-            for key in [container.image_id, container.image_ref, image] {
-                if !key.is_empty() {
-                    used.entry(key).or_default().push(name.clone());
-                }
+            // The ID, the reference and the spec's image are often the same string: one entry per container.
+            let keys: BTreeSet<String> = [container.image_id, container.image_ref, image].into_iter().collect();
+            for key in keys.into_iter().filter(|k| !k.is_empty()) {
+                used.entry(key).or_default().push(name.clone());
             }
         }
         Ok(used)
