@@ -108,7 +108,7 @@ fn parse() -> Cli {
 }
 
 fn main() -> ExitCode {
-    cairn_kube::memory::run_main(async_main())
+    cairn_kube::memory::run_main(cairn_kube::memory::Runtime::MainThread, async_main())
 }
 
 async fn async_main() -> ExitCode {

@@ -145,7 +145,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    cairn_kube::memory::run_main(async_main())
+    cairn_kube::memory::run_main(cairn_kube::memory::Runtime::WorkerPerCore, async_main())
 }
 
 async fn async_main() -> ExitCode {
