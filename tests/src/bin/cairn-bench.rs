@@ -437,12 +437,8 @@ async fn backup_bench(sizes: Vec<usize>, cairn: PathBuf) -> anyhow::Result<()> {
             rss_mib,
         );
         let ratios: Vec<String> = rounds.iter().map(|r| format!("{:.2}", r.wall / r.floor_sequential)).collect();
-        println!(
-            "{:>7} medians of {} rounds (peak RSS: the highest); b/a-seq by round: {}",
-            "",
-            rounds.len(),
-            ratios.join(", ")
-        );
+        let rounds_text = if rounds.len() == 1 { "1 round".to_owned() } else { format!("{} rounds", rounds.len()) };
+        println!("{:>7} medians of {rounds_text} (peak RSS: the highest); b/a-seq by round: {}", "", ratios.join(", "));
         eprintln!("  (the floor listed {listed} objects in {} types)", discovery.types.len());
         // Where the backup's time goes on these shared cores: Cairn's own CPU and the servers' during it.
         println!("{:>7} CPU during the last backup: {}", "", last.cpu);
