@@ -384,9 +384,9 @@ async fn backup_bench(sizes: Vec<usize>, cairn: PathBuf) -> anyhow::Result<()> {
         // Let the controllers settle (ReplicaSets and Pods of the Deployments).
         tokio::time::sleep(Duration::from_secs(5)).await;
         let discovery = Discovery::run(&client).await?;
-        // Rounds of floor, floor x4 and backup, side by side, at least three: one backup of
-        // 5,000 objects takes half a second, and one sample on these shared cores varied from 0.8 to 1.6
-        // times the floor; the medians are printed, with each round's ratio.
+        // Rounds of floor, floor x4 and backup, side by side, MIN_ROUNDS to MAX_ROUNDS of them: one sample
+        // on these shared cores varied from 0.74 to 1.27 times the floor at 5,000 objects; the medians are
+        // printed, with each round's ratio and peak RSS.
         let mut rounds: Vec<Round> = Vec::new();
         let measuring = Instant::now();
         let mut listed = 0;
@@ -437,11 +437,11 @@ async fn backup_bench(sizes: Vec<usize>, cairn: PathBuf) -> anyhow::Result<()> {
             rss_mib,
         );
         let ratios: Vec<String> = rounds.iter().map(|r| format!("{:.2}", r.wall / r.floor_sequential)).collect();
-        let rounds_text = if rounds.len() == 1 { "1 round".to_owned() } else { format!("{} rounds", rounds.len()) };
         let peaks: Vec<String> = rounds.iter().map(|r| format!("{:.1}", r.rss_mib)).collect();
         println!(
-            "{:>7} medians of {rounds_text}; b/a-seq by round: {}; peak RSS (MiB) by round: {}",
+            "{:>7} medians of {} rounds; b/a-seq by round: {}; peak RSS (MiB) by round: {}",
             "",
+            rounds.len(),
             ratios.join(", "),
             peaks.join(", ")
         );
