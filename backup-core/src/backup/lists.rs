@@ -17,7 +17,7 @@ use kube::Client;
 use tokio::sync::{mpsc, watch};
 
 use cairn_kube::{
-    client::{get_bytes, get_text},
+    client::get_bytes,
     discovery::ResourceType,
     errors::{describe, is_not_found},
     report::{Problem, RunLog, Severity},
@@ -113,7 +113,7 @@ impl Collector<'_> {
         {
             let mut related = self.related.lock().expect("related lock");
             for object in &objects {
-                related.note(&group_resource, object.namespace.as_deref(), &object.name, &object.json);
+                related.note(&group_resource, object.namespace.as_deref(), &object.name, object.json.received());
             }
             if self.plan.custom_types.contains(&group_resource.to_string()) {
                 related.definitions.insert(group_resource.to_string());
@@ -165,10 +165,7 @@ async fn run_list(client: &Client, shared: &Collector<'_>, task: &ListTask) -> b
                 return true;
             }
         };
-        let page = match std::str::from_utf8(&body)
-            .map_err(|e| e.to_string())
-            .and_then(|text| collect::split_page(text).map_err(|e| e.to_string()))
-        {
+        let page = match collect::split_page(&body) {
             Ok(page) => page,
             Err(error) => {
                 unreadable(error);
@@ -223,8 +220,8 @@ async fn fetch_related(
     };
     let mut objects = Vec::new();
     for (ns, name) in targets {
-        match get_text(client, &resource_type.object_path(ns.as_deref(), &name)).await {
-            Ok(body) => match parse_object(resource_type, &body) {
+        match get_bytes(client, &resource_type.object_path(ns.as_deref(), &name)).await {
+            Ok(body) => match parse_object(resource_type, body) {
                 Ok(object) if !object.deleting => objects.push(object),
                 Ok(_) => {}
                 Err(e) => shared.problem(
@@ -282,13 +279,14 @@ async fn add_related(client: &Client, shared: &Collector<'_>) -> bool {
         (type_of(CLUSTER_ROLE_BINDINGS), type_of(CLUSTER_ROLES), accounts.is_empty())
         && selection.includes_related(crb)
     {
-        let listed = list_filtered(client, crb, |b| binding_role_for(&b.json, &accounts).is_some()).await;
+        let listed = list_filtered(client, crb, |b| binding_role_for(b.json.received(), &accounts).is_some()).await;
         let bindings = listed.unwrap_or_else(|e| {
             let reason = format!("listing bindings of backed-up service accounts failed: {e}");
             shared.problem(Severity::Error, crb, None, None, reason);
             Vec::new()
         });
-        let roles: BTreeSet<String> = bindings.iter().filter_map(|b| binding_role_for(&b.json, &accounts)).collect();
+        let roles: BTreeSet<String> =
+            bindings.iter().filter_map(|b| binding_role_for(b.json.received(), &accounts)).collect();
         let bindings: Vec<Listed> = {
             let related = shared.related.lock().expect("related lock");
             bindings.into_iter().filter(|b| !related.is_written(CLUSTER_ROLE_BINDINGS, None, &b.name)).collect()

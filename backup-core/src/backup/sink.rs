@@ -14,6 +14,7 @@ use std::{
 
 use tokio::{sync::mpsc, task::JoinHandle};
 
+use super::collect::ObjectJson;
 use crate::{
     archive::{ArchiveSummary, ArchiveWriter, ResourceList},
     store::{BackupKeys, Store},
@@ -33,7 +34,7 @@ pub(super) struct SinkObject {
     /// Its name.
     pub name: String,
     /// Its JSON.
-    pub json: Vec<u8>,
+    pub json: ObjectJson,
 }
 
 /// What the sink produced.
@@ -75,12 +76,15 @@ pub(super) fn spawn_sink(
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         let mut resource_list = ResourceList::default();
         let mut images = BTreeSet::new();
+        // Each object's complete JSON is assembled here in turn: one buffer, not one per object.
+        let mut json = Vec::new();
         while let Some(page) = pages.blocking_recv() {
             for object in page {
                 let namespace = object.namespace.as_deref();
-                writer.add_object(&object.group_resource, &object.version, namespace, &object.name, &object.json)?;
+                object.json.write_complete(&mut json);
+                writer.add_object(&object.group_resource, &object.version, namespace, &object.name, &json)?;
                 *counts.entry(object.group_resource.to_string()).or_default() += 1;
-                super::images::collect(&object.group_resource, &object.json, &mut images);
+                super::images::collect(&object.group_resource, object.json.received(), &mut images);
                 resource_list.push(&object.type_key, namespace, &object.name);
             }
             bytes.store(writer.bytes_written(), Ordering::Relaxed);
