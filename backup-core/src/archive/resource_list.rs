@@ -1,10 +1,12 @@
 //! The resource lists written beside a backup's archive and a restore's results (`{"<apiVersion>/<Kind>":
-//! ["ns/name", ...]}`, Velero's side files), remembered compactly while objects go by: each type's names front-coded, a name kept as
-//! the length it shares with the one before it and the rest. The API server lists in key order, so names
-//! that follow each other share most of their bytes: a few bytes per object instead of a string each, which
-//! keeps memory flat however many objects there are. Names stay in the order they were noted.
+//! ["ns/name", ...]}`, Velero's side files), remembered compactly while objects go by: each type's names
+//! front-coded, a name kept as the length it shares with the one before it and the rest. The API server lists
+//! in key order, so names that follow each other share most of their bytes: a few bytes per object instead of
+//! a string each. A backup's list also spills each type's full chunks to a file as it goes (read back once,
+//! when the list is written out), so what stays in memory is one chunk per type however many objects there
+//! are. Names stay in the order they were noted.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, fs::File, io, os::unix::fs::FileExt};
 
 use serde::{Serialize, Serializer, ser::SerializeMap};
 
@@ -12,9 +14,24 @@ use serde::{Serialize, Serializer, ser::SerializeMap};
 #[derive(Debug, Default)]
 pub(crate) struct ResourceList {
     types: BTreeMap<String, FrontCoded>,
+    /// Where full chunks go; none: they stay in memory.
+    spill: Option<Spill>,
+}
+
+/// The file full chunks are appended to.
+#[derive(Debug)]
+struct Spill {
+    file: File,
+    len: u64,
 }
 
 impl ResourceList {
+    /// A list whose full chunks are appended to `file` (an unnamed temporary file) rather than kept. Should
+    /// writing to it fail, chunks stay in memory from then on: the list is whole either way.
+    pub(crate) fn spilling_to(file: File) -> ResourceList {
+        ResourceList { types: BTreeMap::new(), spill: Some(Spill { file, len: 0 }) }
+    }
+
     /// Notes one object of `type_key` (`apps/v1/Deployment`) as `ns/name`, or `name` when cluster-scoped.
     pub(crate) fn push(&mut self, type_key: &str, namespace: Option<&str>, name: &str) {
         match namespace {
@@ -28,7 +45,13 @@ impl ResourceList {
         if !self.types.contains_key(type_key) {
             self.types.insert(type_key.to_owned(), FrontCoded::default());
         }
-        self.types.get_mut(type_key).expect("inserted above").push_parts(parts);
+        let names = self.types.get_mut(type_key).expect("inserted above");
+        names.push_parts(parts, &mut self.spill);
+    }
+
+    /// Writes the list as JSON to `out`, reading spilled chunks back.
+    pub(crate) fn write_json(&self, out: impl io::Write) -> io::Result<()> {
+        serde_json::to_writer(out, self).map_err(io::Error::from)
     }
 
     /// Objects noted.
@@ -41,8 +64,9 @@ impl ResourceList {
 impl Serialize for ResourceList {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.types.len()))?;
+        let file = self.spill.as_ref().map(|s| &s.file);
         for (type_key, names) in &self.types {
-            map.serialize_entry(type_key, names)?;
+            map.serialize_entry(type_key, &Names { names, file })?;
         }
         map.end()
     }
@@ -56,6 +80,9 @@ const CHUNK: usize = 64 * 1024;
 /// length of the rest (both as LEB128 varints), then the rest; in chunks, no record split between two.
 #[derive(Debug, Default)]
 struct FrontCoded {
+    /// Full chunks written to the spill file: (offset, length), in order.
+    spilled: Vec<(u64, usize)>,
+    /// Chunks in memory, after the spilled ones: only the last one when spilling works.
     chunks: Vec<Vec<u8>>,
     /// The name pushed last, and the buffer the next one is assembled in (swapped: no allocation per name).
     last: Vec<u8>,
@@ -64,28 +91,49 @@ struct FrontCoded {
 }
 
 impl FrontCoded {
-    fn push_parts(&mut self, parts: &[&str]) {
+    fn push_parts(&mut self, parts: &[&str], spill: &mut Option<Spill>) {
         self.next.clear();
         parts.iter().for_each(|p| self.next.extend_from_slice(p.as_bytes()));
         let shared = self.last.iter().zip(&self.next).take_while(|(a, b)| a == b).count();
-        let rest = &self.next[shared..];
-        let needed = varint_len(shared) + varint_len(rest.len()) + rest.len();
+        let rest = self.next.len() - shared;
+        let needed = varint_len(shared) + varint_len(rest) + rest;
         let fits = self.chunks.last().is_some_and(|chunk| chunk.len() + needed <= chunk.capacity());
         if !fits {
-            self.chunks.push(Vec::with_capacity(CHUNK.max(needed)));
+            let reused = self.spill_last(spill).filter(|chunk| chunk.capacity() >= needed);
+            self.chunks.push(reused.unwrap_or_else(|| Vec::with_capacity(CHUNK.max(needed))));
         }
         let chunk = self.chunks.last_mut().expect("a chunk with room");
         write_varint(chunk, shared);
-        write_varint(chunk, rest.len());
-        chunk.extend_from_slice(rest);
+        write_varint(chunk, rest);
+        chunk.extend_from_slice(&self.next[shared..]);
         std::mem::swap(&mut self.last, &mut self.next);
         self.count += 1;
     }
 
-    /// Calls `each` with every name in order.
-    fn for_each(&self, mut each: impl FnMut(&str)) {
+    /// Appends the last chunk (full) to the spill file and returns its buffer, emptied, for the next; none
+    /// when there is no chunk, no spill file, or the write failed (then spilling stops and chunks stay).
+    fn spill_last(&mut self, spill: &mut Option<Spill>) -> Option<Vec<u8>> {
+        let target = spill.as_mut()?;
+        let mut chunk = self.chunks.pop()?;
+        match target.file.write_all_at(&chunk, target.len) {
+            Ok(()) => {
+                self.spilled.push((target.len, chunk.len()));
+                target.len += chunk.len() as u64;
+                chunk.clear();
+                Some(chunk)
+            }
+            Err(_) => {
+                *spill = None;
+                self.chunks.push(chunk);
+                None
+            }
+        }
+    }
+
+    /// Calls `each` with every name in order, reading spilled chunks back from `file`.
+    fn for_each(&self, file: Option<&File>, mut each: impl FnMut(&str)) -> io::Result<()> {
         let mut name = Vec::new();
-        for chunk in &self.chunks {
+        let mut decode = |chunk: &[u8]| {
             let mut at = 0;
             while at < chunk.len() {
                 let shared = read_varint(chunk, &mut at);
@@ -96,26 +144,45 @@ impl FrontCoded {
                 // Whole names were pushed as strings and cut only at bytes they share with the one before.
                 each(std::str::from_utf8(&name).expect("names are stored whole from strings"));
             }
+        };
+        if !self.spilled.is_empty() {
+            let file = file.ok_or_else(|| io::Error::other("the resource list's spill file is gone"))?;
+            let mut buffer = Vec::new();
+            for &(offset, len) in &self.spilled {
+                buffer.resize(len, 0);
+                file.read_exact_at(&mut buffer, offset)?;
+                decode(&buffer);
+            }
         }
+        self.chunks.iter().for_each(|chunk| decode(chunk));
+        Ok(())
     }
 
     /// Bytes the names take.
     #[cfg(test)]
     fn stored(&self) -> usize {
-        self.chunks.iter().map(Vec::len).sum()
+        self.spilled.iter().map(|(_, len)| len).sum::<usize>() + self.chunks.iter().map(Vec::len).sum::<usize>()
     }
 }
 
-impl Serialize for FrontCoded {
+/// One type's names with the file they may have spilled to, as a JSON array.
+struct Names<'a> {
+    names: &'a FrontCoded,
+    file: Option<&'a File>,
+}
+
+impl Serialize for Names<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        let mut seq = serializer.serialize_seq(Some(self.count))?;
+        use serde::ser::{Error, SerializeSeq};
+        let mut seq = serializer.serialize_seq(Some(self.names.count))?;
         let mut result = Ok(());
-        self.for_each(|name| {
-            if result.is_ok() {
-                result = seq.serialize_element(name);
-            }
-        });
+        self.names
+            .for_each(self.file, |name| {
+                if result.is_ok() {
+                    result = seq.serialize_element(name);
+                }
+            })
+            .map_err(|e| S::Error::custom(format!("reading the resource list back from its spill file: {e}")))?;
         result?;
         seq.end()
     }
@@ -193,8 +260,47 @@ mod tests {
         assert!(coded.chunks.len() > 5, "{} chunks", coded.chunks.len());
         assert!(coded.chunks.iter().all(|c| c.capacity() == CHUNK));
         let mut back = Vec::new();
-        coded.for_each(|n| back.push(n.to_owned()));
+        coded.for_each(None, |n| back.push(n.to_owned())).unwrap();
         let expected: Vec<String> = names.iter().map(|n| format!("ns/{n}")).collect();
         assert_eq!(back, expected);
+    }
+
+    fn interleaved_types(list: &mut ResourceList) {
+        for i in 0..40_000u64 {
+            let name = format!("{:016x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            list.push(if i % 3 == 0 { "v1/Secret" } else { "v1/ConfigMap" }, Some("ns"), &name);
+        }
+        list.push("v1/Namespace", None, "ns");
+    }
+
+    #[test]
+    fn a_spilling_list_keeps_one_chunk_per_type_and_writes_the_same_json() {
+        let mut kept = ResourceList::default();
+        interleaved_types(&mut kept);
+        let mut spilling = ResourceList::spilling_to(tempfile::tempfile().unwrap());
+        interleaved_types(&mut spilling);
+        for (type_key, names) in &spilling.types {
+            assert!(names.chunks.len() <= 1, "{type_key}: {} chunks in memory", names.chunks.len());
+        }
+        assert!(spilling.types["v1/ConfigMap"].spilled.len() > 3);
+        let (mut written, mut expected) = (Vec::new(), Vec::new());
+        spilling.write_json(&mut written).unwrap();
+        kept.write_json(&mut expected).unwrap();
+        assert_eq!(written, expected);
+    }
+
+    #[test]
+    fn a_spill_file_that_refuses_writes_leaves_the_chunks_in_memory() {
+        let path = tempfile::NamedTempFile::new().unwrap();
+        let read_only = File::open(path.path()).unwrap();
+        let mut spilling = ResourceList::spilling_to(read_only);
+        interleaved_types(&mut spilling);
+        assert!(spilling.spill.is_none());
+        let mut kept = ResourceList::default();
+        interleaved_types(&mut kept);
+        let (mut written, mut expected) = (Vec::new(), Vec::new());
+        spilling.write_json(&mut written).unwrap();
+        kept.write_json(&mut expected).unwrap();
+        assert_eq!(written, expected);
     }
 }

@@ -241,7 +241,6 @@ async fn commit(
     ));
     let side_files = async {
         store.put_gzip_json(&keys.results, &results).await?;
-        store.put_gzip_json(&keys.resource_list, &output.resource_list).await?;
         store.put_gzip_text(&keys.log, &log.text()).await
     };
     if let Err(error) = side_files.await {
