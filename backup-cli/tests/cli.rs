@@ -281,7 +281,7 @@ async fn an_unwritable_temporary_directory_fails_the_backup_naming_tmpdir() {
         .expect("cairn runs");
     let stderr = text(&failed.stderr);
     assert_eq!(failed.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("temporary file for the manifest"), "{stderr}");
+    assert!(stderr.contains("temporary file for the backup"), "{stderr}");
     assert!(stderr.contains("set TMPDIR to a writable directory"), "{stderr}");
     let listed = cairn(&env, &storage, &["backup", "get", "no-tmp", "-o", "json"]);
     assert!(listed.status.success(), "{}", text(&listed.stderr));

@@ -170,8 +170,9 @@ impl RawPage<'_> {
     }
 }
 
-/// Parses one object's JSON (a GET response).
+/// Parses one object's JSON (a GET response), refusing bytes that are not UTF-8 as list pages are refused.
 pub(super) fn parse_object(resource_type: &ResourceType, received: Bytes) -> Result<Listed, serde_json::Error> {
+    std::str::from_utf8(&received).map_err(<serde_json::Error as serde::de::Error>::custom)?;
     parse_with_head(received, &head_of(resource_type))
 }
 
@@ -247,5 +248,11 @@ mod tests {
         let item = parse_object(&configmaps(), Bytes::from_static(raw.as_bytes())).unwrap();
         assert_eq!(item.json.complete(), raw.as_bytes());
         assert!(item.deleting);
+    }
+
+    #[test]
+    fn an_object_that_is_not_utf8_is_refused() {
+        let raw = b"{\"metadata\":{\"name\":\"w\"},\"data\":{\"k\":\"\xff\"}}";
+        assert!(parse_object(&configmaps(), Bytes::from_static(raw)).is_err());
     }
 }
