@@ -5,20 +5,19 @@
 use cairn_api::Compression;
 use std::{
     collections::{BTreeMap, BTreeSet},
-    io::{self, Seek, Write},
+    io::{self, Seek},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
 };
 
-use flate2::{Compression as GzLevel, write::GzEncoder};
 use tokio::{sync::mpsc, task::JoinHandle};
 
 use super::collect::ObjectJson;
 use crate::{
     archive::{ArchiveSummary, ArchiveWriter, ResourceList},
-    store::{BackupKeys, PartWriter, Store},
+    store::{BackupKeys, Store, write_gzip_json},
 };
 
 /// One object on its way into the archive.
@@ -96,25 +95,16 @@ pub(super) fn spawn_sink(
         spooled.rewind()?;
         io::copy(&mut spooled, &mut manifest)?;
         manifest.finish()?;
-        write_resource_list(&resource_list, listed)?;
+        // `{"<apiVersion>/<Kind>": ["ns/name", ...]}` in archive order, streamed: the names are read back from
+        // their spill file as they are compressed.
+        write_gzip_json(listed, &resource_list)?.finish()?;
         bytes.store(summary.size, Ordering::Relaxed);
         Ok(SinkOutput { summary, counts, images })
     })
 }
 
-/// Uploads the resource list (`{"<apiVersion>/<Kind>": ["ns/name", ...]}`, in archive order) as gzip JSON
-/// through `upload`, streamed: the names are read back from their spill file as they are compressed.
-fn write_resource_list(list: &ResourceList, upload: PartWriter) -> io::Result<()> {
-    let mut gzip = GzEncoder::new(upload, GzLevel::default());
-    // Through a buffer: flate2 clears its output space on every write, and serde writes a few bytes at a time.
-    let mut buffered = io::BufWriter::with_capacity(SPOOL_BUFFER, &mut gzip);
-    list.write_json(&mut buffered)?;
-    buffered.flush()?;
-    drop(buffered);
-    gzip.finish()?.finish()
-}
-
-/// The spools (the manifest's, the resource list's): an unnamed file in the temporary directory, or an error saying how to give one.
+/// A spool (the manifest's, the resource list's): an unnamed file in the temporary directory, or an error
+/// saying how to give one.
 fn spool_file() -> io::Result<std::fs::File> {
     tempfile::tempfile().map_err(|e| {
         let dir = std::env::temp_dir();

@@ -6,6 +6,7 @@ mod location;
 mod location_spec;
 mod part_writer;
 
+pub(crate) use backups::write_gzip_json;
 pub use layout::{BackupKeys, Layout, RestoreKeys};
 pub(crate) use location::check_endpoint;
 pub use location::{Location, S3Credentials, credentials_from_secret, default_local_root, redact_credentials};
