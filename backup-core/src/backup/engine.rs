@@ -162,7 +162,15 @@ pub async fn run_backup(
 /// Finds the selected pods with hooks and runs their pre hooks; the pods whose pre hooks failed are left
 /// out of the backup. The pods found, for the post hooks.
 async fn pre_hooks(client: &Client, plan: &mut BackupPlan) -> Vec<k8s_openapi::api::core::v1::Pod> {
-    let pods = match hooks::hook_pods(client, &plan.selection, &plan.excluded_namespaces, &plan.hook_entries).await {
+    let pods = match hooks::hook_pods(
+        client,
+        &plan.selection,
+        plan.namespaces.as_deref(),
+        &plan.excluded_namespaces,
+        &plan.hook_entries,
+    )
+    .await
+    {
         Ok(pods) => pods,
         Err(error) => {
             let reason = format!(

@@ -25,7 +25,7 @@ use crate::{
 pub(super) struct ListTask {
     /// The type, at its preferred version.
     pub(super) resource_type: ResourceType,
-    /// The namespace, when the selection names exact namespaces.
+    /// The namespace, when namespaces are listed one by one ([`BackupPlan::namespaces`]).
     pub(super) namespace: Option<String>,
     /// The restore wave of its type ([`wave_of`]; types never restored after the last wave).
     pub(super) wave: usize,
@@ -47,6 +47,9 @@ pub(super) struct BackupPlan {
     pub(super) selection: Selection,
     /// Namespaces labelled to be left out, with everything in them.
     pub(super) excluded_namespaces: BTreeSet<String>,
+    /// The namespaces whose objects are listed one by one: those named, or those the globs matched when
+    /// the backup started; `None` lists each type once across the cluster.
+    pub(super) namespaces: Option<Vec<String>>,
     /// Types a CRD defines (`plural.group`).
     pub(super) custom_types: BTreeSet<String>,
     /// The lists to run.
@@ -90,9 +93,10 @@ pub(super) async fn plan(client: &Client, store: &Store, request: &BackupRequest
     let hook_entries = super::hooks::compile(&request.spec.hooks, &discovery).map_err(BackupError::Hooks)?;
     let results = planning_warnings(&discovery, &selection, &mut log);
     let failed = |reason: String| BackupError::Failed { name: name.clone(), reason, recorded: false };
-    let excluded_namespaces = excluded_namespaces(client, &discovery).await.map_err(failed)?;
+    let (excluded_namespaces, all_namespaces) = cluster_namespaces(client, &discovery).await.map_err(failed)?;
+    let namespaces = namespaces_to_list(&selection, &all_namespaces, &mut log);
     let custom_types = custom_types(client, &discovery).await.map_err(failed)?;
-    let (types, tasks) = list_tasks(&discovery, &selection, &excluded_namespaces);
+    let (types, tasks) = list_tasks(&discovery, &selection, &excluded_namespaces, namespaces.as_deref());
     log.info(format!("{types} resource types selected, {} lists to run", tasks.len()));
     Ok(BackupPlan {
         name,
@@ -102,6 +106,7 @@ pub(super) async fn plan(client: &Client, store: &Store, request: &BackupRequest
         discovery,
         selection,
         excluded_namespaces,
+        namespaces,
         custom_types,
         tasks,
         hook_entries,
@@ -130,13 +135,37 @@ fn planning_warnings(discovery: &Discovery, selection: &Selection, log: &mut Run
     results
 }
 
-/// Namespaces carrying the exclude label: they take all their objects out.
-async fn excluded_namespaces(client: &Client, discovery: &Discovery) -> Result<BTreeSet<String>, String> {
-    let Some(namespaces) = discovery.by_group_resource(NAMESPACES) else { return Ok(BTreeSet::new()) };
-    let labelled = list_filtered(client, namespaces, |n| excluded_by_label(&n.labels))
-        .await
-        .map_err(|e| format!("listing namespaces failed: {e}"))?;
-    Ok(labelled.into_iter().map(|n| n.name).collect())
+/// The cluster's namespaces as the backup starts: those carrying the exclude label (they take all their
+/// objects out), and every name.
+async fn cluster_namespaces(client: &Client, discovery: &Discovery) -> Result<(BTreeSet<String>, Vec<String>), String> {
+    let Some(namespaces) = discovery.by_group_resource(NAMESPACES) else { return Ok(Default::default()) };
+    let mut names = Vec::new();
+    let labelled = list_filtered(client, namespaces, |n| {
+        names.push(n.name.clone());
+        excluded_by_label(&n.labels)
+    })
+    .await
+    .map_err(|e| format!("listing namespaces failed: {e}"))?;
+    Ok((labelled.into_iter().map(|n| n.name).collect(), names))
+}
+
+/// Which namespaces to list one by one: those named; or, for globs (`team-*`), the namespaces they match
+/// now, unless those are more than half of the cluster's, when listing each type once across the cluster
+/// and leaving out the rest reads less. Listing per namespace reads only the selected objects, at the cost
+/// of one request per type and namespace.
+fn namespaces_to_list(selection: &Selection, all: &[String], log: &mut RunLog) -> Option<Vec<String>> {
+    if let Some(named) = selection.exact_namespaces() {
+        return Some(named);
+    }
+    let matched = selection.matching_namespaces(all)?;
+    let one_by_one = matched.len() * 2 <= all.len();
+    log.info(format!(
+        "the namespace patterns match {} of the cluster's {} namespaces; {}",
+        matched.len(),
+        all.len(),
+        if one_by_one { "listed one by one" } else { "each type listed once across the cluster" }
+    ));
+    one_by_one.then_some(matched)
 }
 
 /// Custom resource types are exactly those a CRD defines; a CRD's name is its `plural.group`. Only the
@@ -159,8 +188,8 @@ async fn custom_types(client: &Client, discovery: &Discovery) -> Result<BTreeSet
 /// event twice.
 const SAME_OBJECTS: [(&str, &str); 1] = [("events", "events.events.k8s.io")];
 
-/// The selected types, and one list task per type (or per type and namespace, when the selection names
-/// exact namespaces), in restore waves ([`wave_of`]): CRDs, then namespaces, then Velero's high-priority
+/// The selected types, and one list task per type (or per type and namespace, when `namespaces` are listed
+/// one by one), in restore waves ([`wave_of`]): CRDs, then namespaces, then Velero's high-priority
 /// types one by one, then the rest, then webhooks, then what is never restored. The lists of one wave run
 /// together and before the next wave's (`lists.rs`), so an archive read front to back meets objects in
 /// the order a restore applies them.
@@ -168,6 +197,7 @@ fn list_tasks(
     discovery: &Discovery,
     selection: &Selection,
     excluded_namespaces: &BTreeSet<String>,
+    namespaces: Option<&[String]>,
 ) -> (usize, Vec<ListTask>) {
     let mut types: Vec<&ResourceType> = discovery.types.iter().filter(|t| selection.includes_type(t)).collect();
     let taken: BTreeSet<String> = types.iter().map(|t| t.group_resource()).collect();
@@ -176,10 +206,9 @@ fn list_tasks(
         !SAME_OBJECTS.iter().any(|(kept, twin)| group_resource == *twin && taken.contains(*kept))
     });
     types.sort_by_key(|t| wave_key(&t.group_resource()));
-    let exact = selection.exact_namespaces();
     let tasks = types
         .iter()
-        .flat_map(|&resource_type| match (&exact, resource_type.namespaced) {
+        .flat_map(|&resource_type| match (namespaces, resource_type.namespaced) {
             (Some(names), true) => names
                 .iter()
                 .filter(|ns| !excluded_namespaces.contains(*ns))
@@ -233,7 +262,7 @@ mod tests {
         };
         let listed = |spec: SelectionSpec| {
             let selection = Selection::compile(&spec, &discovery).unwrap();
-            let (_, tasks) = list_tasks(&discovery, &selection, &BTreeSet::new());
+            let (_, tasks) = list_tasks(&discovery, &selection, &BTreeSet::new(), None);
             tasks.iter().map(|t| t.resource_type.group_resource()).collect::<Vec<_>>()
         };
         assert_eq!(listed(SelectionSpec::default()), ["configmaps", "events"]);
@@ -256,7 +285,7 @@ mod tests {
             ..Default::default()
         };
         let selection = Selection::compile(&SelectionSpec::default(), &discovery).unwrap();
-        let (_, tasks) = list_tasks(&discovery, &selection, &BTreeSet::new());
+        let (_, tasks) = list_tasks(&discovery, &selection, &BTreeSet::new(), None);
         let listed: Vec<String> = tasks.iter().map(|t| t.resource_type.group_resource()).collect();
         assert_eq!(
             listed,

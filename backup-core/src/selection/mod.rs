@@ -158,6 +158,15 @@ impl Selection {
         self.namespaces.exact_names()
     }
 
+    /// The namespaces of `existing` the selection takes, when it names which to include (by name or glob);
+    /// `None` when it includes every namespace (perhaps minus some excluded).
+    pub fn matching_namespaces(&self, existing: &[String]) -> Option<Vec<String>> {
+        if self.namespaces.included.is_empty() {
+            return None;
+        }
+        Some(existing.iter().filter(|n| self.namespaces.includes(n)).cloned().collect())
+    }
+
     /// Whether the resource filters allow `resource_type`, leaving scope aside.
     pub fn includes_resource(&self, resource_type: &ResourceType) -> bool {
         self.includes_group_resource(&resource_type.group_resource())
@@ -363,6 +372,13 @@ mod tests {
         assert!(!selection.includes_namespace("other"));
         assert!(!selection.all_namespaces());
         assert_eq!(selection.exact_namespaces(), None);
+        let existing = ["other", "shared", "team-a", "team-blue", "team-c"].map(String::from);
+        assert_eq!(
+            selection.matching_namespaces(&existing),
+            Some(vec!["shared".into(), "team-a".into(), "team-c".into()])
+        );
+        let all_but = select(SelectionSpec { excluded_namespaces: vec!["team-*".into()], ..Default::default() });
+        assert_eq!(all_but.matching_namespaces(&existing), None);
         let exact = select(SelectionSpec { included_namespaces: vec!["a".into(), "b".into()], ..Default::default() });
         assert_eq!(exact.exact_namespaces(), Some(vec!["a".into(), "b".into()]));
     }

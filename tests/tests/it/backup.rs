@@ -273,6 +273,19 @@ async fn selection_matrix_follows_velero() {
             }),
         ),
         (
+            // Matches every namespace: each type is listed once across the cluster, not per namespace.
+            "broad-glob",
+            SelectionSpec {
+                included_namespaces: vec!["?*".into()],
+                included_resources: vec!["configmaps".into()],
+                ..Default::default()
+            },
+            Box::new(|s| {
+                assert!(s.contains(&cm("shop-config")) && !s.contains(&cm("skip-cairn")), "{s:?}");
+                assert!(!s.iter().any(|e| e.contains(&excluded)), "the excluded namespace leaked: {s:?}");
+            }),
+        ),
+        (
             "no-cluster-resources",
             SelectionSpec { include_cluster_resources: Some(false), ..in_namespaces(&[&namespace]) },
             Box::new(|s| {
@@ -296,6 +309,16 @@ async fn selection_matrix_follows_velero() {
         let outcome = backup(&client, &store, request(name, selection, Compression::Zstd)).await.unwrap();
         assert_eq!(outcome.record.status.phase, Phase::Completed, "{name}: {:?}", outcome.results.errors);
         check(&saved(&store, &outcome).await);
+        // Globs are resolved against the namespaces as the backup starts; a few matched are listed one by one.
+        let log = backup_core::backup::read_log(&store, &outcome.record).await.unwrap();
+        let how = log.lines().find(|l| l.contains("the namespace patterns match"));
+        match name {
+            "exclusions-by-label-and-deletion" => {
+                assert!(how.is_some_and(|l| l.contains("match 2 of") && l.ends_with("listed one by one")), "{log}")
+            }
+            "broad-glob" => assert!(how.is_some_and(|l| l.ends_with("listed once across the cluster")), "{log}"),
+            _ => assert_eq!(how, None, "{name}"),
+        }
     }
     // Let the held object go.
     let mut leaving = configmaps.get("leaving").await.unwrap();

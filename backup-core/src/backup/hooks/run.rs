@@ -73,17 +73,19 @@ fn pod_key(pod: &Pod) -> (String, String) {
 /// The selected pods that have hooks of either phase. Whether a pod has hooks depends on its metadata alone
 /// (annotations, labels, name and namespace), so pods are listed as metadata, a page at a time, and only
 /// those with hooks are read whole (their containers name where hooks run): a pod's spec and status are
-/// most of its size, and this list runs before every backup that takes pods.
+/// most of its size, and this list runs before every backup that takes pods. Pods are listed in `namespaces`
+/// one by one when the plan lists namespaces so, else across the cluster.
 pub(crate) async fn hook_pods(
     client: &Client,
     selection: &Selection,
+    namespaces: Option<&[String]>,
     excluded_namespaces: &BTreeSet<String>,
     entries: &[HookEntry],
 ) -> Result<Vec<Pod>, kube::Error> {
     if !selection.includes_group_resource(PODS) {
         return Ok(Vec::new());
     }
-    let apis: Vec<Api<Pod>> = match selection.exact_namespaces() {
+    let apis: Vec<Api<Pod>> = match namespaces {
         Some(namespaces) => namespaces.iter().map(|ns| Api::namespaced(client.clone(), ns)).collect(),
         None => vec![Api::all(client.clone())],
     };
