@@ -55,8 +55,10 @@ pub(crate) enum BackupCommand {
     Download {
         /// The backup.
         name: String,
-        /// Where to write it; default `<NAME>-data.tar.zst` (or `.tar.gz`) in the current directory.
-        #[arg(short = 'f', long)]
+        /// Where to write it: a file (default `<NAME>-data.tar.zst`, or `.tar.gz`, in the current
+        /// directory), or `-` for standard output (`cairn backup download NAME -f - | zstd -d | tar -t`).
+        /// `-o`/`--output` as in Velero.
+        #[arg(short = 'f', long, visible_short_alias = 'o', visible_alias = "output")]
         file: Option<PathBuf>,
         /// Replace the file if it exists.
         #[arg(long)]
@@ -243,6 +245,22 @@ pub(crate) fn check_name(what: &str, name: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     bail!("invalid {what} name {name:?}: {NAME_RULE}")
+}
+
+/// Where `cairn backup download` writes `name`'s archive: `None` for standard output (`-f -`), else the
+/// file given or the default one, refused if it exists and `force` was not given.
+fn download_path(name: &str, file: Option<PathBuf>, extension: &str, force: bool) -> anyhow::Result<Option<PathBuf>> {
+    if file.as_deref() == Some(std::path::Path::new("-")) {
+        return Ok(None);
+    }
+    let path = file.unwrap_or_else(|| PathBuf::from(format!("{name}-data.{extension}")));
+    if path.exists() && !force {
+        bail!(
+            "{} already exists; pass --force to replace it, -f PATH to write elsewhere or -f - for standard output",
+            path.display()
+        );
+    }
+    Ok(Some(path))
 }
 
 /// `names` without repeats, in the order given.

@@ -8,7 +8,7 @@ use crate::client::ServerApi;
 use anyhow::{Context, bail};
 use reqwest::Url;
 use serde::de::DeserializeOwned;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 /// How long the server may take to hand out a link.
 const LINK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -28,6 +28,18 @@ pub(crate) async fn download_to_file(
 ) -> anyhow::Result<u64> {
     let link = server.download_link(kind, name, LINK_TIMEOUT).await?;
     fetch_to_file(&link, file).await
+}
+
+/// Writes `kind` of `name` to `out` (`shown` in errors) through a DownloadRequest; returns the bytes written.
+pub(crate) async fn download_to(
+    server: &ServerApi,
+    kind: DownloadTargetKind,
+    name: &str,
+    out: &mut (impl AsyncWrite + Unpin),
+    shown: &str,
+) -> anyhow::Result<u64> {
+    let link = server.download_link(kind, name, LINK_TIMEOUT).await?;
+    fetch_to(&link, out, shown).await
 }
 
 enum Source {
@@ -76,16 +88,21 @@ pub(crate) async fn fetch(link: &str) -> anyhow::Result<Vec<u8>> {
 /// Streams the bytes behind a link into `file`; returns how many were written.
 pub(crate) async fn fetch_to_file(link: &str, file: &Path) -> anyhow::Result<u64> {
     let mut out = tokio::fs::File::create(file).await.with_context(|| format!("creating {}", file.display()))?;
+    fetch_to(link, &mut out, &file.display().to_string()).await
+}
+
+/// Streams the bytes behind a link into `out` (`shown` in errors); returns how many were written.
+async fn fetch_to(link: &str, out: &mut (impl AsyncWrite + Unpin), shown: &str) -> anyhow::Result<u64> {
     let written = match source(link)? {
         Source::File(path) => {
             let mut input = tokio::fs::File::open(&path).await.map_err(|e| unreadable_local(&path, e))?;
-            tokio::io::copy(&mut input, &mut out).await.with_context(|| format!("writing {}", file.display()))?
+            tokio::io::copy(&mut input, out).await.with_context(|| format!("writing {shown}"))?
         }
         Source::Http(url) => {
             let mut response = get(&url).await?;
             let mut written = 0u64;
             while let Some(chunk) = response.chunk().await.map_err(|e| http_error(&url, e))? {
-                out.write_all(&chunk).await.with_context(|| format!("writing {}", file.display()))?;
+                out.write_all(&chunk).await.with_context(|| format!("writing {shown}"))?;
                 written += chunk.len() as u64;
             }
             written

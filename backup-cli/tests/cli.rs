@@ -61,6 +61,14 @@ async fn backup_lifecycle_through_the_cli() {
     assert!(std::fs::metadata(&file).unwrap().len() > 0);
     let again = cairn(&env, &storage, &["backup", "download", "nightly", "-f", file.to_str().unwrap()]);
     assert!(!again.status.success() && text(&again.stderr).contains("--force"));
+    // `-f -` writes the archive to standard output, nothing else; `-o FILE` is Velero's spelling of `-f FILE`.
+    let piped = cairn(&env, &storage, &["backup", "download", "nightly", "-f", "-"]);
+    assert!(piped.status.success(), "{}", text(&piped.stderr));
+    assert_eq!(piped.stdout, std::fs::read(&file).unwrap(), "standard output is not the archive");
+    let velero_style = dir.join("velero-style.tar.zst");
+    let downloaded = cairn(&env, &storage, &["backup", "download", "nightly", "-o", velero_style.to_str().unwrap()]);
+    assert!(downloaded.status.success(), "{}", text(&downloaded.stderr));
+    assert_eq!(std::fs::read(&velero_style).unwrap(), piped.stdout);
     std::fs::remove_dir_all(&dir).unwrap();
 
     // Restore: a preview into a new namespace changes nothing, then the real thing, then its records.

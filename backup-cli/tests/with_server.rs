@@ -104,6 +104,9 @@ async fn with_a_server_the_cli_backs_up_restores_schedules_and_deletes_through_o
     let archive = std::fs::read(dir.join("first-data.tar.zst")).unwrap_or_else(|e| panic!("{e}: {downloaded}"));
     assert!(archive.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]), "not a zstd archive: {downloaded}");
     assert!(downloaded.contains("first-data.tar.zst"), "{downloaded}");
+    let piped = cairn_in(&env, &namespace, &dir, &["backup", "download", "first", "-o", "-"]);
+    assert!(piped.status.success(), "{}", String::from_utf8_lossy(&piped.stderr));
+    assert_eq!(piped.stdout, archive, "standard output is not the archive");
 
     // A location the server cannot open (its Secret is missing): the backup ends FailedValidation, exit 1.
     succeeded(cairn(

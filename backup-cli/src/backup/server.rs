@@ -255,10 +255,12 @@ async fn download(name: &str, file: Option<PathBuf>, force: bool, server: &Serve
         bail!("backup {name:?} is {}; it has no archive", backup.phase().as_str());
     }
     let extension = backup.spec.compression.unwrap_or(Compression::Zstd).extension();
-    let path = file.unwrap_or_else(|| PathBuf::from(format!("{name}-data.{extension}")));
-    if path.exists() && !force {
-        bail!("{} already exists; pass --force to replace it or -f PATH to write elsewhere", path.display());
-    }
+    let Some(path) = super::download_path(name, file, extension, force)? else {
+        crate::output::reserve_stdout();
+        let mut out = tokio::io::stdout();
+        fetch::download_to(server, DownloadTargetKind::BackupContents, name, &mut out, "standard output").await?;
+        return Ok(());
+    };
     let partial = path.with_extension(format!("{extension}.partial"));
     let bytes = match fetch::download_to_file(server, DownloadTargetKind::BackupContents, name, &partial).await {
         Ok(bytes) => bytes,

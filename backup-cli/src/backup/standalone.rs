@@ -194,10 +194,12 @@ async fn download(name: &str, file: Option<PathBuf>, force: bool, connection: &C
     let store = connection.existing_store()?;
     let record = backup::find_backup(&store, name).await?;
     let extension = record.compression().extension();
-    let path = file.unwrap_or_else(|| PathBuf::from(format!("{name}-data.{extension}")));
-    if path.exists() && !force {
-        bail!("{} already exists; pass --force to replace it or -f PATH to write elsewhere", path.display());
-    }
+    let Some(path) = super::download_path(name, file, extension, force)? else {
+        crate::output::reserve_stdout();
+        let mut out = tokio::io::stdout();
+        backup::download_archive(&store, &record, &mut out).await?;
+        return Ok(tokio::io::AsyncWriteExt::flush(&mut out).await?);
+    };
     let partial = path.with_extension(format!("{extension}.partial"));
     let mut out = tokio::fs::File::create(&partial).await.with_context(|| format!("creating {}", partial.display()))?;
     let bytes = match backup::download_archive(&store, &record, &mut out).await {
