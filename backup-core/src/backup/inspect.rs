@@ -43,6 +43,9 @@ pub enum InspectError {
     /// Reading the archive failed.
     #[error("reading the archive failed: {0}")]
     Io(#[from] std::io::Error),
+    /// Writing the archive where it was asked for failed (a full disk, a closed pipe).
+    #[error("writing the archive out failed: {0}")]
+    Write(#[source] std::io::Error),
     /// The archive could not be read to its end (an outage of the store, most often).
     #[error("{0}")]
     Archive(#[from] ArchiveError),
@@ -275,13 +278,20 @@ pub async fn archive_stream(
     Ok(store.get_stream(&backup_keys(record).archive).await?)
 }
 
-/// Copies the archive into `out` and returns the bytes copied.
+/// Copies the archive into `out` and returns the bytes copied. A failure says which side failed: reading
+/// from the store, or writing to `out`.
 pub async fn download_archive(
     store: &Store,
     record: &BackupRecord,
     out: &mut (impl AsyncWrite + Unpin),
 ) -> Result<u64, InspectError> {
-    let stream = archive_stream(store, record).await?;
-    let mut reader = StreamReader::new(stream.map_err(std::io::Error::other));
-    Ok(tokio::io::copy(&mut reader, out).await?)
+    use tokio::io::AsyncWriteExt;
+    let mut stream = std::pin::pin!(archive_stream(store, record).await?);
+    let mut copied = 0;
+    while let Some(chunk) = stream.try_next().await? {
+        out.write_all(&chunk).await.map_err(InspectError::Write)?;
+        copied += chunk.len() as u64;
+    }
+    out.flush().await.map_err(InspectError::Write)?;
+    Ok(copied)
 }
