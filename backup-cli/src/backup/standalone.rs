@@ -196,9 +196,8 @@ async fn download(name: &str, file: Option<PathBuf>, force: bool, connection: &C
     let extension = record.compression().extension();
     let Some(path) = super::download_path(name, file, extension, force)? else {
         crate::output::reserve_stdout();
-        let mut out = tokio::io::stdout();
-        backup::download_archive(&store, &record, &mut out).await?;
-        return Ok(tokio::io::AsyncWriteExt::flush(&mut out).await?);
+        backup::download_archive(&store, &record, &mut tokio::io::stdout()).await?;
+        return Ok(());
     };
     let partial = path.with_extension(format!("{extension}.partial"));
     let mut out = tokio::fs::File::create(&partial).await.with_context(|| format!("creating {}", partial.display()))?;
@@ -209,7 +208,6 @@ async fn download(name: &str, file: Option<PathBuf>, force: bool, connection: &C
             return Err(error.into());
         }
     };
-    tokio::io::AsyncWriteExt::flush(&mut out).await?;
     tokio::fs::rename(&partial, &path).await?;
     write_out(&format!("Backup {name} downloaded to {} ({}).\n", path.display(), human_bytes(bytes)))?;
     Ok(())
